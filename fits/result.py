@@ -1,0 +1,44 @@
+"""The outcome of one fitting call, modelled on scipy.optimize.OptimizeResult: everything needed to judge it."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Diagnostics(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How well a fit describes its points and how far it can be trusted beyond them."""
+
+    residual_rms: float | None = None
+    """Root mean square of log-space residuals ln(predicted) - ln(observed)."""
+    residual_max: float | None = None
+    """Largest absolute log-space residual."""
+    residual_mean: float | None = None
+    heldout_error: float | None = None
+    """Mean absolute relative error on the held-out largest-compute points, fitting on the rest."""
+    heldout_points: int | None = None
+    compute_range: list[float] | None = None
+    """[min, max] training FLOPs (6·N·D) of the points fitted on."""
+    degenerate: bool = False
+    at_bounds: list[str] = []
+
+
+class FitResult(msgspec.Struct, kw_only=True):
+    """Result of fitting one law family to a set of points."""
+
+    law: str
+    coefficients: dict[str, float]
+    objective: float
+    n_points: int
+    starts: int
+    seconds: float
+    converged: bool
+    warnings: list[str] = []
+    intervals: dict[str, list[float]] = {}
+    """Coefficient name -> [low, high] percentile interval (empty unless bootstrapped)."""
+    derived_intervals: dict[str, list[float]] = {}
+    """Derived quantity (a predicted loss, N_opt at a budget) -> [low, high]."""
+    bootstrap: int = 0
+    seed: int | None = None
+    iterations: int | None = None
+    message: str = ""
+    diagnostics: Diagnostics = msgspec.field(default_factory=Diagnostics)

@@ -1,0 +1,330 @@
+"""The one SQLite file behind scaleplan: schema, migrations, and the versioned fit store.
+
+Every package keeps its records here (fits, plans, runs, run points, checks). The schema is owned by this
+module and grows only through the migrations below, so every process that opens the file agrees on it.
+
+Concurrency: WAL mode lets readers run beside one writer; a busy timeout makes writers queue instead of
+failing; every read-check-write runs inside ``transaction(db)`` (``BEGIN IMMEDIATE``), which takes the
+write lock up front so two processes cannot both decide on the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import sqlite_utils
+
+from fits.fit import Fit, Provenance
+from fits.result import Diagnostics
+
+DEFAULT_DB = "scaleplan.db"
+BUSY_TIMEOUT_MS = 30_000
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+class FitNotFound(KeyError):
+    """No fit with that id or name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "fit not found"
+
+
+def db_path(path: str | os.PathLike[str] | None = None) -> str:
+    """Resolve the database path: the argument, else ``SCALEPLAN_DB``, else ``./scaleplan.db``."""
+    return os.fspath(path) if path is not None else os.environ.get("SCALEPLAN_DB", DEFAULT_DB)
+
+
+def now() -> str:
+    """UTC timestamp with microseconds; sorts lexically in time order."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def to_json(obj: Any) -> str:
+    return _encoder.encode(obj).decode()
+
+
+def from_json(text: str | bytes | None, type_: type[T]) -> T:
+    return msgspec.json.decode(text or "null", type=type_)
+
+
+# ---------------------------------------------------------------------------------------------- schema
+
+migrations = sqlite_utils.Migrations("scaleplan")
+
+
+@migrations(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    db["fits"].create(
+        {
+            "id": int, "name": str, "law": str, "scope": str, "version": int,
+            "coefficients": str, "intervals": str, "provenance": str, "points": str,
+            "objective": float, "n_points": int, "heldout_error": float, "diagnostics": str,
+            "warnings": str, "created": str, "active": int,
+        },
+        pk="id",
+        not_null={"law", "scope", "version", "coefficients", "created", "active"},
+        defaults={"active": 0, "n_points": 0},
+    )
+    db["fits"].create_index(["law", "scope", "version"], unique=True)
+    db["fits"].create_index(["name"])
+    # The database itself refuses a second active fit for a (law, scope).
+    db.execute("CREATE UNIQUE INDEX fits_one_active ON fits(law, scope) WHERE active = 1")
+
+    db["plans"].create(
+        {
+            "id": int, "fit_id": int, "created": str, "compute_flops": float,
+            "idempotency_key": str, "request": str, "plan": str,
+        },
+        pk="id",
+        foreign_keys=[("fit_id", "fits", "id")],
+        not_null={"fit_id", "created", "plan"},
+    )
+    db["plans"].create_index(["idempotency_key"], unique=True)
+    db["plans"].create_index(["fit_id", "id"])
+    db["plans"].create_index(["created"])
+
+    db["checks"].create(
+        {
+            "id": int, "plan_id": int, "scope": str, "created": str, "status": str, "verdict": str,
+            "items": str, "summary": str, "plot_path": str, "refit_fit_ids": str,
+        },
+        pk="id",
+        foreign_keys=[("plan_id", "plans", "id")],
+        not_null={"created", "status"},
+    )
+    db["checks"].create_index(["plan_id"])
+
+    db["runs"].create(
+        {
+            "id": int, "scope": str, "plan_id": int, "check_id": int, "role": str, "source": str,
+            "status": str, "config": str, "prediction": str, "n_params": int, "params_total": int,
+            "batch_tokens": int, "seq_len": int, "tokens": int, "steps": int, "warmup_steps": int,
+            "seed": int, "final_val_loss": float, "best_val_step": int, "error": str,
+            "created": str, "updated": str,
+        },
+        pk="id",
+        foreign_keys=[("plan_id", "plans", "id"), ("check_id", "checks", "id")],
+        not_null={"scope", "status", "source", "created", "updated"},
+    )
+    db["runs"].create_index(["scope", "status", "updated"])
+    db["runs"].create_index(["check_id"])
+
+    db["run_points"].create(
+        {
+            "run_id": int, "step": int, "tokens": int, "train_loss": float, "val_loss": float,
+            "lr": float, "seconds": float,
+        },
+        pk=("run_id", "step"),
+        foreign_keys=[("run_id", "runs", "id")],
+        not_null={"run_id", "step"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- opening
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # isolation_level=None: sqlite3 never opens transactions behind our back; transaction() does it.
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def open_db(path: str | os.PathLike[str] | None = None, *, seed: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the scaleplan database, apply pending migrations and seed published fits."""
+    resolved = db_path(path)
+    if resolved != ":memory:":
+        parent = Path(resolved).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise FileNotFoundError(f"database directory does not exist: {parent}")
+    db = sqlite_utils.Database(_connect(resolved))
+    if migrations.pending(db):
+        # Under the write lock apply() re-reads what is applied, so two processes starting at once
+        # migrate exactly once; each migration nests as a savepoint.
+        with transaction(db):
+            migrations.apply(db)
+    if seed:
+        seed_published(db)
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction that takes the write lock up front (BEGIN IMMEDIATE); nested use joins it."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# ---------------------------------------------------------------------------------------------- fits
+
+
+def _row_to_fit(row: dict[str, Any]) -> Fit:
+    return Fit(
+        id=row["id"],
+        name=row["name"],
+        law=row["law"],
+        scope=row["scope"],
+        version=row["version"],
+        coefficients=from_json(row["coefficients"], dict[str, float]),
+        intervals=from_json(row["intervals"], dict[str, list[float]] | None) or {},
+        provenance=from_json(row["provenance"], Provenance),
+        objective=row["objective"],
+        n_points=row["n_points"] or 0,
+        heldout_error=row["heldout_error"],
+        diagnostics=from_json(row["diagnostics"], Diagnostics | None) or Diagnostics(),
+        warnings=from_json(row["warnings"], list[str] | None) or [],
+        created=row["created"],
+        active=bool(row["active"]),
+    )
+
+
+def save_fit(
+    db: sqlite_utils.Database,
+    fit: Fit,
+    *,
+    activate: bool = False,
+    points: list[dict[str, float]] | None = None,
+) -> Fit:
+    """Store ``fit`` as the next version of its (law, scope); optionally make it the active one.
+
+    ``points`` are the data points the fit was made on, kept so a fit can be re-examined later.
+    """
+    with transaction(db):
+        (latest,) = db.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM fits WHERE law = ? AND scope = ?", [fit.law, fit.scope]
+        ).fetchone()
+        version = latest + 1
+        created = now()
+        row = {
+            "name": fit.name,
+            "law": fit.law,
+            "scope": fit.scope,
+            "version": version,
+            "coefficients": to_json(fit.coefficients),
+            "intervals": to_json(fit.intervals),
+            "provenance": to_json(fit.provenance),
+            "points": to_json(points) if points is not None else None,
+            "objective": fit.objective,
+            "n_points": fit.n_points,
+            "heldout_error": fit.heldout_error,
+            "diagnostics": to_json(fit.diagnostics),
+            "warnings": to_json(fit.warnings),
+            "created": created,
+            "active": 0,
+        }
+        fit_id = db["fits"].insert(row).last_pk
+        if activate:
+            _activate(db, fit_id, fit.law, fit.scope)
+    return get_fit(db, fit_id)
+
+
+def _activate(db: sqlite_utils.Database, fit_id: int, law: str, scope: str) -> None:
+    db.execute("UPDATE fits SET active = 0 WHERE law = ? AND scope = ? AND active = 1", [law, scope])
+    db.execute("UPDATE fits SET active = 1 WHERE id = ?", [fit_id])
+
+
+def activate_fit(db: sqlite_utils.Database, fit_id: int) -> Fit:
+    """Make ``fit_id`` the active fit of its (law, scope), atomically."""
+    with transaction(db):
+        row = db.execute("SELECT law, scope FROM fits WHERE id = ?", [fit_id]).fetchone()
+        if row is None:
+            raise FitNotFound(f"no fit with id {fit_id}")
+        _activate(db, fit_id, row[0], row[1])
+    return get_fit(db, fit_id)
+
+
+def get_fit(db: sqlite_utils.Database, ref: int | str) -> Fit:
+    """A fit by id (int or digit string) or by stable name (the newest version carrying that name)."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        rows = list(db["fits"].rows_where("id = ?", [int(ref)]))
+        if not rows:
+            raise FitNotFound(f"no fit with id {ref}")
+    else:
+        rows = list(db["fits"].rows_where("name = ?", [ref], order_by="version desc", limit=1))
+        if not rows:
+            known = ", ".join(r["name"] for r in db.query("SELECT DISTINCT name FROM fits WHERE name IS NOT NULL"))
+            raise FitNotFound(f"no fit named {ref!r} (known names: {known or 'none'})")
+    return _row_to_fit(rows[0])
+
+
+def active_fit(db: sqlite_utils.Database, law: str, scope: str) -> Fit | None:
+    rows = list(db["fits"].rows_where("law = ? AND scope = ? AND active = 1", [law, scope]))
+    return _row_to_fit(rows[0]) if rows else None
+
+
+def active_fits(db: sqlite_utils.Database, scope: str | None = None) -> list[Fit]:
+    where, args = ("active = 1 AND scope = ?", [scope]) if scope else ("active = 1", [])
+    return [_row_to_fit(r) for r in db["fits"].rows_where(where, args, order_by="law, scope")]
+
+
+def list_fits(db: sqlite_utils.Database, *, law: str | None = None, scope: str | None = None) -> list[Fit]:
+    clauses, args = [], []
+    if law is not None:
+        clauses.append("law = ?")
+        args.append(law)
+    if scope is not None:
+        clauses.append("scope = ?")
+        args.append(scope)
+    where = " AND ".join(clauses) or None
+    return [_row_to_fit(r) for r in db["fits"].rows_where(where, args, order_by="id")]
+
+
+def fit_points(db: sqlite_utils.Database, fit_id: int) -> list[dict[str, float]] | None:
+    row = db.execute("SELECT points FROM fits WHERE id = ?", [fit_id]).fetchone()
+    if row is None:
+        raise FitNotFound(f"no fit with id {fit_id}")
+    return from_json(row[0], list[dict[str, float]] | None)
+
+
+# ---------------------------------------------------------------------------------------------- seeding
+
+
+def seed_published(db: sqlite_utils.Database) -> list[Fit]:
+    """Insert the published coefficient sets once; later calls find them and do nothing."""
+    from fits.laws.published import published_fits
+
+    wanted = published_fits()
+    names = [f.name for f in wanted]
+    placeholders = ",".join("?" * len(names))
+    query = f"SELECT COUNT(DISTINCT name) FROM fits WHERE name IN ({placeholders})"
+    if db.execute(query, names).fetchone()[0] == len(names):
+        return []
+    seeded = []
+    with transaction(db):
+        present = {r[0] for r in db.execute(f"SELECT name FROM fits WHERE name IN ({placeholders})", names)}
+        for fit in wanted:
+            if fit.name not in present:
+                seeded.append(save_fit(db, fit, activate=fit.active))
+    return seeded
+
+
+def is_seeded(db: sqlite_utils.Database) -> bool:
+    from fits.laws.published import published_fits
+
+    names = [f.name for f in published_fits()]
+    placeholders = ",".join("?" * len(names))
+    query = f"SELECT COUNT(DISTINCT name) FROM fits WHERE name IN ({placeholders})"
+    return db.execute(query, names).fetchone()[0] == len(names)

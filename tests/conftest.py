@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh database path, also exported as SCALEPLAN_DB for subprocesses and default-path code."""
+    path = tmp_path / "scaleplan.db"
+    monkeypatch.setenv("SCALEPLAN_DB", os.fspath(path))
+    return path
+
+
+@pytest.fixture
+def db(db_file: Path):
+    from fits.store import open_db
+
+    database = open_db(db_file)
+    yield database
+    database.conn.close()

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from fits.fit import Fit, Provenance
+from fits.store import (
+    FitNotFound,
+    activate_fit,
+    active_fit,
+    get_fit,
+    list_fits,
+    migrations,
+    open_db,
+    save_fit,
+    transaction,
+)
+
+
+def _fit(scope: str = "s", **coeffs: float) -> Fit:
+    return Fit(
+        law="chinchilla",
+        scope=scope,
+        coefficients=coeffs or {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37},
+        provenance=Provenance(source="fitted", data="test"),
+    )
+
+
+def test_open_creates_wal_schema_and_seeds_published(db):
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"fits", "plans", "runs", "run_points", "checks"} <= set(db.table_names())
+    assert not migrations.pending(db)
+    names = {f.name for f in list_fits(db)}
+    assert {"kaplan2020", "hoffmann2022", "besiroglu2024"} <= names
+    massive = active_fit(db, "chinchilla", "massivetext")
+    assert massive is not None and massive.name == "besiroglu2024"
+    assert get_fit(db, "hoffmann2022").active is False
+    assert get_fit(db, "kaplan2020").law == "kaplan"
+
+
+def test_reopen_is_idempotent(db_file):
+    first = open_db(db_file)
+    count = first["fits"].count
+    first.conn.close()
+    again = open_db(db_file)
+    assert again["fits"].count == count
+    assert len(migrations.applied(again)) == len(migrations.applied(again)) >= 1
+
+
+def test_versions_increment_and_one_active(db):
+    a = save_fit(db, _fit(), activate=True)
+    b = save_fit(db, _fit(), activate=False)
+    assert (a.version, b.version) == (1, 2)
+    assert active_fit(db, "chinchilla", "s").id == a.id
+    activate_fit(db, b.id)
+    assert active_fit(db, "chinchilla", "s").id == b.id
+    assert [f.active for f in list_fits(db, scope="s")] == [False, True]
+
+
+def test_database_refuses_two_active_fits(db):
+    a = save_fit(db, _fit(), activate=True)
+    b = save_fit(db, _fit())
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE fits SET active = 1 WHERE id = ?", [b.id])
+    assert active_fit(db, "chinchilla", "s").id == a.id
+
+
+def test_failed_transaction_leaves_previous_active_fit(db):
+    a = save_fit(db, _fit(), activate=True)
+    with pytest.raises(RuntimeError), transaction(db):
+        save_fit(db, _fit(), activate=True)
+        raise RuntimeError("crash midway")
+    assert active_fit(db, "chinchilla", "s").id == a.id
+    assert len(list_fits(db, scope="s")) == 1
+
+
+def test_lookup_errors_name_what_is_known(db):
+    with pytest.raises(FitNotFound, match="no fit with id 999"):
+        get_fit(db, 999)
+    with pytest.raises(FitNotFound, match="besiroglu2024"):
+        get_fit(db, "nonesuch")
+    with pytest.raises(FitNotFound):
+        activate_fit(db, 12345)
+
+
+def test_open_db_in_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_db(tmp_path / "nope" / "x.db")
