@@ -1,0 +1,110 @@
+"""The litestar application factory: ``uvicorn --factory api.app:create_app``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from api.controllers.fits import FitsController
+from api.controllers.operations import OperationsController
+from api.controllers.plans import PlansController
+from api.controllers.predict import PredictController
+from api.controllers.runs import RunsController
+from api.database import Database
+from api.metrics import MetricsASGI, Registry
+from api.openapi import openapi_config
+from api.problems import exception_handlers
+from api.ratelimit import RateLimitMiddleware, TokenBucket
+from api.settings import Settings, load_settings
+from api.threads import SerialThread
+
+log = logging.getLogger("api")
+
+
+def _version() -> str:
+    try:
+        return version("scaleplan")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _database(state: State) -> Database:
+    return state.database
+
+
+def _registry(state: State) -> Registry:
+    return state.registry
+
+
+def _plotter(state: State) -> SerialThread:
+    return state.plotter
+
+
+def _fitter(state: State) -> SerialThread:
+    return state.fitter
+
+
+def create_app(
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    api_keys: str | None = None,
+    api_keys_file: str | os.PathLike[str] | None = None,
+    rate_limit: float | None = None,
+    rate_burst: int | None = None,
+    max_body_bytes: int | None = None,
+    settings: Settings | None = None,
+) -> Litestar:
+    """Build the service. Unset arguments come from the environment (see ``api.settings``).
+
+    ``api_keys`` is a comma-separated list, like ``SCALEPLAN_API_KEYS``; ``rate_limit=0`` turns rate limiting off.
+    """
+    settings = settings or load_settings(
+        db_path, api_keys=api_keys, api_keys_file=api_keys_file, rate_limit=rate_limit, rate_burst=rate_burst,
+        max_body_bytes=max_body_bytes,
+    )
+    database = Database(settings.db_path)
+    registry = Registry()
+    plotter = SerialThread("plot")
+    fitter = SerialThread("fit")
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await database.open()
+        log.info("serving database %s", settings.db_path or os.environ.get("SCALEPLAN_DB", "scaleplan.db"))
+        try:
+            yield
+        finally:
+            await database.close()
+            plotter.close()
+            fitter.close()
+
+    middleware = []
+    if settings.rate_limit > 0:
+        middleware.append(RateLimitMiddleware(TokenBucket(settings.rate_limit, settings.rate_burst)))
+
+    app = Litestar(
+        route_handlers=[OperationsController, PlansController, PredictController, FitsController, RunsController],
+        dependencies={
+            "database": Provide(_database, sync_to_thread=False),
+            "registry": Provide(_registry, sync_to_thread=False),
+            "plotter": Provide(_plotter, sync_to_thread=False),
+            "fitter": Provide(_fitter, sync_to_thread=False),
+        },
+        state=State({"database": database, "registry": registry, "plotter": plotter, "fitter": fitter,
+                     "api_keys": settings.api_keys, "settings": settings}),
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers(),
+        middleware=middleware,
+        openapi_config=openapi_config(_version()),
+        request_max_body_size=settings.max_body_bytes,
+    )
+    # Outermost wrapper, so routing 404s and handled errors are counted with their final status.
+    app.asgi_handler = MetricsASGI(app.asgi_handler, registry)
+    return app

@@ -1,0 +1,89 @@
+"""``python -m api``: serve the planning API with uvicorn.
+
+    python -m api [--host 127.0.0.1] [--port 8000] [--workers N] [--db PATH]
+
+The database (``--db``, else ``SCALEPLAN_DB``, else ./scaleplan.db) is created, migrated and seeded with
+the published fits before the workers start, so several workers never race to seed it. SIGTERM or
+Ctrl-C stops accepting connections, lets requests in flight finish, and closes the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m api", description="Serve the scaleplan planning API.")
+    parser.add_argument("--host", default=os.environ.get("SCALEPLAN_HOST", "127.0.0.1"),
+                        help="interface to bind (default 127.0.0.1; 0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SCALEPLAN_PORT", "8000")),
+                        help="TCP port (default 8000)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("SCALEPLAN_WORKERS", "1")),
+                        help="worker processes sharing the SQLite file (default 1)")
+    parser.add_argument("--db", default=None, help="SQLite file (default: $SCALEPLAN_DB, else ./scaleplan.db)")
+    parser.add_argument("--rate-limit", type=float, default=None,
+                        help="requests per second per client (default $SCALEPLAN_RATE_LIMIT or 100; 0 = off)")
+    parser.add_argument("--rate-burst", type=int, default=None,
+                        help="burst size per client (default $SCALEPLAN_RATE_BURST or 200)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
+                        help="log every request (default off)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        _check(args)
+        _prepare(args)
+    except (ValueError, OSError) as exc:
+        print(f"python -m api: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    import uvicorn
+
+    # Workers are separate processes that rebuild the app from the environment.
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers if args.workers > 1 else None,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=20,
+    )
+
+
+def _check(args: argparse.Namespace) -> None:
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port {args.port} is not a TCP port")
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers} must be at least 1")
+    if args.rate_limit is not None and args.rate_limit < 0:
+        raise ValueError("--rate-limit must not be negative")
+    if args.rate_burst is not None and args.rate_burst < 1:
+        raise ValueError("--rate-burst must be at least 1")
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    """Export the settings for the workers, check them once, and seed the database before serving."""
+    from api.settings import load_settings
+    from fits.store import open_db
+
+    if args.db is not None:
+        os.environ["SCALEPLAN_DB"] = os.path.abspath(args.db)
+    if args.rate_limit is not None:
+        os.environ["SCALEPLAN_RATE_LIMIT"] = repr(args.rate_limit)
+    if args.rate_burst is not None:
+        os.environ["SCALEPLAN_RATE_BURST"] = str(args.rate_burst)
+    settings = load_settings()
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.api_keys:
+        logging.getLogger("api").warning(
+            "no API keys configured (SCALEPLAN_API_KEYS / SCALEPLAN_API_KEYS_FILE): write endpoints will answer 403"
+        )
+    open_db(settings.db_path).conn.close()

@@ -1,0 +1,245 @@
+"""/v1/fits: the stored, versioned scaling-law fits (the fits package's own Fit struct)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import Body, PathParameter, QueryParameter
+
+from api.auth import require_api_key
+from api.database import Database
+from api.examples import CREATED, example, fit_example
+from api.openapi import WRITE_SECURITY, problem_responses
+from api.problems import ApiProblem, strict_body, value_problem
+from api.schemas import MAX_ID, FitCreated, FitRequest
+from api.threads import SerialThread
+from fits.fit import Fit, Provenance
+from fits.laws.published import published_fits
+from fits.result import Diagnostics, FitResult
+
+PUBLISHED_NAMES = frozenset(f.name for f in published_fits())
+FIT_REQUEST_EXAMPLE = {
+    "law": "chinchilla",
+    "scope": "my-corpus",
+    "points": [
+        {"N": 1e7, "D": 2e8, "loss": 5.506}, {"N": 1e7, "D": 1e9, "loss": 4.653}, {"N": 1e7, "D": 5e9, "loss": 4.18},
+        {"N": 3e7, "D": 2e8, "loss": 4.944}, {"N": 3e7, "D": 1e9, "loss": 4.091}, {"N": 3e7, "D": 5e9, "loss": 3.617},
+        {"N": 1e8, "D": 2e8, "loss": 4.53}, {"N": 1e8, "D": 1e9, "loss": 3.677}, {"N": 1e8, "D": 5e9, "loss": 3.203},
+    ],
+    "activate": False,
+}
+
+
+def _list(db: Any, law: str | None, scope: str | None, active: bool | None) -> list[Fit]:
+    from fits.store import list_fits
+
+    fits = list_fits(db, law=law, scope=scope)
+    return [f for f in fits if active is None or f.active == active]
+
+
+def _get(db: Any, ref: str) -> Fit:
+    from fits.store import get_fit
+
+    return get_fit(db, ref)
+
+
+def _created_example() -> FitCreated:
+    coefficients = {"E": 1.8122, "A": 474.62, "B": 2070.65, "alpha": 0.34672, "beta": 0.36539}
+    diagnostics = Diagnostics(residual_rms=2.1e-5, residual_max=4.4e-5, heldout_error=1.3e-4, heldout_points=2,
+                              compute_range=[1.2e16, 3.0e18])
+    result = FitResult(law="chinchilla", coefficients=coefficients, objective=1.9e-9, n_points=9, starts=4500,
+                       seconds=5.1, converged=True, message="converged", diagnostics=diagnostics)
+    fit = Fit(law="chinchilla", scope="my-corpus", coefficients=coefficients, id=4, version=1, n_points=9,
+              provenance=Provenance(source="fitted", note="POST /v1/fits --method robust",
+                                    data="9 posted points (sha256 0c6f3a9e21b4)", seed=0),
+              objective=1.9e-9, heldout_error=1.3e-4, diagnostics=diagnostics, created=CREATED)
+    return FitCreated(fit=fit, result=result)
+
+
+def _columns(request: FitRequest) -> dict[str, list[float]]:
+    """Named columns as ``fits.fitting.fit`` takes them; every point must carry its law's columns."""
+    from fits.fitting import COLUMNS
+
+    needed = COLUMNS[request.law]
+    for i, point in enumerate(request.points):
+        for column in needed:
+            if getattr(point, column) is None:
+                raise ApiProblem(422, f"points[{i}].{column}: {request.law} needs {', '.join(needed)} on every point",
+                                 field=f"points[{i}].{column}")
+    columns = {column: [float(getattr(p, column)) for p in request.points] for column in needed}
+    if request.law == "kaplan-ns" and request.warmup is None and any(p.warmup is not None for p in request.points):
+        columns["warmup"] = [float(p.warmup or 0.0) for p in request.points]
+    return columns
+
+
+def _fit(request: FitRequest, columns: dict[str, list[float]]) -> FitResult:
+    """The fitting call itself (seconds of CPU; runs on the fit thread, one at a time)."""
+    from fits.fitting import fit
+
+    try:
+        return fit(request.law, columns, warmup=request.warmup, method=request.method, bootstrap=request.bootstrap,
+                   seed=request.seed, predict=[tuple(p) for p in request.predict], budgets=list(request.budgets))
+    except ArithmeticError as exc:
+        raise ApiProblem(422, f"points: the fit failed on these values ({exc}); check units (parameters, tokens, "
+                              "nats)", field="points") from exc
+    except ValueError as exc:  # InsufficientData and friends name the column; "data" is the points list
+        raise value_problem(exc, rename={"data": "points", **{c: f"points[].{c}" for c in columns}}) from exc
+
+
+def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, list[float]]) -> Fit:
+    """Save as the next version of (law, scope) the way ``python -m fits fit --save`` does."""
+    from fits.store import save_fit, transaction
+
+    body = msgspec.json.encode(request.points)
+    fit = Fit(
+        law=result.law,
+        scope=request.scope,
+        name=request.name,
+        coefficients=result.coefficients,
+        intervals=result.intervals,
+        provenance=Provenance(
+            source="fitted",
+            note=f"POST /v1/fits --method {request.method}",
+            data=f"{len(request.points)} posted points (sha256 {hashlib.sha256(body).hexdigest()[:12]})",
+            seed=result.seed,
+            bootstrap=result.bootstrap,
+        ),
+        objective=result.objective,
+        n_points=result.n_points,
+        heldout_error=result.diagnostics.heldout_error,
+        diagnostics=result.diagnostics,
+        warnings=result.warnings,
+    )
+    points = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    with transaction(db):
+        if request.name is not None:
+            _check_name(db, request)
+        return save_fit(db, fit, activate=request.activate, points=points)
+
+
+def _check_name(db: Any, request: FitRequest) -> None:
+    if request.name in PUBLISHED_NAMES:
+        raise ApiProblem(409, f"name: {request.name!r} is the name of a published fit and is reserved",
+                         field="name", title="Conflict")
+    row = db.execute("SELECT law, scope FROM fits WHERE name = ? ORDER BY version DESC LIMIT 1",
+                     [request.name]).fetchone()
+    if row is not None and (row[0], row[1]) != (request.law, request.scope):
+        raise ApiProblem(409, f"name: {request.name!r} already names fits of {row[0]}/{row[1]}; a name stays with "
+                              "one (law, scope)", field="name")
+
+
+def _activate(db: Any, fit_id: int) -> Fit:
+    from fits.store import activate_fit
+
+    return activate_fit(db, fit_id)
+
+
+class FitsController(Controller):
+    path = "/v1/fits"
+    tags = ("fits",)
+
+    @get(
+        "/",
+        summary="List fits",
+        description=(
+            "Every stored fit, oldest first, optionally filtered by law family, scope and whether it is the "
+            "active fit of its (law, scope). Published sets are seeded on first start."
+        ),
+        responses={200: ResponseSpec(list[Fit], description="The fits.",
+                                     examples=[example("the default planning fit", [fit_example()])]),
+                   **problem_responses(422)},
+    )
+    async def list_fits(
+        self,
+        database: NamedDependency[Database],
+        law: Annotated[str | None, QueryParameter(
+            description="Law family: chinchilla, kaplan, kaplan-nd, kaplan-ns.",
+            examples=[example("chinchilla", "chinchilla")])] = None,
+        fit_scope: Annotated[str | None, QueryParameter(
+            name="scope", description="Scope, e.g. massivetext or webtext2.",
+            examples=[example("massivetext", "massivetext")])] = None,
+        active: Annotated[bool | None, QueryParameter(
+            description="Only active (true) or inactive (false) fits.",
+            examples=[example("active only", True)])] = None,
+    ) -> list[Fit]:
+        return await database.run(_list, law, fit_scope, active)
+
+    @get(
+        "/{ref:str}",
+        summary="Get a fit",
+        description="One fit by numeric id or by stable name (the newest version carrying that name).",
+        responses={200: ResponseSpec(Fit, description="The fit.", examples=[example("besiroglu2024", fit_example())]),
+                   **problem_responses(404)},
+    )
+    async def get_fit(
+        self,
+        database: NamedDependency[Database],
+        ref: Annotated[str, PathParameter(description="Fit id (digits) or stable name.",
+                                      examples=[example("by name", "besiroglu2024"), example("by id", "3")])],
+    ) -> Fit:
+        return await database.run(_get, ref)
+
+    @post(
+        "/",
+        summary="Fit points",
+        description=(
+            "Fit a law family (chinchilla, kaplan-nd, kaplan-ns) to the posted points with the engine behind "
+            "`python -m fits fit` (multi-start L-BFGS on the Huber loss of log residuals, held-out check, optional "
+            "bootstrap), store it as the next version of its (law, scope), and return the stored fit with the full "
+            "fitting result. A fit takes seconds (each bootstrap resample about as long again); fits run one at a "
+            "time per worker. Needs an API key."
+        ),
+        guards=[require_api_key],
+        security=WRITE_SECURITY,
+        status_code=201,
+        response_headers=[
+            ResponseHeader(name="Location", description="Path of the stored fit.", documentation_only=True),
+        ],
+        responses={201: ResponseSpec(FitCreated, description="The stored fit and the fitting result.",
+                                     examples=[example("the nine points above", _created_example())]),
+                   **problem_responses(401, 403, 409, 413)},
+    )
+    async def create_fit(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        fitter: NamedDependency[SerialThread],
+        data: Annotated[FitRequest, Body(description="Points and fitting options.", examples=[
+            example("Chinchilla form on nine runs", FIT_REQUEST_EXAMPLE)])],
+    ) -> Response[FitCreated]:
+        data = await strict_body(request, FitRequest)  # the schema's types, without litestar's coercion
+        columns = _columns(data)
+        if data.name is not None:  # refuse a conflicting name before seconds of fitting (checked again on save)
+            await database.run(_check_name, data)
+        result = await fitter.run(_fit, data, columns)
+        fit = await database.run(_store, data, result, columns)
+        return Response(FitCreated(fit=fit, result=result), status_code=201,
+                        headers={"Location": f"/v1/fits/{fit.id}"})
+
+    @post(
+        "/{fit_id:int}/activate",
+        summary="Activate a fit",
+        description=(
+            "Make this fit the active one of its (law, scope), atomically: plans made afterwards without an "
+            "explicit fit use it. Needs an API key."
+        ),
+        guards=[require_api_key],
+        security=WRITE_SECURITY,
+        status_code=200,
+        responses={200: ResponseSpec(Fit, description="The fit, now active.",
+                                     examples=[example("activated", fit_example())]),
+                   **problem_responses(401, 403, 404)},
+    )
+    async def activate_fit(
+        self,
+        database: NamedDependency[Database],
+        fit_id: Annotated[int, PathParameter(description="Id of the fit to activate.", ge=1, le=MAX_ID,
+                                         examples=[example("id", 3)])],
+    ) -> Fit:
+        return await database.run(_activate, fit_id)

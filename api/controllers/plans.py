@@ -1,0 +1,175 @@
+"""/v1/plans: ask for a plan, read stored plans, and the verifier's checks of a plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
+
+from api.database import Database
+from api.examples import PLAN_REQUESTS, example, plan_example
+from api.metrics import Registry
+from api.openapi import problem_responses
+from api.problems import ApiProblem, outside_the_law, strict_body
+from api.schemas import MAX_ID, PlanPage
+from planner import Plan, PlanRequest
+from verifier.check import Check
+
+MAX_PAGE = 200
+
+
+@outside_the_law
+def _create(db: Any, request: PlanRequest, key: str | None) -> tuple[Plan, bool]:
+    """(plan, replayed): an idempotency key seen before returns the stored plan without solving again."""
+    from planner import make_plan
+    from planner.store import find_by_key
+
+    if key is not None:
+        existing = find_by_key(db, key, request)
+        if existing is not None:
+            return existing, True
+    return make_plan(request, db, idempotency_key=key), False
+
+
+def _get(db: Any, plan_id: int) -> Plan:
+    from planner import get_plan
+
+    return get_plan(db, plan_id)
+
+
+def _page(db: Any, fit_id: int | None, since: str | None, cursor: int | None, limit: int) -> PlanPage:
+    from planner import list_plans
+
+    plans = list_plans(db, fit_id=fit_id, since=since, before_id=cursor, limit=limit + 1)
+    more = len(plans) > limit
+    plans = plans[:limit]
+    return PlanPage(items=plans, next_cursor=plans[-1].id if more and plans else None)
+
+
+def _checks(db: Any, plan_id: int) -> list[Check]:
+    from planner import get_plan
+    from verifier.check import list_checks
+
+    get_plan(db, plan_id)  # 404 for an unknown plan rather than an empty list
+    return list_checks(db, plan_id)
+
+
+def _since(text: str) -> str:
+    """An RFC 3339 time as the stored ``created`` text (UTC, microseconds), so comparing text compares times."""
+    try:
+        moment = msgspec.convert(text, dt.datetime)
+    except msgspec.ValidationError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ApiProblem(422, f"since: {text!r} is not an RFC 3339 time with a zone, e.g. 2025-01-31T12:00:00Z",
+                         field="since", source="query")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+PlanId = Annotated[int, PathParameter(description="Plan id.", ge=1, le=MAX_ID, examples=[example("id", 42)])]
+
+
+class PlansController(Controller):
+    path = "/v1/plans"
+    tags = ("plans",)
+
+    @post(
+        "/",
+        summary="Make a plan",
+        description=(
+            "Solve a planning question against a stored fit and store the answer. Give exactly one budget: "
+            "`compute_flops`, `pf_days`, `hours` (with `hardware`) or `target_loss`; optionally a fit (`fit`, or "
+            "`law` + `scope`; default besiroglu2024) and constraints (`max_params`, `unique_tokens`, `max_epochs`, "
+            "`deadline_hours`, batch limits, `seq_len`, `vocab_size`, `inference_tokens`, `hyperparams`). "
+            "The plan is stored before the 201 is sent; `Location` names it. With an `Idempotency-Key` header a "
+            "retried request returns the plan stored by the first attempt (201 again, with "
+            "`Idempotent-Replayed: true`); the same key with a different body is a 409."
+        ),
+        status_code=201,
+        response_headers=[
+            ResponseHeader(name="Location", description="Path of the stored plan.", documentation_only=True),
+        ],
+        responses={201: ResponseSpec(Plan, description="The stored plan.",
+                                     examples=[example("a 1e21 FLOP budget", plan_example())]),
+                   **problem_responses(400, 409, 413, 422)},
+    )
+    async def create_plan(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        registry: NamedDependency[Registry],
+        data: Annotated[PlanRequest, Body(
+            description="The planning question.",
+            examples=[example(summary, value) for summary, value in PLAN_REQUESTS.items()])],
+        idempotency_key: Annotated[str | None, HeaderParameter(
+            name="Idempotency-Key", min_length=1, max_length=200,
+            description="Any unique string (a UUID); a retry with the same key returns the same plan.",
+            examples=[example("uuid", "9b2f6c1e-5a7d-4f3b-8d1e-2c4a6b8d0e1f")])] = None,
+    ) -> Response[Plan]:
+        data = await strict_body(request, PlanRequest)  # the schema's types, without litestar's coercion
+        plan, replayed = await database.run(_create, data, idempotency_key)
+        headers = {"Location": f"/v1/plans/{plan.id}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        else:
+            registry.plan_created()
+        return Response(plan, status_code=201, headers=headers)
+
+    @get(
+        "/{plan_id:int}",
+        summary="Get a plan",
+        description="A stored plan by id, with the request it answered and the fit (id and version) it used.",
+        responses={200: ResponseSpec(Plan, description="The plan.", examples=[example("plan 42", plan_example())]),
+                   **problem_responses(404, 422)},
+    )
+    async def get_plan(self, database: NamedDependency[Database], plan_id: PlanId) -> Plan:
+        return await database.run(_get, plan_id)
+
+    @get(
+        "/",
+        summary="List plans",
+        description=(
+            "Stored plans, newest first, a page at a time: pass the page's `next_cursor` as `cursor` for the next "
+            "one. Filter by the fit a plan used (`fit_id`) and by creation time (`since`)."
+        ),
+        responses={200: ResponseSpec(PlanPage, description="A page of plans.", examples=[
+            example("one plan and more to come", PlanPage(items=[plan_example()], next_cursor=42))]),
+                   **problem_responses(422)},
+    )
+    async def list_plans(
+        self,
+        database: NamedDependency[Database],
+        fit_id: Annotated[int | None, QueryParameter(
+            description="Only plans made with this fit id.", ge=1, le=MAX_ID, examples=[example("fit 3", 3)])] = None,
+        since: Annotated[str | None, QueryParameter(
+            description="Only plans created at or after this time (RFC 3339, with a zone).",
+            schema_extra={"format": "date-time"}, max_length=64,
+            examples=[example("a date", "2025-01-01T00:00:00Z")])] = None,
+        cursor: Annotated[int | None, QueryParameter(
+            description="`next_cursor` of the previous page.", ge=1, le=MAX_ID,
+            examples=[example("after plan 42", 42)])] = None,
+        limit: Annotated[int, QueryParameter(
+            description=f"Plans per page, 1 to {MAX_PAGE}.", ge=1, le=MAX_PAGE, examples=[example("20", 20)])] = 50,
+    ) -> PlanPage:
+        since_text = _since(since) if since is not None else None
+        return await database.run(_page, fit_id, since_text, cursor, limit)
+
+    @get(
+        "/{plan_id:int}/checks",
+        summary="Checks of a plan",
+        description=(
+            "The verifier's checks of this plan, oldest first: each compares what the plan's fit predicted with "
+            "what short training runs measured, item by item, with a verdict."
+        ),
+        responses={200: ResponseSpec(list[Check], description="The checks (empty when none ran yet).",
+                                     examples=[example("no checks yet", [])]),
+                   **problem_responses(404, 422)},
+    )
+    async def plan_checks(self, database: NamedDependency[Database], plan_id: PlanId) -> list[Check]:
+        return await database.run(_checks, plan_id)

@@ -1,0 +1,317 @@
+"""Every error the service sends is an RFC 9457 problem-details body (application/problem+json).
+
+Handlers here turn litestar's own exceptions (routing, body decoding, validation, size limit, auth) and
+the domain packages' errors into problems that name the offending field and say what to change. Bad
+input never reaches the catch-all 500 handler.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, ParamSpec, TypeVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
+from api.schemas import FieldError, Problem
+
+log = logging.getLogger("api")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_SLUGS = {
+    400: "malformed-body",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+    429: "rate-limited",
+    500: "internal-error",
+    503: "unavailable",
+}
+_TITLES = {
+    400: "Malformed request",
+    422: "Validation failed",
+    409: "Conflict",
+}
+
+
+def problem_type(status: int) -> str:
+    return f"urn:scaleplan:problem:{_SLUGS.get(status, str(status))}"
+
+
+class ApiProblem(HTTPException):
+    """Raise from a handler to answer with a problem; ``field`` names the offending input."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        source: str = "body",
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        super().__init__(detail=detail, status_code=status, headers=headers)
+        self.title = title or _TITLES.get(status) or HTTPStatus(status).phrase
+        self.field = field
+        if errors is None and field:
+            errors = [FieldError(field=field, message=detail.removeprefix(f"{field}: "), source=source)]
+        self.errors = errors or []
+
+
+def outside_the_law(fn: Callable[P, T]) -> Callable[P, T]:
+    """Planner computations: arithmetic failures deep in a law (a division by an underflowed size, an
+    overflow to infinity) come from extreme inputs, so they are the caller's 422, not the server's 500."""
+
+    @functools.wraps(fn)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        from planner import PlanError
+
+        try:
+            return fn(*args, **kwargs)
+        except PlanError:
+            raise
+        except (ArithmeticError, ValueError) as exc:
+            log.warning("%s rejected as outside the law's range: %r", fn.__name__, exc)
+            raise ApiProblem(
+                422,
+                f"the request is outside the range where the law can be evaluated ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); use sizes and budgets within a few orders of magnitude of real training runs",
+            ) from exc
+
+    return guarded
+
+
+def problem_response(
+    request: Request[Any, Any, Any] | None,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    field: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = Problem(
+        type=problem_type(status),
+        title=title or _TITLES.get(status) or HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path if request is not None else None,
+        field=field,
+        errors=errors or [],
+    )
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+# ------------------------------------------------------------------------------------------- handlers
+
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
+
+
+def _field_path(key: str | None, message: str) -> str | None:
+    """litestar reports the body itself as ``data``; point at the field inside it where the message names one."""
+    for pattern in (_UNKNOWN_FIELD, _MISSING_FIELD):
+        match = pattern.search(message)
+        if match:
+            inner = match.group(1)
+            if key in (None, "", "data"):
+                return inner
+            return f"{key}.{inner}"
+    if key in (None, "", "data"):
+        return None
+    return key
+
+
+def _actionable(message: str) -> str:
+    message = message.replace("Object contains unknown field", "unknown field")
+    message = message.replace("Object missing required field", "missing required field")
+    return message
+
+
+def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors: list[FieldError] = []
+    malformed = False
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        source = str(getattr(item.get("source"), "value", item.get("source") or "body"))
+        key = item.get("key")
+        field = _field_path(key, message)
+        if source == "body" and field is None:
+            # The body as a whole is wrong: absent, or JSON of the wrong kind (an array, a string).
+            malformed = True
+            if message.strip("'") == "data":
+                message = "the request body is empty; send a JSON object"
+            elif message.startswith("Expected `object`"):
+                message = f"the request body must be a JSON object ({message.lower()})"
+            errors.append(FieldError(field="$", message=message, source=source))
+        else:
+            errors.append(FieldError(field=field or str(key), message=_actionable(message), source=source))
+    if not errors:
+        errors.append(FieldError(field="$", message=str(exc.detail), source="body"))
+    first = errors[0]
+    status = 400 if malformed else 422
+    detail = f"{first.field}: {first.message}" if first.field != "$" else first.message
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more; see errors)"
+    return problem_response(
+        request, status, detail, field=None if first.field == "$" else first.field, errors=errors
+    )
+
+
+def _on_api_problem(request: Request[Any, Any, Any], exc: ApiProblem) -> Response[bytes]:
+    return problem_response(
+        request, exc.status_code, exc.detail, title=exc.title, field=exc.field, errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+def _on_not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[bytes]:
+    detail = exc.detail
+    if detail in ("", "Not Found"):
+        detail = f"no resource at {request.method} {request.url.path}; the API lives under /v1 (see /schema)"
+    return problem_response(request, 404, detail)
+
+
+def _on_too_large(request: Request[Any, Any, Any], exc: RequestEntityTooLarge) -> Response[bytes]:
+    limit = request.route_handler.resolve_request_max_body_size()
+    return problem_response(
+        request, 413, f"the request body is larger than the limit of {limit} bytes; send fewer points per request"
+    )
+
+
+def _on_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[bytes]:
+    return problem_response(
+        request, 401, exc.detail, headers={"WWW-Authenticate": 'Bearer realm="scaleplan"'}, field="Authorization",
+        errors=[FieldError(field="Authorization", message=exc.detail, source="header")],
+    )
+
+
+def _on_forbidden(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[bytes]:
+    return problem_response(
+        request, 403, exc.detail, field="Authorization",
+        errors=[FieldError(field="Authorization", message=exc.detail, source="header")],
+    )
+
+
+def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    detail = exc.detail
+    if status == 400 and not detail.startswith("Invalid content-length"):
+        # litestar answers a body that fails to parse with a bare 400 carrying the decoder's message.
+        detail = f"the request body is not valid JSON ({detail.removeprefix('JSON is malformed: ')})"
+    elif detail == HTTPStatus(status).phrase and status == 405:
+        detail = f"{request.method} is not supported on {request.url.path}"
+    headers = dict(exc.headers or {})
+    return problem_response(request, status, detail, headers=headers or None)
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return problem_response(request, 500, "the server failed to answer this request; it has been logged")
+
+
+def _on_plan_error(request: Request[Any, Any, Any], exc: Any) -> Response[bytes]:
+    # The planner reports an idempotency key reused for another request as a PlanError on that "field".
+    status = 409 if exc.field == "idempotency_key" else 422
+    source = "header" if status == 409 else "body"
+    field = "Idempotency-Key" if status == 409 else exc.field
+    return problem_response(
+        request, status, str(exc), field=field, errors=[FieldError(field=field, message=exc.message, source=source)]
+    )
+
+
+def value_problem(exc: ValueError, *, rename: dict[str, str] | None = None) -> ApiProblem:
+    """A 422 from a domain ValueError, whose message starts with the offending field ("field: what to do")."""
+    message = str(exc)
+    field, sep, rest = message.partition(": ")
+    known = bool(sep) and re.fullmatch(r"[A-Za-z_][\w.\[\]-]*", field) is not None
+    if not known:
+        return ApiProblem(422, message)
+    field = (rename or {}).get(field, field)
+    return ApiProblem(422, f"{field}: {rest}", field=field)
+
+
+_AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.S)
+
+
+def msgspec_problem(exc: msgspec.ValidationError) -> ApiProblem:
+    """A 422 from msgspec's "<what> - at `$.a.b[2]`" message, with the path as the field."""
+    match = _AT_PATH.match(str(exc))
+    if match is None:
+        return ApiProblem(422, _actionable(str(exc)))
+    field = match.group("path").removeprefix(".") or None
+    message = _actionable(match.group("message"))
+    unknown = _UNKNOWN_FIELD.search(message) or _MISSING_FIELD.search(message)
+    if unknown:
+        field = f"{field}.{unknown.group(1)}" if field else unknown.group(1)
+    return ApiProblem(422, f"{field}: {message}" if field else message, field=field)
+
+
+async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
+    """The body decoded strictly: litestar's own decoding coerces ("1e21" becomes 1e21); the schema does not."""
+    try:
+        return msgspec.json.decode(await request.body(), type=type_)
+    except msgspec.ValidationError as exc:
+        raise msgspec_problem(exc) from None
+
+
+def _on_domain_value_error(request: Request[Any, Any, Any], exc: ValueError) -> Response[bytes]:
+    return _on_api_problem(request, value_problem(exc))
+
+
+def _not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    return problem_response(request, 404, str(exc))
+
+
+def exception_handlers() -> dict[type[Exception], Any]:
+    """The app's exception handlers; litestar picks the most specific class in the MRO."""
+    from fits.store import FitNotFound
+    from planner import PlanError, PlanNotFound
+    from verifier.check import CheckNotFound
+    from verifier.runs import RunNotFound
+
+    handlers: dict[type[Exception], Any] = {
+        PlanError: _on_plan_error,
+        PlanNotFound: _not_found,
+        RunNotFound: _not_found,
+        CheckNotFound: _not_found,
+        msgspec.ValidationError: _on_domain_value_error,
+        ApiProblem: _on_api_problem,
+        ValidationException: _on_validation,
+        NotFoundException: _on_not_found,
+        RequestEntityTooLarge: _on_too_large,
+        NotAuthorizedException: _on_unauthorized,
+        PermissionDeniedException: _on_forbidden,
+        HTTPException: _on_http,
+        FitNotFound: _not_found,
+        Exception: _on_unexpected,
+    }
+    return handlers

@@ -1,0 +1,163 @@
+"""Envelopes of the HTTP API: the problem-details body and small request/response wrappers.
+
+Domain objects (Fit, Plan, Run, Check) are served as the structs their packages define; nothing here
+duplicates them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from fits.fit import Fit
+from fits.result import FitResult
+from planner import Plan
+from verifier.runs import RunPoint
+
+MAX_ID = 2**63 - 1
+"""Largest row id SQLite can store; larger ids in a path are rejected before they reach the database."""
+
+
+class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One offending input: where it is and what to do about it."""
+
+    field: str
+    """Path of the value in the request: ``budget.flops``, ``points[3].loss``, or a query/header name."""
+    message: str
+    source: str = "body"
+    """``body``, ``query``, ``path`` or ``header``."""
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 9457 problem details, served as ``application/problem+json`` for every error."""
+
+    type: str
+    """A URI naming the kind of problem, e.g. ``urn:scaleplan:problem:validation-failed``."""
+    title: str
+    """Short summary of the kind of problem; the same for every occurrence of that kind."""
+    status: int
+    """The HTTP status code."""
+    detail: str = ""
+    """What went wrong in this request and what to change."""
+    instance: str | None = None
+    """The request path that produced the problem."""
+    field: str | None = None
+    """Path of the first offending input, when one input is to blame."""
+    errors: list[FieldError] = []
+    """Every offending input, when validation found several."""
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    """``ok`` when the check passed."""
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    status: str
+    """``ready`` or ``not ready``."""
+    database: bool
+    """The database answered a query."""
+    fits_seeded: bool
+    """The published fits are stored."""
+    active_fits: int
+    """How many (law, scope) pairs have an active fit."""
+    detail: str = ""
+
+
+class PlanPage(msgspec.Struct, kw_only=True):
+    """One page of plans, newest first."""
+
+    items: list[Plan]
+    next_cursor: int | None
+    """Pass as ``cursor`` to get the next (older) page; null on the last page."""
+
+
+# ---------------------------------------------------------------------------------------------- fits
+
+Positive = Annotated[float, msgspec.Meta(gt=0, lt=1e30)]
+FittableLaw = Literal["chinchilla", "kaplan-nd", "kaplan-ns"]
+
+
+class FitPoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One measured point. chinchilla and kaplan-nd need N, D, loss; kaplan-ns needs N, B, step, loss."""
+
+    N: Positive
+    """Parameters (non-embedding for the Kaplan families)."""
+    loss: Annotated[float, msgspec.Meta(gt=0, lt=100)]
+    """Loss in nats per token."""
+    D: Positive | None = None
+    """Training tokens."""
+    B: Positive | None = None
+    """Batch size in tokens per step (kaplan-ns)."""
+    step: Positive | None = None
+    """Optimizer step the loss was measured at (kaplan-ns)."""
+    warmup: Annotated[float, msgspec.Meta(ge=0, lt=1e15)] | None = None
+    """Warm-up steps of this point's run (kaplan-ns; points at or before it are dropped)."""
+
+
+class FitRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Fit a law family to posted points: the same engine and options as ``python -m fits fit``."""
+
+    law: FittableLaw
+    points: Annotated[list[FitPoint], msgspec.Meta(min_length=1, max_length=20_000)]
+    scope: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "default"
+    """Scope to store the fit under; it becomes the next version of (law, scope)."""
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")] | None = None
+    """Stable name (starts with a letter). A name stays with one (law, scope); published names are reserved."""
+    method: Literal["robust", "grid"] = "robust"
+    bootstrap: Annotated[int, msgspec.Meta(ge=0, le=200)] = 0
+    """Bootstrap resamples for 95% intervals (each costs about one fit; the command line allows more)."""
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 0
+    warmup: Annotated[float, msgspec.Meta(ge=0, lt=1e15)] | None = None
+    """kaplan-ns: warm-up steps for every point (overrides per-point ``warmup``)."""
+    predict: Annotated[list[tuple[Positive, Positive]], msgspec.Meta(max_length=100)] = []
+    """(N, X) pairs to report the loss at, with intervals: X is D tokens, or S_min steps for kaplan-ns."""
+    budgets: Annotated[list[Positive], msgspec.Meta(max_length=100)] = []
+    """Training budgets (FLOPs) to report the compute-optimal N at."""
+    activate: bool = False
+    """Make the new fit the active one of its (law, scope)."""
+
+
+class FitCreated(msgspec.Struct, kw_only=True):
+    """The stored fit and the full result of the fitting call (what ``python -m fits fit --json`` prints)."""
+
+    fit: Fit
+    result: FitResult
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+class ModelShape(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A decoder-only Transformer's shape; N is taken as 12·n_layer·d_model² (Kaplan eq. 2.1)."""
+
+    n_layer: Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+    d_model: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+    n_head: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+
+
+class RunIngest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A training run measured elsewhere, stored as a complete run of ``scope`` so the refit job uses it.
+
+    Give the model as ``n_params`` (non-embedding N) or ``shape``; the batch as ``batch_tokens`` or
+    ``batch_size`` sequences of ``seq_len`` tokens. The curve is the verifier's RunPoint list: step and tokens
+    with ``val_loss`` (what the refit fits) and/or ``train_loss``.
+    """
+
+    scope: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    """Which data set / tokenizer / architecture the run belongs to; runs of one scope are fitted together."""
+    seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+    points: Annotated[list[RunPoint], msgspec.Meta(min_length=1, max_length=100_000)]
+    n_params: Annotated[int, msgspec.Meta(ge=1, lt=10**15)] | None = None
+    shape: ModelShape | None = None
+    params_total: Annotated[int, msgspec.Meta(ge=1, lt=10**15)] | None = None
+    batch_tokens: Annotated[int, msgspec.Meta(ge=1, lt=10**12)] | None = None
+    batch_size: Annotated[int, msgspec.Meta(ge=1, lt=10**9)] | None = None
+    """Sequences per optimizer step."""
+    warmup_steps: Annotated[int, msgspec.Meta(ge=0, lt=10**12)] = 0
+    lr: Annotated[float, msgspec.Meta(gt=0, lt=10)] | None = None
+    seed: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] | None = None
+    plan_id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)] | None = None
+    """The plan this run carried out, if any."""
+    description: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
