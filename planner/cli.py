@@ -1,0 +1,412 @@
+"""python -m planner: plan, show, list, frontier, predict. A thin layer over the library; DB from SCALEPLAN_DB.
+
+Bad input prints one line naming the field (and its flag) to stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+
+import msgspec
+
+from fits.units import PF_DAY
+from planner.errors import PlanError, PlanNotFound
+from planner.plan import Frontier, Plan, Prediction
+from planner.request import Hardware, PlanRequest, parse_quantity
+
+FLAGS = {
+    "compute_flops": "--compute",
+    "pf_days": "--pf-days",
+    "hours": "--hours",
+    "target_loss": "--target-loss",
+    "hardware": "--gpu",
+    "hardware.gpu": "--gpu",
+    "hardware.count": "--gpus",
+    "hardware.mfu": "--mfu",
+    "hardware.price_per_gpu_hour": "--price",
+    "hardware.peak_tflops": "--peak-tflops",
+    "fit": "--fit",
+    "law": "--law",
+    "scope": "--scope",
+    "max_params": "--max-params",
+    "unique_tokens": "--unique-tokens",
+    "max_epochs": "--max-epochs",
+    "deadline_hours": "--deadline-hours",
+    "min_batch_tokens": "--min-batch",
+    "max_batch_tokens": "--max-batch",
+    "seq_len": "--seq-len",
+    "vocab_size": "--vocab-size",
+    "inference_tokens": "--inference-tokens",
+    "hyperparams": "--hyperparams",
+    "params": "--params",
+    "tokens": "--tokens",
+    "steps": "--steps",
+    "batch_tokens": "--batch",
+    "start": "--from",
+    "stop": "--to",
+    "per_decade": "--per-decade",
+    "idempotency_key": "--idempotency-key",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Read "-1e21" as a (bad) value for its flag rather than as an unknown option.
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+    def error(self, message: str) -> None:  # one line, status 2
+        self.exit(2, f"error: {message}\n")
+
+
+def _fail(exc: Exception, field: str | None = None) -> int:
+    if isinstance(exc, PlanError):
+        flag = FLAGS.get(exc.field)
+        where = f"{exc.field} ({flag})" if flag else exc.field
+        print(f"error: {where}: {exc.message}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _number(args: argparse.Namespace, attr: str, field: str) -> float | None:
+    text = getattr(args, attr, None)
+    return None if text is None else parse_quantity(text, field)
+
+
+def _int(args: argparse.Namespace, attr: str, field: str) -> int | None:
+    value = _number(args, attr, field)
+    if value is None:
+        return None
+    if value != int(value):
+        raise PlanError(field, f"must be a whole number, got {getattr(args, attr)!r}")
+    return int(value)
+
+
+def _fit_arg(text: str | None) -> str | int | None:
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def request_from_args(args: argparse.Namespace) -> PlanRequest:
+    hardware = None
+    if args.gpu is not None:
+        kw = {"gpu": args.gpu}
+        if args.gpus is not None:
+            kw["count"] = _int(args, "gpus", "hardware.count")
+        if args.mfu is not None:
+            kw["mfu"] = _number(args, "mfu", "hardware.mfu")
+        if args.price is not None:
+            kw["price_per_gpu_hour"] = _number(args, "price", "hardware.price_per_gpu_hour")
+        if args.peak_tflops is not None:
+            kw["peak_tflops"] = _number(args, "peak_tflops", "hardware.peak_tflops")
+        hardware = Hardware(**kw)
+    elif any(getattr(args, a) is not None for a in ("gpus", "mfu", "price", "peak_tflops")):
+        raise PlanError("hardware.gpu", "--gpus, --mfu, --price and --peak-tflops need --gpu")
+    return PlanRequest(
+        compute_flops=_number(args, "compute", "compute_flops"),
+        pf_days=_number(args, "pf_days", "pf_days"),
+        hours=_number(args, "hours", "hours"),
+        target_loss=_number(args, "target_loss", "target_loss"),
+        hardware=hardware,
+        fit=_fit_arg(args.fit),
+        law=args.law,
+        scope=args.scope,
+        max_params=_number(args, "max_params", "max_params"),
+        unique_tokens=_number(args, "unique_tokens", "unique_tokens"),
+        max_epochs=_number(args, "max_epochs", "max_epochs"),
+        deadline_hours=_number(args, "deadline_hours", "deadline_hours"),
+        min_batch_tokens=_number(args, "min_batch", "min_batch_tokens"),
+        max_batch_tokens=_number(args, "max_batch", "max_batch_tokens"),
+        seq_len=_int(args, "seq_len", "seq_len"),
+        vocab_size=_int(args, "vocab_size", "vocab_size"),
+        inference_tokens=_number(args, "inference_tokens", "inference_tokens"),
+        hyperparams=args.hyperparams,
+    )
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+
+def _g(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def format_plan(plan: Plan) -> str:
+    f = plan.fit
+    s = plan.shape
+    lines = [
+        f"Plan {plan.id if plan.id is not None else '(unsaved)'}   fit {f.name or f.id} (id {f.id}, {f.law}, "
+        f"{f.scope}{f', v{f.version}' if f.version else ''})",
+        f"  compute         {_g(plan.compute_flops)} FLOPs ({_g(plan.compute_flops / PF_DAY)} PF-days)"
+        + (f"   budget {_g(plan.budget_flops)}" if abs(plan.budget_flops / plan.compute_flops - 1) > 1e-6 else ""),
+        f"  params          {_g(plan.params)} non-embedding, {_g(plan.params_total)} total",
+        f"  tokens          {_g(plan.tokens)} ({plan.tokens_per_param:.1f} per param, "
+        + (f"{plan.epochs:.3g} epochs)" if plan.request.unique_tokens else "fresh data)"),
+        f"  batch           {plan.batch_tokens:,} tokens = {plan.batch_sequences:,} × {plan.seq_len}",
+        f"  steps           {plan.steps:,} (warmup {plan.warmup_steps:,})",
+        f"  learning rate   {plan.learning_rate:.3g} peak, {plan.lr_schedule} to {plan.final_lr_fraction:g}× peak",
+        f"  shape           n_layer {s.n_layer}, d_model {s.d_model}, n_head {s.n_head} (head {s.head_dim}), "
+        f"d_ff {s.d_ff}   [{_g(s.params)} params, aspect {s.aspect_ratio:.0f}]",
+        f"  predicted loss  {plan.predicted_loss.mean:.4f}  [{plan.predicted_loss.low:.4f}, "
+        f"{plan.predicted_loss.high:.4f}]",
+        f"  critical batch  {_g(plan.critical_batch_tokens)} tokens;  C_min {_g(plan.c_min_flops)} FLOPs",
+    ]
+    if plan.early_stop_step is not None:
+        lines.append(f"  early stop      ≳ step {plan.early_stop_step:,} (Kaplan eq. 5.7, lower bound)")
+    if plan.extra_compute:
+        lines.append(f"  extra compute   +{100 * plan.extra_compute:.1f}% (deadline)")
+    if plan.inference_flops:
+        lines.append(f"  inference       {_g(plan.inference_flops)} FLOPs")
+    if plan.time is not None:
+        t = plan.time
+        cost = f", cost {t.cost:,.0f}" if t.cost is not None else ""
+        lines.append(
+            f"  time            {t.wall_clock_hours:,.1f} h on {t.gpus} × {t.gpu} at MFU {t.mfu:g} "
+            f"({t.gpu_hours:,.0f} GPU-hours{cost})"
+        )
+    if plan.binding:
+        lines.append(f"  binding         {', '.join(plan.binding)}")
+    if plan.alternatives:
+        lines.append("alternatives at the same budget:")
+        lines.append("  N ×    params     tokens     loss     compute for this plan's loss")
+        for a in plan.alternatives:
+            extra = "never reaches it" if a.extra_compute is None else f"{100 * a.extra_compute:+.1f}%"
+            lines.append(
+                f"  {a.params_factor:<4g} {_g(a.params):>10} {_g(a.tokens):>10} {a.predicted_loss:8.4f}   {extra}"
+            )
+    for title, items in (("warnings", plan.warnings), ("assumptions", plan.assumptions)):
+        if items:
+            lines.append(f"{title}:")
+            lines += [f"  - {item}" for item in items]
+    lines.append(f"loss band: {plan.predicted_loss.method}")
+    return "\n".join(lines)
+
+
+def format_frontier(frontier: Frontier) -> str:
+    f = frontier.fit
+    lines = [
+        f"fit {f.name or f.id} (id {f.id}, {f.law}, {f.scope})",
+        f"{'compute':>10} {'params':>10} {'tokens':>10} {'D/N':>6} {'batch':>10} {'steps':>9} "
+        f"{'loss':>7} {'low':>7} {'high':>7}",
+    ]
+    for r in frontier.rows:
+        lines.append(
+            f"{r.compute_flops:10.3g} {r.params:10.3g} {r.tokens:10.3g} {r.tokens_per_param:6.1f} "
+            f"{r.batch_tokens:10.3g} {r.steps:9,} {r.predicted_loss.mean:7.4f} {r.predicted_loss.low:7.4f} "
+            f"{r.predicted_loss.high:7.4f}" + (f"  [{', '.join(r.binding)}]" if r.binding else "")
+        )
+    return "\n".join(lines)
+
+
+def format_prediction(p: Prediction) -> str:
+    lines = [
+        f"fit {p.fit.name or p.fit.id} (id {p.fit.id}, {p.fit.law}, {p.fit.scope})",
+        f"  params          {_g(p.params)}",
+        f"  tokens          {_g(p.tokens)}" + (f" ({p.steps:,} steps × {_g(p.batch_tokens)})" if p.steps else ""),
+        f"  compute         {_g(p.compute_flops)} FLOPs",
+        f"  predicted loss  {p.predicted_loss.mean:.4f}  [{p.predicted_loss.low:.4f}, {p.predicted_loss.high:.4f}]",
+        f"  critical batch  {_g(p.critical_batch_tokens)} tokens",
+    ]
+    if p.overfitting is not None:
+        lines.append(f"  overfitting δL  {p.overfitting:.4f}")
+    if p.early_stop_step is not None:
+        lines.append(f"  early stop      ≳ step {p.early_stop_step:,}")
+    for title, items in (("warnings", p.warnings), ("assumptions", p.assumptions)):
+        if items:
+            lines.append(f"{title}:")
+            lines += [f"  - {item}" for item in items]
+    lines.append(f"loss band: {p.predicted_loss.method}")
+    return "\n".join(lines)
+
+
+def _emit(obj: msgspec.Struct, as_json: bool, formatter) -> None:
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
+    else:
+        print(formatter(obj))
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def _add_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fit", help="fit name (kaplan2020, hoffmann2022, besiroglu2024) or id; default besiroglu2024")
+    p.add_argument("--law", help="with --scope: the active fit of this law")
+    p.add_argument("--scope", help="use the active fit of this scope")
+
+
+def _add_constraints(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("constraints")
+    g.add_argument("--max-params", metavar="N", help="largest non-embedding parameter count")
+    g.add_argument("--unique-tokens", metavar="U", help="unique training tokens available")
+    g.add_argument("--max-epochs", metavar="E", help="most passes over the unique tokens")
+    g.add_argument("--deadline-hours", metavar="H", help="wall-clock limit (needs --gpu)")
+    g.add_argument("--min-batch", metavar="TOKENS", help="smallest batch in tokens")
+    g.add_argument("--max-batch", metavar="TOKENS", help="largest batch in tokens")
+    g.add_argument("--seq-len", metavar="T", help="context length")
+    g.add_argument("--vocab-size", metavar="V", help="vocabulary size")
+    g.add_argument("--inference-tokens", metavar="D", help="tokens the model will serve")
+    g.add_argument("--hyperparams", choices=("deepseek", "steplaw", "kaplan"), help="batch and LR rule")
+
+
+def _add_hardware(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hardware")
+    g.add_argument("--gpu", help="A100, H100 (SXM), H100-PCIe, H200, L40S")
+    g.add_argument("--gpus", metavar="COUNT", help="number of GPUs (default 1)")
+    g.add_argument("--mfu", help="model FLOPs utilisation, default 0.4")
+    g.add_argument("--price", metavar="P", help="price per GPU-hour")
+    g.add_argument("--peak-tflops", metavar="T", help="dense bf16 peak per GPU, overrides the catalogue")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m planner", description="Compute-budget planning from scaling-law fits.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plan", help="plan a training run for a budget or a target loss")
+    budget = p.add_argument_group("budget (one of)")
+    budget.add_argument("--compute", metavar="FLOPS", help="training FLOPs, e.g. 1e21")
+    budget.add_argument("--pf-days", metavar="X", help="PF-days (8.64e19 FLOPs each)")
+    budget.add_argument("--hours", metavar="H", help="wall-clock hours on --gpu × --gpus")
+    budget.add_argument("--target-loss", metavar="L", help="least compute that reaches this loss")
+    _add_hardware(p)
+    _add_fit(p)
+    _add_constraints(p)
+    p.add_argument("--idempotency-key", help="return the stored plan if this key was used before")
+    p.add_argument("--json", action="store_true", help="print the Plan as JSON")
+
+    s = sub.add_parser("show", help="show a stored plan")
+    s.add_argument("id", help="plan id")
+    s.add_argument("--json", action="store_true")
+
+    ls = sub.add_parser("list", help="list stored plans, newest first")
+    ls.add_argument("--fit-id", type=str)
+    ls.add_argument("--limit", type=str, default="20")
+    ls.add_argument("--json", action="store_true")
+
+    f = sub.add_parser("frontier", help="the best plan per budget over a compute range")
+    f.add_argument("--from", dest="start", required=True, metavar="FLOPS")
+    f.add_argument("--to", dest="stop", required=True, metavar="FLOPS")
+    f.add_argument("--per-decade", default="1", metavar="K", help="budgets per decade (default 1)")
+    f.add_argument("--plot", metavar="FILE.png", help="draw loss and N_opt against compute")
+    _add_fit(f)
+    _add_constraints(f)
+    f.add_argument("--json", action="store_true")
+
+    pr = sub.add_parser("predict", help="the loss a model size and training length should reach")
+    pr.add_argument("--params", required=True, metavar="N", help="non-embedding parameters")
+    pr.add_argument("--tokens", metavar="D")
+    pr.add_argument("--steps", metavar="S")
+    pr.add_argument("--batch", metavar="TOKENS", help="batch size in tokens (with --steps)")
+    pr.add_argument("--unique-tokens", metavar="U")
+    _add_fit(pr)
+    pr.add_argument("--json", action="store_true")
+    return parser
+
+
+def _open_db():
+    from fits.store import open_db
+
+    return open_db()
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from planner.service import make_plan
+
+    request = request_from_args(args)
+    plan = make_plan(request, _open_db(), idempotency_key=args.idempotency_key)
+    _emit(plan, args.json, format_plan)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from planner.store import get_plan
+
+    if not args.id.isdigit():
+        raise PlanError("id", f"must be a plan id (a whole number), got {args.id!r}")
+    _emit(get_plan(_open_db(), int(args.id)), args.json, format_plan)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from planner.store import list_plans
+
+    limit = _int(args, "limit", "limit")
+    fit_id = _int(args, "fit_id", "fit_id")
+    plans = list_plans(_open_db(), fit_id=fit_id, limit=limit or 20)
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(plans).decode() + "\n")
+        return 0
+    print(f"{'id':>5} {'created':<26} {'fit':<16} {'compute':>9} {'params':>9} {'tokens':>9} {'loss':>7}")
+    for p in plans:
+        print(
+            f"{p.id:>5} {p.created or '':<26} {p.fit.name or p.fit.id!s:<16} {p.compute_flops:9.3g} "
+            f"{p.params:9.3g} {p.tokens:9.3g} {p.predicted_loss.mean:7.4f}"
+        )
+    return 0
+
+
+def _cmd_frontier(args: argparse.Namespace) -> int:
+    from planner.frontier import make_frontier
+
+    args.compute, args.pf_days, args.hours, args.target_loss = "1", None, None, None
+    args.gpu = args.gpus = args.mfu = args.price = args.peak_tflops = None
+    template = request_from_args(args)
+    result = make_frontier(
+        _open_db(),
+        parse_quantity(args.start, "start"),
+        parse_quantity(args.stop, "stop"),
+        per_decade=_int(args, "per_decade", "per_decade"),
+        template=template,
+    )
+    _emit(result, args.json, format_frontier)
+    if args.plot:
+        from planner.plot import plot_frontier
+
+        plot_frontier(result, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from planner.predict import PredictRequest, make_prediction
+
+    request = PredictRequest(
+        params=_number(args, "params", "params"),
+        tokens=_number(args, "tokens", "tokens"),
+        steps=_number(args, "steps", "steps"),
+        batch_tokens=_number(args, "batch", "batch_tokens"),
+        unique_tokens=_number(args, "unique_tokens", "unique_tokens"),
+        fit=_fit_arg(args.fit),
+        law=args.law,
+        scope=args.scope,
+    )
+    _emit(make_prediction(request, _open_db()), args.json, format_prediction)
+    return 0
+
+
+COMMANDS = {
+    "plan": _cmd_plan,
+    "show": _cmd_show,
+    "list": _cmd_list,
+    "frontier": _cmd_frontier,
+    "predict": _cmd_predict,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (PlanError, PlanNotFound) as exc:
+        return _fail(exc)
+    except FileNotFoundError as exc:  # database directory missing
+        return _fail(exc)
+    except BrokenPipeError:  # output piped into head and the like
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,177 @@
+"""The planner's answers: Plan (and the pieces it is made of), Prediction and Frontier.
+
+Field names are a public contract: the HTTP service serves these structs as they are.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from fits.fit import FitRef
+from planner.request import PlanRequest
+
+
+class Shape(msgspec.Struct, kw_only=True):
+    """A decoder-only Transformer shape with d_attn = d_model and d_ff = 4·d_model."""
+
+    n_layer: int
+    d_model: int
+    n_head: int
+    d_ff: int
+    head_dim: int
+    params: int
+    """12·n_layer·d_model², the non-embedding count of this shape (Kaplan eq. 2.1)."""
+    params_error: float
+    """(params − N)/N for the N the shape was chosen for."""
+    aspect_ratio: float
+    """d_model / n_layer."""
+    warnings: list[str] = []
+
+
+class LossEstimate(msgspec.Struct, kw_only=True):
+    """Predicted loss in nats/token: the fit's point value and a band, with how the band was made."""
+
+    mean: float
+    low: float
+    high: float
+    method: str
+
+
+class TimeEstimate(msgspec.Struct, kw_only=True):
+    """Hardware time and cost of a plan."""
+
+    gpu: str
+    gpus: int
+    """GPUs the plan runs on (more than given when a deadline forces a larger batch)."""
+    mfu: float
+    peak_tflops: float
+    flops_per_token: float
+    """Training FLOPs per token including the de-embedding and attention terms the law's 6·N leaves out."""
+    hardware_flops: float
+    gpu_hours: float
+    wall_clock_hours: float
+    cost: float | None = None
+
+
+class Alternative(msgspec.Struct, kw_only=True):
+    """A different model size at the same budget."""
+
+    params_factor: float
+    params: float
+    tokens: float
+    predicted_loss: float
+    """Loss of this size at the plan's budget."""
+    compute_for_plan_loss: float | None
+    """FLOPs this size needs to reach the plan's predicted loss; null when it never gets there."""
+    extra_compute: float | None
+    """compute_for_plan_loss / plan compute − 1; negative where a constraint (data cap, serving) holds the plan
+    away from the training-only optimum."""
+    wall_clock_hours: float | None = None
+    """Hours to reach the plan's loss at this size on the plan's hardware."""
+
+
+class Plan(msgspec.Struct, kw_only=True):
+    """A training plan: model size, data, batch, schedule and shape, with the loss it should reach."""
+
+    id: int | None
+    created: str | None
+    fit: FitRef
+    request: PlanRequest
+    budget_flops: float
+    """The budget in FLOPs (hardware FLOPs for an hours budget; the least sufficient one for a target loss)."""
+    compute_flops: float
+    """Training compute as the law counts it: 6·N·D (Kaplan fits: Kaplan's C)."""
+    params: float
+    """Non-embedding parameters N, as the law counts them."""
+    params_total: float
+    """params + (vocab_size + seq_len)·d_model embedding parameters."""
+    tokens: float
+    tokens_per_param: float
+    epochs: float
+    """Passes over unique_tokens (1 when unique data was not given)."""
+    batch_tokens: int
+    batch_sequences: int
+    seq_len: int
+    vocab_size: int
+    steps: int
+    warmup_steps: int
+    learning_rate: float
+    lr_schedule: str
+    final_lr_fraction: float
+    shape: Shape
+    predicted_loss: LossEstimate
+    c_min_flops: float
+    """Least compute for the same loss at B ≪ B_crit, eq. 5.5: C/(1 + B/B_crit)."""
+    critical_batch_tokens: float
+    early_stop_step: int | None
+    """Kaplan eq. 5.7 lower bound on the early-stopping step at this batch, when the law gives one."""
+    extra_compute: float
+    """Fraction of compute spent beyond the compute-efficient batch (a deadline trading steps for batch)."""
+    inference_flops: float | None
+    time: TimeEstimate | None
+    alternatives: list[Alternative]
+    binding: list[str]
+    """Request fields that moved the plan away from the unconstrained optimum."""
+    warnings: list[str]
+    assumptions: list[str]
+
+
+class Prediction(msgspec.Struct, kw_only=True):
+    """The loss a given model and training length should reach."""
+
+    fit: FitRef
+    params: float
+    tokens: float
+    steps: int | None
+    batch_tokens: float | None
+    compute_flops: float
+    predicted_loss: LossEstimate
+    critical_batch_tokens: float
+    c_min_flops: float | None
+    early_stop_step: int | None
+    overfitting: float | None
+    """Kaplan δL = L(N, D)/L(N, ∞) − 1 on the unique data (eq. 4.2), for Kaplan fits."""
+    epochs: float
+    warnings: list[str]
+    assumptions: list[str]
+
+
+class FrontierRow(msgspec.Struct, kw_only=True):
+    """The plan at one budget, in brief."""
+
+    compute_flops: float
+    params: float
+    tokens: float
+    tokens_per_param: float
+    batch_tokens: int
+    steps: int
+    predicted_loss: LossEstimate
+    binding: list[str]
+    warnings: list[str]
+
+
+class Frontier(msgspec.Struct, kw_only=True):
+    """The best plan at each of a range of budgets (one row per budget)."""
+
+    fit: FitRef
+    rows: list[FrontierRow]
+
+
+def non_finite_fields(obj: msgspec.Struct, prefix: str = "", skip: tuple[str, ...] = ("request",)) -> list[str]:
+    """Dotted names of every float inside ``obj`` that is NaN or infinite (``skip`` names are not visited)."""
+    bad: list[str] = []
+    for name in obj.__struct_fields__:
+        if name in skip:
+            continue
+        value = getattr(obj, name)
+        kind = type(value)
+        if kind is float or isinstance(value, float):
+            if value - value != 0.0:  # NaN and ±inf both give NaN here
+                bad.append(prefix + name)
+        elif kind is list:
+            for i, item in enumerate(value):
+                if isinstance(item, msgspec.Struct):
+                    bad.extend(non_finite_fields(item, f"{prefix}{name}[{i}].", ()))
+        elif isinstance(value, msgspec.Struct):
+            bad.extend(non_finite_fields(value, f"{prefix}{name}.", ()))
+    return bad

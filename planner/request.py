@@ -1,0 +1,212 @@
+"""What a caller asks the planner: a budget (or a target loss), the fit to use, and optional constraints.
+
+The structs are served over HTTP as they are, so the msgspec constraints below also form the schema.
+``validate`` repeats every check for structs built in Python (msgspec checks constraints only when decoding)
+and adds the ones that involve several fields.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Literal
+
+import msgspec
+
+from planner.errors import PlanError
+
+# Sane outer bounds: far beyond any real run, tight enough to keep every derived number finite.
+MAX_FLOPS = 1e40
+MAX_COUNT = 1e30  # parameters, tokens
+MAX_HOURS = 1e7
+MIN_FLOPS = 1e9
+"""Smallest budget planned: about 3,000 tokens for the smallest shape."""
+SMALLEST_PARAMS = 12 * 64 * 64
+"""One layer of width 64 (planner.shape's smallest shape)."""
+MIN_UNIQUE_TOKENS = 1e3
+
+Flops = Annotated[float, msgspec.Meta(ge=MIN_FLOPS, lt=MAX_FLOPS, description="FLOPs")]
+PfDays = Annotated[
+    float, msgspec.Meta(ge=MIN_FLOPS / 8.64e19, lt=MAX_FLOPS / 8.64e19, description="PF-days (8.64e19 FLOPs)")
+]
+Count = Annotated[float, msgspec.Meta(gt=0, lt=MAX_COUNT)]
+Params = Annotated[float, msgspec.Meta(ge=SMALLEST_PARAMS, lt=MAX_COUNT, description="non-embedding parameters")]
+UniqueTokens = Annotated[float, msgspec.Meta(ge=MIN_UNIQUE_TOKENS, lt=MAX_COUNT, description="tokens")]
+Hours = Annotated[float, msgspec.Meta(gt=0, lt=MAX_HOURS)]
+Loss = Annotated[float, msgspec.Meta(gt=0, lt=100, description="nats per token")]
+HyperparamsRule = Literal["deepseek", "steplaw", "kaplan"]
+
+
+class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The accelerators a run uses; needed for an hours budget, a deadline, and time or cost estimates."""
+
+    gpu: str
+    """Catalogue name: A100, H100 (SXM), H100-PCIe, H200, L40S; any name when peak_tflops is given."""
+    count: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 1
+    mfu: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.4
+    """Model FLOPs utilisation: the fraction of the dense bf16 peak the training code sustains."""
+    price_per_gpu_hour: Annotated[float, msgspec.Meta(ge=0, lt=1e6)] | None = None
+    peak_tflops: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
+    """Dense bf16 peak per GPU in TFLOP/s; overrides the catalogue."""
+
+
+class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A planning question. Give exactly one of compute_flops, pf_days, hours (with hardware) or target_loss."""
+
+    compute_flops: Flops | None = None
+    """Training budget in FLOPs, counted as the law counts it (6·N·D)."""
+    pf_days: PfDays | None = None
+    hours: Hours | None = None
+    """Wall-clock budget on ``hardware``; its FLOPs include the embedding and attention work."""
+    target_loss: Loss | None = None
+    """Instead of a budget: plan the least compute that reaches this loss."""
+    hardware: Hardware | None = None
+
+    fit: str | int | None = None
+    """Fit by stable name (kaplan2020, hoffmann2022, besiroglu2024) or id; default besiroglu2024."""
+    law: str | None = None
+    """With ``scope`` (and no ``fit``): use the active fit of that law and scope."""
+    scope: str | None = None
+
+    max_params: Params | None = None
+    """Largest non-embedding parameter count that fits (memory)."""
+    unique_tokens: UniqueTokens | None = None
+    """Unique training tokens available; beyond one epoch the repeated-data law prices the repetition."""
+    max_epochs: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
+    """Most passes over ``unique_tokens``."""
+    deadline_hours: Hours | None = None
+    """Wall-clock limit; shorter runs trade steps for a larger batch (Kaplan eq. 5.1) at extra compute."""
+    min_batch_tokens: Count | None = None
+    max_batch_tokens: Count | None = None
+    seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
+    """Context length; default 1024 for Kaplan fits, 2048 for Chinchilla fits."""
+    vocab_size: Annotated[int, msgspec.Meta(ge=2, le=100_000_000)] | None = None
+    """Vocabulary for total parameters and embedding FLOPs; default 50257 (Kaplan) or 32000 (Chinchilla)."""
+    inference_tokens: Annotated[float, msgspec.Meta(ge=0, lt=MAX_COUNT)] | None = None
+    """Tokens the model will serve; the budget then covers training plus 2·N FLOPs per served token."""
+    hyperparams: HyperparamsRule | None = None
+    """Batch and learning-rate rule: "deepseek" (default for Chinchilla fits), "steplaw", or "kaplan"."""
+
+
+BUDGET_FIELDS = ("compute_flops", "pf_days", "hours", "target_loss")
+
+_POSITIVE_FLOATS: dict[str, float] = {
+    "compute_flops": MAX_FLOPS,
+    "pf_days": MAX_FLOPS / 8.64e19,
+    "hours": MAX_HOURS,
+    "target_loss": 100.0,
+    "max_params": MAX_COUNT,
+    "unique_tokens": MAX_COUNT,
+    "max_epochs": 1e6,
+    "deadline_hours": MAX_HOURS,
+    "min_batch_tokens": MAX_COUNT,
+    "max_batch_tokens": MAX_COUNT,
+}
+
+
+def check_number(field: str, value: object, *, upper: float, allow_zero: bool = False) -> float:
+    """A finite real number in (0, upper) (or [0, upper)); anything else is a PlanError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PlanError(field, f"must be a number, got {value!r}")
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        raise PlanError(field, f"must be a finite number, got {value!r}")
+    if number < 0 or (number == 0 and not allow_zero):
+        raise PlanError(field, f"must be {'≥ 0' if allow_zero else '> 0'}, got {value!r}")
+    if number >= upper:
+        raise PlanError(field, f"must be below {upper:g}, got {value!r}")
+    return number
+
+
+def _check_int(field: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlanError(field, f"must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise PlanError(field, f"must be between {low} and {high}, got {value}")
+
+
+def validate_hardware(hw: Hardware, field: str = "hardware") -> None:
+    if not isinstance(hw, Hardware):
+        raise PlanError(field, f"must be a Hardware record, got {type(hw).__name__}")
+    if not isinstance(hw.gpu, str) or not hw.gpu.strip():
+        raise PlanError(f"{field}.gpu", "must name a GPU, e.g. H100")
+    _check_int(f"{field}.count", hw.count, 1, 10_000_000)
+    mfu = check_number(f"{field}.mfu", hw.mfu, upper=math.inf)
+    if mfu > 1:
+        raise PlanError(f"{field}.mfu", f"is a fraction of peak and must be ≤ 1, got {mfu:g} (0.4 = 40%)")
+    if hw.price_per_gpu_hour is not None:
+        check_number(f"{field}.price_per_gpu_hour", hw.price_per_gpu_hour, upper=1e6, allow_zero=True)
+    if hw.peak_tflops is not None:
+        check_number(f"{field}.peak_tflops", hw.peak_tflops, upper=1e6)
+
+
+def validate(request: PlanRequest) -> None:
+    """Check one request field by field, then the combinations; raise PlanError on the first problem."""
+    if not isinstance(request, PlanRequest):
+        raise PlanError("request", f"must be a PlanRequest, got {type(request).__name__}")
+    for name, upper in _POSITIVE_FLOATS.items():
+        value = getattr(request, name)
+        if value is not None:
+            check_number(name, value, upper=upper)
+    if request.max_params is not None and request.max_params < SMALLEST_PARAMS:
+        raise PlanError(
+            "max_params",
+            f"{request.max_params:g} is below {SMALLEST_PARAMS}, the smallest shape (1 layer, d_model 64)",
+        )
+    if request.unique_tokens is not None and request.unique_tokens < MIN_UNIQUE_TOKENS:
+        raise PlanError("unique_tokens", f"{request.unique_tokens:g} is too few to train on (at least 1000)")
+    if request.inference_tokens is not None:
+        check_number("inference_tokens", request.inference_tokens, upper=MAX_COUNT, allow_zero=True)
+    if request.seq_len is not None:
+        _check_int("seq_len", request.seq_len, 1, 10_000_000)
+    if request.vocab_size is not None:
+        _check_int("vocab_size", request.vocab_size, 2, 100_000_000)
+    if request.fit is not None and (
+        isinstance(request.fit, bool) or not isinstance(request.fit, str | int) or request.fit == ""
+    ):
+        raise PlanError("fit", f"must be a fit name or id, got {request.fit!r}")
+    if request.hyperparams is not None and request.hyperparams not in ("deepseek", "steplaw", "kaplan"):
+        raise PlanError("hyperparams", f"must be deepseek, steplaw or kaplan, got {request.hyperparams!r}")
+    if request.hardware is not None:
+        validate_hardware(request.hardware)
+
+    given = [name for name in BUDGET_FIELDS if getattr(request, name) is not None]
+    if not given:
+        raise PlanError("compute_flops", "no budget: give compute_flops, pf_days, hours (with hardware) or target_loss")
+    if len(given) > 1:
+        raise PlanError(given[1], f"give one budget only, got {' and '.join(given)}")
+    if request.hours is not None and request.hardware is None:
+        raise PlanError("hardware", "an hours budget needs hardware (gpu, count) to turn hours into FLOPs")
+    if request.deadline_hours is not None and request.hardware is None:
+        raise PlanError("hardware", "a deadline needs hardware (gpu, count) to turn steps into hours")
+    if request.max_epochs is not None and request.unique_tokens is None:
+        raise PlanError("max_epochs", "limits passes over unique_tokens; give unique_tokens too")
+    if (
+        request.min_batch_tokens is not None
+        and request.max_batch_tokens is not None
+        and request.min_batch_tokens > request.max_batch_tokens
+    ):
+        raise PlanError(
+            "min_batch_tokens",
+            f"{request.min_batch_tokens:g} is above max_batch_tokens {request.max_batch_tokens:g}",
+        )
+    if request.fit is not None and (request.law is not None or request.scope is not None):
+        raise PlanError("fit", "give either fit, or law and scope, not both")
+    if request.law is not None and request.scope is None:
+        raise PlanError("scope", f"law {request.law!r} needs a scope to pick its active fit")
+
+
+_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKmMbBgGtTpP]?)\s*$")
+
+
+def parse_quantity(text: str, field: str) -> float:
+    """Read '1e21', '3.5e9', '70B', '1.4T' or '500M' as a float; a PlanError naming ``field`` otherwise."""
+    match = _NUMBER.match(text)
+    if match is None:
+        # float() also accepts nan and inf; let check_number reject them with the right wording.
+        try:
+            return float(text)
+        except ValueError:
+            raise PlanError(field, f"must be a number such as 1e21 or 70B, got {text!r}") from None
+    return float(match.group(1)) * _SUFFIXES.get(match.group(2).lower(), 1.0)

@@ -1,0 +1,63 @@
+"""Library entry points that touch the database: pick the fit, solve, store."""
+
+from __future__ import annotations
+
+import msgspec
+import sqlite_utils
+
+from fits.fit import Fit
+from fits.store import FitNotFound, active_fit, active_fits, get_fit
+from planner.errors import PlanError
+from planner.plan import Plan
+from planner.request import PlanRequest, validate
+from planner.solve import DEFAULT_FIT, DEFAULT_FIT_REASON, solve_plan
+from planner.store import find_by_key, save_plan
+
+LAW_PREFERENCE = ("chinchilla", "kaplan-nd", "kaplan-ns", "kaplan")
+
+
+def resolve_fit(
+    db: sqlite_utils.Database,
+    fit: str | int | None = None,
+    law: str | None = None,
+    scope: str | None = None,
+) -> tuple[Fit, bool]:
+    """(the fit to use, whether it is the default): by name or id, else the active fit of (law, scope),
+    else the active fit of scope (Chinchilla first), else besiroglu2024."""
+    if fit is not None:
+        try:
+            return get_fit(db, fit), False
+        except FitNotFound as exc:
+            raise PlanError("fit", str(exc)) from None
+    if scope is not None:
+        if law is not None:
+            found = active_fit(db, law, scope)
+            if found is None:
+                raise PlanError("law", f"no active {law!r} fit for scope {scope!r}")
+            return found, False
+        candidates = {f.law: f for f in active_fits(db, scope)}
+        for preferred in LAW_PREFERENCE:
+            if preferred in candidates:
+                return candidates[preferred], False
+        raise PlanError("scope", f"no active fit for scope {scope!r}")
+    try:
+        return get_fit(db, DEFAULT_FIT), True
+    except FitNotFound:
+        raise PlanError("fit", f"the default fit {DEFAULT_FIT} is not in the database; open it with seeding") from None
+
+
+def make_plan(request: PlanRequest, db: sqlite_utils.Database, *, idempotency_key: str | None = None) -> Plan:
+    """Validate, solve against the chosen fit, store, and return the plan with its id.
+
+    With an idempotency key that was used before, the stored plan comes back without solving again.
+    """
+    validate(request)
+    if idempotency_key is not None:
+        existing = find_by_key(db, idempotency_key, request)
+        if existing is not None:
+            return existing
+    fit, defaulted = resolve_fit(db, request.fit, request.law, request.scope)
+    plan = solve_plan(request, fit)
+    if defaulted:
+        plan = msgspec.structs.replace(plan, assumptions=[DEFAULT_FIT_REASON, *plan.assumptions])
+    return save_plan(db, plan, idempotency_key=idempotency_key)

@@ -1,0 +1,377 @@
+"""solve_plan: one PlanRequest and one Fit -> a Plan. Pure computation: no database, no I/O.
+
+Steps: validate the request; build the fit's loss model; turn the budget (or target loss) into FLOPs; find
+the best (N, D) under the constraints (planner.constraints); choose batch, learning rate and schedule from
+the selected rule (planner.training), re-solving Kaplan fits when the batch leaves B_crit; pick a shape;
+apply a deadline by trading steps for batch (Kaplan eq. 5.1); add time, alternatives, warnings and the
+assumptions behind each number; refuse to return anything non-finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fits.fit import Fit
+from fits.laws import kaplan2020 as k20
+from fits.laws import repeated
+from fits.units import PF_DAY
+from planner import hardware as hw_mod
+from planner import training
+from planner.chinchilla_plan import PUBLISHED_COMPUTE_RANGE as CHINCHILLA_RANGE
+from planner.chinchilla_plan import ChinchillaModel
+from planner.constraints import Allocation, Problem, least_budget_for_loss, solve_budget
+from planner.context import PlanContext, compute_range, fit_ref, model_for
+from planner.deadline import apply_deadline, time_estimate
+from planner.errors import PlanError
+from planner.kaplan_plan import KaplanTable6Model
+from planner.notes import add_assumptions, add_warnings
+from planner.numerics import increasing_root
+from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
+from planner.request import MIN_FLOPS, PlanRequest, validate
+from planner.shape import shape_for_params
+from planner.uncertainty import chinchilla_band, estimate, residual_band
+
+DEFAULT_FIT = "besiroglu2024"
+DEFAULT_FIT_REASON = (
+    "no fit given: besiroglu2024, Epoch AI's refit of Hoffmann et al.'s own data, is the default: it repairs "
+    "the approach-3 fit (about 20 tokens per parameter at Chinchilla's budget, matching Hoffmann's approaches "
+    "1 and 2, where the printed set gives 59–93), and its bootstrap intervals give the loss band"
+)
+ALTERNATIVE_FACTORS = (0.5, 0.7, 1.4, 2.0)
+
+
+def _budget(request: PlanRequest, peak: float | None) -> tuple[float, bool]:
+    """(budget FLOPs, whether they are hardware FLOPs) for a request with a budget."""
+    if request.compute_flops is not None:
+        return float(request.compute_flops), False
+    if request.pf_days is not None:
+        return float(request.pf_days) * PF_DAY, False
+    assert request.hours is not None and request.hardware is not None and peak is not None
+    return peak * request.hardware.mfu * request.hardware.count * request.hours * 3600.0, True
+
+
+def _problem(ctx: PlanContext, model, budget: float, hardware_budget: bool) -> Problem:
+    r = ctx.request
+    return Problem(
+        model=model,
+        budget=budget,
+        hardware_budget=hardware_budget,
+        seq_len=ctx.seq_len,
+        vocab_size=ctx.vocab_size,
+        inference_tokens=float(r.inference_tokens or 0.0),
+        unique=None if r.unique_tokens is None else float(r.unique_tokens),
+        data_cap=None if r.max_epochs is None else float(r.unique_tokens) * float(r.max_epochs),
+        max_params=None if r.max_params is None else float(r.max_params),
+    )
+
+
+def _critical_batch(ctx: PlanContext, model, alloc: Allocation) -> tuple[float, float | None]:
+    """(B_crit in tokens, batch-adjusted C_eff in PF-days for the published Kaplan set)."""
+    if isinstance(model, KaplanTable6Model):
+        # On the Table 6 optimum C_eff is C_min itself; off it, the B.16 loss level of this size.
+        c_eff = float(model.c_min_pfd(alloc.train_compute))
+        if abs(alloc.params / model.n_opt(c_eff) - 1.0) > 1e-9:
+            c_eff = float(model.effective_c_min(alloc.params, alloc.train_compute))
+        return model.critical_batch_at(c_eff), c_eff
+    return float(k20.b_crit(alloc.loss, **k20.batch_coefficients(ctx.fit.coefficients))), None
+
+
+def solve_plan(request: PlanRequest, fit: Fit) -> Plan:
+    """Solve ``request`` against ``fit`` without touching a database; the Plan has no id yet.
+
+    Raises PlanError (naming the request field) for bad or contradictory input and for inputs so extreme
+    that the law cannot be evaluated; never returns a non-finite number. An unsaved fit is referenced as id 0.
+    """
+    validate(request)
+    try:
+        with np.errstate(all="ignore"):
+            return _solve(request, fit)
+    except PlanError:
+        raise
+    except (ArithmeticError, ValueError) as exc:
+        raise PlanError(
+            _budget_field(request), f"these inputs lie outside where the fit can be evaluated ({exc})"
+        ) from exc
+
+
+def _budget_field(request: PlanRequest) -> str:
+    return next((f for f in ("compute_flops", "pf_days", "hours", "target_loss") if getattr(request, f)), "request")
+
+
+def _solve(request: PlanRequest, fit: Fit) -> Plan:
+    model = model_for(fit)
+    kaplan = fit.law.startswith("kaplan")
+    hw = request.hardware
+    ctx = PlanContext(
+        request=request,
+        fit=fit,
+        kaplan=kaplan,
+        seq_len=request.seq_len or (1024 if kaplan else 2048),
+        vocab_size=request.vocab_size or (50257 if kaplan else 32000),
+        rule=request.hyperparams or ("kaplan" if kaplan else "deepseek"),
+        peak=hw_mod.peak_flops(hw) if hw is not None else None,
+    )
+
+    if request.target_loss is not None:
+        probe = _problem(ctx, model, 1.0, False)
+        budget = least_budget_for_loss(probe, float(request.target_loss))
+        hardware_budget = False
+    else:
+        budget, hardware_budget = _budget(request, ctx.peak)
+        if budget < MIN_FLOPS:
+            raise PlanError(
+                _budget_field(request),
+                f"{budget:.3g} FLOPs is below the {MIN_FLOPS:g} the planner works from (a few thousand tokens "
+                "for the smallest model)",
+            )
+    problem = _problem(ctx, model, budget, hardware_budget)
+    alloc = solve_budget(problem)
+
+    # Batch: the rule's value, held inside the bounds. Kaplan fits price a batch away from B_crit through
+    # C_min = C/(1 + B/B_crit) (eq. 5.5), so they re-solve until the batch ratio settles.
+    for _ in range(8):
+        shape = shape_for_params(alloc.params)
+        b_crit, c_eff = _critical_batch(ctx, model, alloc)
+        hyper = training.rule_values(ctx.rule, alloc.params, alloc.tokens, shape, ctx.seq_len, b_crit)
+        seqs = training.batch_sequences(
+            hyper.batch_tokens, ctx.seq_len, request.min_batch_tokens, request.max_batch_tokens
+        )
+        batch = seqs * ctx.seq_len
+        if request.min_batch_tokens is not None and batch > alloc.tokens:
+            raise PlanError(
+                "min_batch_tokens",
+                f"a batch of {batch:.3g} tokens is more than the {alloc.tokens:.3g} tokens the whole run trains on",
+            )
+        if not kaplan:
+            break
+        ratio = batch / b_crit
+        if abs(ratio / model.q - 1.0) < 1e-3:
+            break
+        model = model.with_batch_ratio(ratio)
+        if request.target_loss is not None:  # the batch changes what a budget buys: search again
+            budget = least_budget_for_loss(_problem(ctx, model, 1.0, False), float(request.target_loss))
+        problem = _problem(ctx, model, budget, hardware_budget)
+        alloc = solve_budget(problem)
+    if request.target_loss is not None and kaplan and alloc.loss > request.target_loss * (1 + 1e-9):
+        # The batch ratio settled to within 0.1%: meet the target exactly at the settled ratio.
+        budget = least_budget_for_loss(_problem(ctx, model, 1.0, False), float(request.target_loss))
+        problem = _problem(ctx, model, budget, hardware_budget)
+        alloc = solve_budget(problem)
+    binding = list(alloc.binding)
+    if kaplan and abs(model.q - 1.0) > 1e-3:
+        for name in ("min_batch_tokens", "max_batch_tokens"):
+            bound = getattr(request, name)
+            if bound is not None and abs(batch - bound) < ctx.seq_len:
+                binding.append(name)
+
+    tokens, compute = alloc.tokens, alloc.train_compute
+    loss = alloc.loss
+    if hardware_budget:
+        # Spend the hours exactly on the real shape's per-token FLOPs (the search used a smooth width).
+        per_token = hw_mod.train_flops_per_token(
+            alloc.params, shape.d_model, shape.n_layer, ctx.seq_len, ctx.vocab_size
+        )
+        tokens = (budget - problem.inference_tokens * per_token / 3.0) / per_token
+        if problem.data_cap is not None:
+            tokens = min(tokens, problem.data_cap)
+        compute = float(model.compute_for_tokens(alloc.params, tokens))
+        loss = float(model.loss(alloc.params, compute, problem.unique))
+
+    steps = _steps(model, alloc, tokens, compute, batch, b_crit, c_eff, floor_steps=hardware_budget)
+    ctx.warnings += alloc.notes + hyper.warnings + shape.warnings
+
+    # Deadline: more GPUs at a larger batch (weak scaling keeps the time per step) and eq. 5.1 pricing.
+    extra = 0.0
+    gpus = hw.count if hw is not None else None
+    if request.deadline_hours is not None:
+        deadline = apply_deadline(ctx, alloc.params, shape, batch, steps, b_crit)
+        if deadline is not None:
+            factor, batch, steps, gpus = deadline
+            tokens, compute = tokens * factor, compute * factor
+            extra = factor - 1.0
+            binding.append("deadline_hours")
+    seqs = batch // ctx.seq_len
+
+    band = _loss_band(ctx, model, alloc.params, tokens, loss, steps, batch, b_crit)
+    base_compute = compute / (1.0 + extra)
+    time = time_estimate(ctx, alloc.params, shape, batch, steps, gpus) if hw is not None else None
+    alternatives = _alternatives(ctx, model, problem, alloc, base_compute, compute, loss, time)
+    epochs = tokens / request.unique_tokens if request.unique_tokens else 1.0
+    c_min = compute / (1.0 + batch / b_crit)
+    inference_flops = 2.0 * alloc.params * request.inference_tokens if request.inference_tokens else None
+    add_warnings(ctx, model, alloc.params, tokens, compute, c_min, epochs, shape, loss)
+    if not kaplan and batch > b_crit and "deadline_hours" not in binding:
+        ctx.warnings.append(
+            f"batch {batch:.3g} tokens is above the critical batch {b_crit:.3g} at this loss (Kaplan eq. 1.4): by "
+            f"eq. 5.1 the same loss then takes {(1 + batch / b_crit) / 2:.2g}× the tokens of training at B_crit; "
+            "max_batch_tokens caps it"
+        )
+    add_assumptions(ctx, model, hardware_budget)
+
+    plan = Plan(
+        id=None,
+        created=None,
+        fit=fit_ref(fit),
+        request=request,
+        budget_flops=budget,
+        compute_flops=compute,
+        params=alloc.params,
+        params_total=alloc.params + (ctx.vocab_size + ctx.seq_len) * shape.d_model,
+        tokens=tokens,
+        tokens_per_param=tokens / alloc.params,
+        epochs=epochs,
+        batch_tokens=batch,
+        batch_sequences=seqs,
+        seq_len=ctx.seq_len,
+        vocab_size=ctx.vocab_size,
+        steps=steps,
+        warmup_steps=training.warmup_steps(ctx.rule, steps),
+        learning_rate=hyper.learning_rate,
+        lr_schedule="cosine",
+        final_lr_fraction=training.FINAL_LR_FRACTION[ctx.rule],
+        shape=shape,
+        predicted_loss=band,
+        c_min_flops=c_min,
+        critical_batch_tokens=b_crit,
+        early_stop_step=_early_stop(ctx, alloc.params, tokens, batch, loss),
+        extra_compute=extra,
+        inference_flops=inference_flops,
+        time=time,
+        alternatives=alternatives,
+        binding=binding,
+        warnings=ctx.warnings,
+        assumptions=ctx.assumptions,
+    )
+    bad = non_finite_fields(plan)
+    if bad:
+        raise PlanError(
+            _budget_field(request),
+            f"the plan comes out non-finite ({', '.join(bad)}); these inputs lie outside "
+            "where the fit can be evaluated",
+        )
+    return plan
+
+
+def _steps(
+    model,
+    alloc: Allocation,
+    tokens: float,
+    compute: float,
+    batch: int,
+    b_crit: float,
+    c_eff: float | None,
+    *,
+    floor_steps: bool,
+) -> int:
+    if isinstance(model, KaplanTable6Model) and c_eff is not None and not floor_steps:
+        # Table 6: S = S_min·(1 + B_crit/B), times B.17 off the optimal size.
+        r = float(alloc.params / model.n_opt(c_eff))
+        s = model.s_min_at(c_eff) * (1.0 + b_crit / batch) * (model.steps_factor(r) if abs(r - 1) > 1e-9 else 1.0)
+        return max(1, round(s))
+    s = tokens / batch
+    return max(1, math.floor(s) if floor_steps else round(s))
+
+
+def _loss_band(
+    ctx: PlanContext, model, params: float, tokens: float, loss: float, steps: int, batch: int, b_crit: float
+) -> LossEstimate:
+    fit = ctx.fit
+    if isinstance(model, ChinchillaModel):
+        rng = compute_range(fit) or CHINCHILLA_RANGE
+        band = chinchilla_band(fit, model.c, rng)
+        if band is not None:
+            n_eff, d_eff = params, tokens
+            unique = ctx.request.unique_tokens
+            if unique is not None:
+                n_eff = float(repeated.effective_params(params, repeated.unique_params(params, unique, model.c)))
+                d_eff = float(repeated.effective_data(tokens, unique))
+            low, high, method = band(n_eff, d_eff)
+            return estimate(loss, low, high, method)
+        return residual_band(fit, loss)
+    if isinstance(model, KaplanTable6Model):
+        # K3 cross-check: L(N, S_min) with Table 3, S_min the batch-adjusted steps (eq. 5.4).
+        s_min = steps / (1.0 + b_crit / batch)
+        k3 = float(k20.loss_ns(params, s_min, **k20.ns_coefficients(fit.coefficients)))
+        lo, hi = min(loss, k3), max(loss, k3)
+        return estimate(
+            loss,
+            lo - 0.02,
+            hi + 0.02,
+            f"from eq. 1.3 (Table 5, {loss:.3f}) to L(N, S_min) with Table 3 ({k3:.3f}), widened by Kaplan's "
+            "0.02 seed-to-seed spread",
+        )
+    return residual_band(fit, loss)
+
+
+def _early_stop(ctx: PlanContext, params: float, tokens: float, batch: int, loss: float) -> int | None:
+    """Kaplan eq. 5.7 on the unique data (the planned tokens when none were given), converted with eq. 5.4."""
+    if not ctx.kaplan:
+        return None
+    try:
+        nd = k20.nd_coefficients(ctx.fit.coefficients)
+    except ValueError:
+        return None
+    data = ctx.request.unique_tokens or tokens
+    kw = {k: ctx.fit.coefficients[k] for k in ("alpha_S", "S_c") if k in ctx.fit.coefficients}
+    s_stop = float(k20.s_stop(params, data, **nd, **kw))
+    steps = float(k20.steps_at_batch(s_stop, batch, loss, **k20.batch_coefficients(ctx.fit.coefficients)))
+    return round(steps) if math.isfinite(steps) and steps < 1e15 else None
+
+
+def _compute_to_reach(model, sizes: np.ndarray, loss: float, unique: float, plain: np.ndarray) -> np.ndarray:
+    """Training FLOPs each size needs to reach ``loss`` on ``unique`` tokens (inf when repetition never gets
+    there). Repetition only hurts, so the fresh-data answer ``plain`` brackets each root from below."""
+    ok = np.isfinite(plain)
+    if not ok.any():
+        return plain
+    lo = np.log(np.where(ok, plain, 1.0))
+    hi = lo + 30.0
+
+    def shortfall(x: np.ndarray) -> np.ndarray:  # rises with compute
+        return loss - np.asarray(model.loss(sizes, np.exp(x), unique), dtype=float)
+
+    reachable = ok & (shortfall(hi) >= 0)
+    return np.where(reachable, np.exp(increasing_root(shortfall, lo, hi, xtol=1e-10)), np.inf)
+
+
+def _alternatives(
+    ctx: PlanContext,
+    model,
+    problem: Problem,
+    alloc: Allocation,
+    compute: float,
+    final_compute: float,
+    loss: float,
+    time: TimeEstimate | None,
+) -> list[Alternative]:
+    """0.5×, 0.7×, 1.4×, 2× the planned size: loss at the same budget, and the compute (vs ``compute``, the
+    plan's before any deadline) and hours (on the GPUs given) each needs to reach the plan's loss."""
+    hours_per_flop = None
+    if time is not None and ctx.request.hardware is not None:
+        hours_per_flop = time.gpu_hours / final_compute / ctx.request.hardware.count
+    sizes = alloc.params * np.array(ALTERNATIVE_FACTORS)
+    losses = np.asarray(problem.loss_of(sizes), dtype=float)
+    train = np.asarray(problem.train_compute(sizes), dtype=float)
+    tokens = np.asarray(model.tokens(sizes, np.maximum(train, 0.0)), dtype=float)
+    iso = np.asarray(model.compute_for_loss(sizes, loss), dtype=float)
+    if problem.unique is not None:
+        iso = _compute_to_reach(model, sizes, loss, problem.unique, iso)
+    out = []
+    for i, factor in enumerate(ALTERNATIVE_FACTORS):
+        if not (math.isfinite(losses[i]) and train[i] > 0):
+            continue  # this size cannot train at all under the budget (serving alone would spend it)
+        reachable = bool(math.isfinite(iso[i]))
+        out.append(
+            Alternative(
+                params_factor=factor,
+                params=float(sizes[i]),
+                tokens=float(tokens[i]),
+                predicted_loss=float(losses[i]),
+                compute_for_plan_loss=float(iso[i]) if reachable else None,
+                extra_compute=float(iso[i] / compute - 1.0) if reachable else None,
+                wall_clock_hours=float(iso[i] * hours_per_flop) if (reachable and hours_per_flop) else None,
+            )
+        )
+    return out
