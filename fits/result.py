@@ -35,6 +35,8 @@ class FitResult(msgspec.Struct, kw_only=True):
     warnings: list[str] = []
     intervals: dict[str, list[float]] = {}
     """Coefficient name -> [low, high] percentile interval (empty unless bootstrapped)."""
+    derived: dict[str, float] = {}
+    """Derived quantity (a predicted loss, N_opt at a budget) -> value at the fitted coefficients."""
     derived_intervals: dict[str, list[float]] = {}
     """Derived quantity (a predicted loss, N_opt at a budget) -> [low, high]."""
     bootstrap: int = 0

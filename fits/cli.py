@@ -1,0 +1,549 @@
+"""``python -m fits``: fit scaling laws to CSV points and manage the versioned fit store.
+
+A thin layer over the library (fits.fitting, fits.refit, fits.store): every command parses its arguments,
+calls one library function and prints the result, as a table for people or as JSON with ``--json``.
+Bad input (a missing column, a value that is not a positive number, too few points, an unknown law or fit)
+ends with one line on stderr and exit status 2, and nothing is written to the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import msgspec
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from fits.fit import Fit
+    from fits.result import FitResult
+
+DEFAULT_SCOPE = "default"
+"""Scope of fits saved from the command line unless --scope says otherwise: a fixed, predictable name, so
+repeated saves of the same data become versions of one (law, scope) instead of scattering."""
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the message is the one line printed."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with errors on one line (usage stays available through --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> Parser:
+    from fits.fitting import FITTABLE_LAWS, METHODS
+
+    parser = Parser(
+        prog="python -m fits",
+        description="Fit scaling laws to measured points and manage the versioned fit store.",
+        epilog="Database: --db PATH, else $SCALEPLAN_DB, else ./scaleplan.db. Run 'python -m fits COMMAND --help'.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    db_opt = Parser(add_help=False)
+    db_opt.add_argument("--db", metavar="PATH", help="SQLite database file (default: $SCALEPLAN_DB or ./scaleplan.db)")
+    json_opt = Parser(add_help=False)
+    json_opt.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    fit = sub.add_parser(
+        "fit",
+        parents=[db_opt, json_opt],
+        help="fit a law family to points from a CSV file",
+        description=(
+            "Fit a law family to points from a CSV file by multi-start L-BFGS on the summed Huber "
+            "(delta=1e-3) loss of log-space residuals, from the full start grid, and report coefficients, "
+            "objective and diagnostics (residuals; held-out error: fit on all but the largest-compute 15%% "
+            "of points, predict those)."
+        ),
+        epilog=(
+            "CSV columns (a header row; other columns are ignored): chinchilla and kaplan-nd need N,D,loss "
+            "(parameters, tokens, nats); kaplan-ns needs N,B,step,loss (B = tokens per step) and reads an "
+            "optional warmup column (steps; points with step <= warmup are dropped). "
+            "Example: python -m fits fit --law chinchilla --data points.csv --bootstrap 1000 --budget 1e21"
+        ),
+    )
+    fit.add_argument("--law", required=True, choices=FITTABLE_LAWS, help="law family to fit")
+    fit.add_argument("--data", required=True, metavar="FILE.csv", help="points to fit")
+    fit.add_argument(
+        "--method",
+        choices=METHODS,
+        default="robust",
+        help="robust (default): coefficients bounded to physically sensible ranges, degenerate fits flagged, "
+        "near-equal minima decided by held-out extrapolation; grid: the published procedure unchanged "
+        "(unbounded, lowest objective wins)",
+    )
+    fit.add_argument("--bootstrap", type=_count, default=0, metavar="K", help="bootstrap resamples for 95%% intervals")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+    fit.add_argument("--warmup", type=_nonnegative, metavar="STEPS", help="kaplan-ns: warm-up steps to drop")
+    fit.add_argument(
+        "--predict",
+        action="append",
+        type=_pair,
+        default=[],
+        metavar="N,X",
+        help="also report the loss at N and X (D tokens; S_min steps for kaplan-ns), with its interval; repeatable",
+    )
+    fit.add_argument(
+        "--budget",
+        action="append",
+        type=_positive,
+        default=[],
+        metavar="FLOPS",
+        help="also report the compute-optimal N at this training budget, with its interval; repeatable",
+    )
+    fit.add_argument("--save", action="store_true", help="store the fit as the next version of its (law, scope)")
+    fit.add_argument("--activate", action="store_true", help="store the fit and make it active (implies --save)")
+    fit.add_argument("--scope", default=DEFAULT_SCOPE, help=f"scope to save under (default: {DEFAULT_SCOPE!r})")
+    fit.add_argument("--name", help="stable name to save the fit under")
+    fit.set_defaults(run=cmd_fit)
+
+    refit = sub.add_parser(
+        "refit",
+        parents=[db_opt, json_opt],
+        help="refit every scope with new complete runs (cron entry point)",
+        description=(
+            "For every scope whose complete runs are not yet covered by its latest fit, fit chinchilla on "
+            "(n_params, tokens, final_val_loss) and kaplan-ns on the validation-loss curves, store each as a "
+            "new version with its held-out error, and activate it when that error is no worse than the "
+            "active fit's. Idempotent; safe to run from several places at once."
+        ),
+    )
+    refit.add_argument("--scope", help="only this scope")
+    refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error")
+    refit.set_defaults(run=cmd_refit)
+
+    lst = sub.add_parser("list", parents=[db_opt, json_opt], help="list stored fits", description="List stored fits.")
+    lst.add_argument("--law", help="only this law family")
+    lst.add_argument("--scope", help="only this scope")
+    lst.set_defaults(run=cmd_list)
+
+    show = sub.add_parser("show", parents=[db_opt, json_opt], help="show one fit", description="Show one stored fit.")
+    show.add_argument("ref", metavar="ID|NAME", help="fit id, or stable name (its newest version)")
+    show.set_defaults(run=cmd_show)
+
+    act = sub.add_parser(
+        "activate",
+        parents=[db_opt, json_opt],
+        help="make a fit the active one of its (law, scope)",
+        description="Make a fit the active one of its (law, scope); the switch is atomic.",
+    )
+    act.add_argument("id", metavar="ID", type=int, help="fit id")
+    act.set_defaults(run=cmd_activate)
+
+    imp = sub.add_parser(
+        "import",
+        parents=[db_opt, json_opt],
+        help="store a fit from a JSON file",
+        description=(
+            "Store a fit from a JSON object with at least 'law' and 'coefficients' (what 'export' writes); "
+            "it becomes the next version of its (law, scope)."
+        ),
+    )
+    imp.add_argument("file", metavar="FILE.json")
+    imp.add_argument("--scope", help="scope to store under (default: the file's, else 'default')")
+    imp.add_argument("--name", help="stable name (default: the file's)")
+    imp.add_argument("--activate", action="store_true", help="make the imported fit active")
+    imp.set_defaults(run=cmd_import)
+
+    exp = sub.add_parser(
+        "export",
+        parents=[db_opt],
+        help="print a stored fit as JSON",
+        description="Print a stored fit (coefficients, intervals, provenance, diagnostics) as JSON.",
+    )
+    exp.add_argument("ref", metavar="ID|NAME", help="fit id, or stable name (its newest version)")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    exp.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from fits.csvio import DataError
+    from fits.fitting import InsufficientData
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (DataError, InsufficientData, UsageError, FileNotFoundError) as exc:
+        return _bad_input(args, exc)
+    except KeyError as exc:
+        # fits.store is imported only by the commands that use it (sqlite-utils pulls in pandas: a second
+        # of start-up that a plain fit does not need), so its "not found" error is recognised here.
+        store = sys.modules.get("fits.store")
+        if store is not None and isinstance(exc, store.FitNotFound):
+            return _bad_input(args, exc)
+        raise
+    except BrokenPipeError:
+        return 0
+
+
+def _bad_input(args: argparse.Namespace, exc: BaseException) -> int:
+    print(f"python -m fits {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from fits.csvio import read_columns
+    from fits.fitting import fit
+
+    if args.warmup is not None and args.law != "kaplan-ns":
+        raise UsageError("--warmup applies to kaplan-ns only")
+    columns = read_columns(args.data, args.law)
+    progress = _progress_bar if args.bootstrap and sys.stderr.isatty() else None
+    result = fit(
+        args.law,
+        columns,
+        warmup=args.warmup,
+        method=args.method,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        predict=args.predict,
+        budgets=args.budget,
+        progress=progress,
+    )
+    if progress is not None:
+        print(file=sys.stderr)
+    saved = _save(args, result, columns) if (args.save or args.activate) else None
+    if args.json:
+        out = {"method": args.method, **msgspec.to_builtins(result)}
+        if saved is not None:
+            out.update(id=saved.id, scope=saved.scope, version=saved.version, active=saved.active)
+        _print_json(out)
+    else:
+        print(format_result(result, args.method, args.data))
+        if saved is not None:
+            state = "active" if saved.active else "not active"
+            print(f"saved: fit {saved.id} ({saved.law}/{saved.scope} v{saved.version}, {state})")
+    return 0
+
+
+def cmd_refit(args: argparse.Namespace) -> int:
+    from fits.refit import refit
+
+    db = _open(args)
+    fits = refit(db, scope=args.scope, activate=args.activate)
+    if args.json:
+        _print_json([msgspec.to_builtins(f) for f in fits])
+    elif not fits:
+        print("nothing to refit: every scope's latest fits cover its complete runs")
+    else:
+        for f in fits:
+            held = "n/a" if f.heldout_error is None else f"{f.heldout_error:.2%}"
+            state = "activated" if f.active else "stored, not activated"
+            print(f"{f.scope}: {f.law} v{f.version} (fit {f.id}) from {len(f.provenance.run_ids)} runs, "
+                  f"held-out error {held}: {state}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from fits.store import list_fits
+
+    fits = list_fits(_open(args), law=args.law, scope=args.scope)
+    if args.json:
+        _print_json([msgspec.to_builtins(f) for f in fits])
+        return 0
+    rows = [
+        [
+            str(f.id), f.name or "", f.law, f.scope, str(f.version), "*" if f.active else "", str(f.n_points or ""),
+            _num(f.objective), "" if f.heldout_error is None else f"{f.heldout_error:.2%}", (f.created or "")[:19],
+        ]
+        for f in fits
+    ]
+    print(_table(["id", "name", "law", "scope", "v", "active", "points", "objective", "held-out", "created"], rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from fits.store import get_fit
+
+    fit = get_fit(_open(args), _ref(args.ref))
+    if args.json:
+        _print_json(msgspec.to_builtins(fit))
+    else:
+        print(format_fit(fit))
+    return 0
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    from fits.store import activate_fit
+
+    fit = activate_fit(_open(args), args.id)
+    if args.json:
+        _print_json(msgspec.to_builtins(fit))
+    else:
+        print(f"fit {fit.id} ({fit.name or fit.law}, v{fit.version}) is now the active {fit.law} fit of {fit.scope!r}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from fits.store import save_fit
+
+    fit, problems = read_fit_json(args.file, scope=args.scope, name=args.name)
+    for p in problems:
+        print(f"python -m fits import: warning: {p}", file=sys.stderr)
+    saved = save_fit(_open(args), fit, activate=args.activate)
+    if args.json:
+        _print_json(msgspec.to_builtins(saved))
+    else:
+        state = "active" if saved.active else "not active"
+        print(f"imported: fit {saved.id} ({saved.law}/{saved.scope} v{saved.version}, {state})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from fits.store import get_fit
+
+    fit = get_fit(_open(args), _ref(args.ref))
+    text = msgspec.json.format(msgspec.json.encode(fit), indent=2).decode() + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def read_fit_json(path: str, *, scope: str | None = None, name: str | None = None) -> tuple[Fit, list[str]]:
+    """A Fit from a JSON object with at least law and coefficients; also the out-of-range warnings."""
+    from fits.fit import Fit, Provenance
+    from fits.laws import LAW_FAMILIES, check_coefficients
+
+    file = Path(path).name
+    try:
+        raw = msgspec.json.decode(Path(path).read_bytes())
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except msgspec.DecodeError as exc:
+        raise UsageError(f"{file}: not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{file}: expected a JSON object with 'law' and 'coefficients'")
+    law = raw.get("law")
+    if law not in LAW_FAMILIES:
+        raise UsageError(f"{file}: law: {law!r} is not one of {', '.join(LAW_FAMILIES)}")
+    coefficients = raw.get("coefficients")
+    if not isinstance(coefficients, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in coefficients.values()
+    ):
+        raise UsageError(f"{file}: coefficients: expected an object of finite numbers")
+    problems = check_coefficients(law, coefficients)
+    missing = [p for p in problems if p.endswith(": missing")]
+    if missing:
+        raise UsageError(f"{file}: coefficients: {', '.join(p.split(':')[0] for p in missing)} missing for {law}")
+    try:
+        provenance = msgspec.convert(raw.get("provenance") or {"source": "imported"}, Provenance)
+        fit = msgspec.convert(
+            {
+                **{k: v for k, v in raw.items() if k not in {"id", "version", "created", "active", "provenance"}},
+                "scope": scope or raw.get("scope") or DEFAULT_SCOPE,
+                "name": name if name is not None else raw.get("name"),
+                "coefficients": {k: float(v) for k, v in coefficients.items()},
+                "provenance": msgspec.to_builtins(provenance),
+            },
+            Fit,
+        )
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"{file}: {exc}") from None
+    if fit.provenance.data is None:
+        fit.provenance.data = file
+    return fit, [f"{file}: {p}" for p in problems]
+
+
+def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) -> Fit:
+    from fits.fit import Fit, Provenance
+    from fits.store import save_fit
+
+    digest = hashlib.sha256(Path(args.data).read_bytes()).hexdigest()[:12]
+    fit = Fit(
+        law=result.law,
+        scope=args.scope,
+        name=args.name,
+        coefficients=result.coefficients,
+        intervals=result.intervals,
+        provenance=Provenance(
+            source="fitted",
+            note=f"python -m fits fit --method {args.method}",
+            data=f"{Path(args.data).name} (sha256 {digest})",
+            seed=result.seed,
+            bootstrap=result.bootstrap,
+        ),
+        objective=result.objective,
+        n_points=result.n_points,
+        heldout_error=result.diagnostics.heldout_error,
+        diagnostics=result.diagnostics,
+        warnings=result.warnings,
+    )
+    names = list(columns)
+    points = [dict(zip(names, map(float, row), strict=True)) for row in zip(*columns.values(), strict=True)]
+    return save_fit(_open(args), fit, activate=args.activate, points=points)
+
+
+def _open(args: argparse.Namespace) -> sqlite_utils.Database:
+    from fits.store import open_db
+
+    return open_db(args.db)
+
+
+def _ref(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\rbootstrap [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    sys.stderr.flush()
+
+
+def format_result(result: FitResult, method: str, data: str | os.PathLike[str]) -> str:
+    status = "converged" if result.converged else "NOT converged"
+    lines = [
+        f"{result.law} fit of {result.n_points} points from {Path(data).name}: {method}, "
+        f"{result.starts:,} starts, {result.seconds:.2f} s, {status}",
+        "",
+    ]
+    header = ["coefficient", "value"]
+    if result.intervals:
+        header.append(f"95% interval ({result.bootstrap:,} resamples, seed {result.seed})")
+    rows = []
+    for name, value in result.coefficients.items():
+        row = [name, _num(value)]
+        if result.intervals:
+            lo, hi = result.intervals.get(name, [float("nan")] * 2)
+            row.append(f"{_num(lo)} – {_num(hi)}")
+        rows.append(row)
+    lines.append(_table(header, rows))
+    lines.append("")
+    d = result.diagnostics
+    lines.append(f"objective   {result.objective:.6e}  (sum of Huber, delta 1e-3, of ln pred − ln observed)")
+    if d.residual_rms is not None:
+        lines.append(
+            f"residuals   rms {d.residual_rms:.4g}, max |r| {d.residual_max:.4g}, mean {d.residual_mean:.3g} (log)"
+        )
+    if d.heldout_error is not None:
+        lines.append(
+            f"held-out    {d.heldout_error:.2%} mean |relative error| on the {d.heldout_points} largest-compute "
+            "points, fitted on the rest"
+        )
+    for name, value in result.derived.items():
+        extra = ""
+        if name in result.derived_intervals:
+            lo, hi = result.derived_intervals[name]
+            extra = f"   95% interval {_num(lo)} – {_num(hi)}"
+        lines.append(f"derived     {name} = {_num(value)}{extra}")
+    if result.message:
+        lines.append(f"note        {result.message}")
+    lines.extend(f"warning     {w}" for w in result.warnings)
+    return "\n".join(lines)
+
+
+def format_fit(fit: Fit) -> str:
+    state = "active" if fit.active else "inactive"
+    title = f"fit {fit.id}" + (f" {fit.name!r}" if fit.name else "")
+    lines = [f"{title}: {fit.law}, scope {fit.scope!r}, version {fit.version}, {state}, created {fit.created}", ""]
+    header = ["coefficient", "value"] + (["95% interval"] if fit.intervals else [])
+    rows = []
+    for name, value in fit.coefficients.items():
+        row = [name, _num(value)]
+        if fit.intervals:
+            iv = fit.intervals.get(name)
+            row.append(f"{_num(iv[0])} – {_num(iv[1])}" if iv else "")
+        rows.append(row)
+    lines += [_table(header, rows), ""]
+    p = fit.provenance
+    lines.append(f"source      {p.source}" + (f": {p.citation}" if p.citation else ""))
+    if p.data:
+        lines.append(f"data        {p.data}")
+    if p.run_ids:
+        more = " …" if len(p.run_ids) > 12 else ""
+        lines.append(f"runs        {len(p.run_ids)} ({', '.join(map(str, p.run_ids[:12]))}{more})")
+    if p.note:
+        lines.append(f"note        {p.note}")
+    if p.bootstrap:
+        lines.append(f"bootstrap   {p.bootstrap} resamples, seed {p.seed}")
+    if fit.objective is not None:
+        lines.append(f"objective   {fit.objective:.6e} over {fit.n_points} points")
+    if fit.heldout_error is not None:
+        lines.append(f"held-out    {fit.heldout_error:.2%} mean |relative error|")
+    lines.extend(f"warning     {w}" for w in fit.warnings)
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*r).rstrip() for r in [header, *rows])
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return ""
+    return f"{x:.6g}"
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split())
+
+
+def _finite(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (_finite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (_finite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _pair(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected N,X (two numbers separated by a comma), got {text!r}")
+    return (_positive(parts[0].strip()), _positive(parts[1].strip()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Reading fitting points from CSV, with validation that names the offending line and column.
+
+A file has a header row; the columns a family needs are looked up by name (fits.fitting.COLUMNS), extra
+columns are ignored. Every value must be a finite number > 0 (a ``warmup`` column may hold 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fits.fitting import COLUMNS
+
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"kaplan-ns": ("warmup",)}
+
+
+class DataError(ValueError):
+    """The input file cannot be used; the message names the file and the offending line or column."""
+
+
+def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray]:
+    """The columns ``law`` needs (plus its optional ones, when present) from a CSV file, validated."""
+    if law not in COLUMNS:
+        raise DataError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(COLUMNS)}")
+    name = Path(path).name
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file") from None
+    except csv.Error as exc:
+        raise DataError(f"{name}: not valid CSV: {exc}") from None
+    if not rows:
+        raise DataError(f"{name}: empty file; expected a header row with columns {', '.join(COLUMNS[law])}")
+
+    header = [h.strip() for h in rows[0]]
+    required = COLUMNS[law]
+    missing = [c for c in required if c not in header]
+    if missing:
+        found = ", ".join(h for h in header if h) or "none"
+        plural = "s" if len(missing) > 1 else ""
+        raise DataError(f"{name}: missing column{plural} {', '.join(missing)} for {law} (found: {found})")
+    wanted = [*required, *(c for c in OPTIONAL_COLUMNS.get(law, ()) if c in header)]
+    index = {c: header.index(c) for c in wanted}
+
+    values: dict[str, list[float]] = {c: [] for c in wanted}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines carry no point
+        for column in wanted:
+            i = index[column]
+            raw = row[i].strip() if i < len(row) else ""
+            values[column].append(_parse(name, line_no, column, raw))
+    if not values[required[0]]:
+        raise DataError(f"{name}: no data rows below the header")
+    return {c: np.array(v, dtype=float) for c, v in values.items()}
+
+
+def _parse(name: str, line_no: int, column: str, raw: str) -> float:
+    where = f"{name} line {line_no}, column {column}"
+    if raw == "":
+        raise DataError(f"{where}: empty value")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DataError(f"{where}: not a number: {raw!r}") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: not a finite number: {raw!r}")
+    if column == "warmup":
+        if value < 0:
+            raise DataError(f"{where}: must be >= 0, got {raw}")
+    elif value <= 0:
+        raise DataError(f"{where}: must be > 0, got {raw}")
+    return value

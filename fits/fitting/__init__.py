@@ -1,0 +1,72 @@
+"""Fitting scaling-law families to measured points.
+
+Library first: ``fit_chinchilla``, ``fit_kaplan_nd`` and ``fit_kaplan_ns`` take arrays and return a
+fits.result.FitResult; ``fit(law, columns)`` dispatches on the family name (what the CLI and the refit job
+use). Every fit minimises the summed Huber loss of log-space residuals (laws.md §2) from a grid of starts,
+batched, and carries diagnostics; ``bootstrap=K`` adds percentile intervals.
+
+Modules: lbfgs (batched optimiser), form (objective plumbing), chinchilla_fit / kaplan_fit (the families),
+multistart (grid → distinct minima → polish), robust (choice among near-equal minima), diagnostics,
+bootstrap, engine (one call, start to finish).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fits.fitting.bootstrap import Progress
+from fits.fitting.chinchilla_fit import ChinchillaForm, chinchilla_points, fit_chinchilla
+from fits.fitting.engine import METHODS, InsufficientData, fit_form
+from fits.fitting.form import Form, Points
+from fits.fitting.kaplan_fit import KaplanNDForm, KaplanNSForm, fit_kaplan_nd, fit_kaplan_ns, nd_points, ns_points
+from fits.result import FitResult
+
+FITTABLE_LAWS = ("chinchilla", "kaplan-nd", "kaplan-ns")
+"""Families that can be fitted to points (the full "kaplan" set is published-only)."""
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "chinchilla": ("N", "D", "loss"),
+    "kaplan-nd": ("N", "D", "loss"),
+    "kaplan-ns": ("N", "B", "step", "loss"),
+}
+"""Required input columns per family; kaplan-ns also reads an optional ``warmup`` column (steps)."""
+
+
+def points_for(law: str, columns: Mapping[str, Any], warmup: float | None = None) -> tuple[Form, Points]:
+    """The fitting form and points for a family from named columns (see COLUMNS)."""
+    if law not in COLUMNS:
+        raise ValueError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(FITTABLE_LAWS)}")
+    cols = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
+    if law == "chinchilla":
+        points = chinchilla_points(cols["N"], cols["D"], cols["loss"])
+        return ChinchillaForm.for_points(points), points
+    if law == "kaplan-nd":
+        return KaplanNDForm(), nd_points(cols["N"], cols["D"], cols["loss"])
+    steps = cols.get("warmup") if warmup is None else warmup
+    return KaplanNSForm(), ns_points(cols["N"], cols["B"], cols["step"], cols["loss"], steps)
+
+
+def fit(law: str, columns: Mapping[str, Any], *, warmup: float | None = None, **options: Any) -> FitResult:
+    """Fit family ``law`` to named columns; options as for fit_chinchilla (method, bootstrap, seed, predict,
+    budgets, progress). For kaplan-ns, ``warmup`` (steps) overrides a ``warmup`` column."""
+    form, points = points_for(law, columns, warmup)
+    if "bootstrap" in options:
+        options["bootstrap_resamples"] = options.pop("bootstrap")
+    return fit_form(form, points, **options)
+
+
+__all__ = [
+    "COLUMNS",
+    "FITTABLE_LAWS",
+    "METHODS",
+    "FitResult",
+    "InsufficientData",
+    "Progress",
+    "fit",
+    "fit_chinchilla",
+    "fit_kaplan_nd",
+    "fit_kaplan_ns",
+    "points_for",
+]

@@ -1,0 +1,173 @@
+"""One fitting call, start to finish: grid, choice of minimum, diagnostics, bootstrap → FitResult."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from fits.fitting import diagnostics as diag
+from fits.fitting import robust
+from fits.fitting.bootstrap import Progress, bootstrap, percentile_interval
+from fits.fitting.form import Form, Points
+from fits.fitting.multistart import multistart
+from fits.laws import check_coefficients
+from fits.result import FitResult
+
+METHODS = ("robust", "grid")
+"""robust: physically bounded coefficients, degeneracy checks, near-equal minima decided by held-out
+extrapolation. grid: the published procedure as is (unbounded L-BFGS from the grid, lowest objective wins)."""
+BOOTSTRAP_EXTRA_STARTS = 3
+"""Besides the full-data optimum, each resample also starts from this many other points the full grid found:
+its other distinct minima, then the best distinct stage-1 end points of the grid starts."""
+
+
+class InsufficientData(ValueError):
+    """Too few points, or too few distinct sizes, to determine the coefficients."""
+
+
+def fit_form(
+    form: Form,
+    points: Points,
+    *,
+    method: str = "robust",
+    bootstrap_resamples: int = 0,
+    seed: int = 0,
+    heldout_fraction: float = diag.HELDOUT_FRACTION,
+    predict: Sequence[tuple[float, float]] = (),
+    budgets: Sequence[float] = (),
+    progress: Progress | None = None,
+    starts: np.ndarray | None = None,
+) -> FitResult:
+    """Fit ``form`` to ``points``; see fits.fitting.fit for the arguments."""
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise ValueError(f"method: unknown {method!r}; expected one of {', '.join(METHODS)}")
+    check_enough(form, points)
+    is_robust = method == "robust"
+    bounds = form.bounds(points) if is_robust else None
+    grid = form.grid() if starts is None else np.asarray(starts, dtype=float)
+    found = multistart(form, points, grid, bounds=bounds)
+    best = found.best
+    chosen = best
+    notes = [
+        f"{method}: best of {found.starts} starts ({len(found.candidates)} distinct minima kept, "
+        f"{found.capped} starts still moving at the stage-1 iteration cap)"
+    ]
+    warnings: list[str] = []
+
+    heldout_error = heldout_points = None
+    split = diag.heldout_split(points, form.k, heldout_fraction)
+    if split is None:
+        warnings.append("too few points below the largest compute for a held-out extrapolation check")
+    else:
+        train, test = points.take(split[0]), points.take(split[1])
+        pool = robust.close_candidates(form, found.candidates, points, bounds) if is_robust else [best]
+        checks = robust.heldout_checks(form, pool, train, test, form.bounds(train) if is_robust else None)
+        pick = robust.pick(checks)
+        chosen = pick.candidate
+        heldout_error, heldout_points = pick.error, int(split[1].size)
+        if chosen is not best:
+            notes.append(
+                f"chose a minimum {chosen.objective / best.objective - 1:.2%} above the lowest objective "
+                f"({len(pool)} sound minima within {robust.CLOSE:.0%}): held-out error {pick.error:.4f} "
+                f"vs {checks[0].error:.4f}"
+            )
+
+    coefficients = form.to_coefficients(chosen.theta)
+    reasons = diag.data_limits(form, points) + form.degeneracy(coefficients, points)
+    if not chosen.converged:
+        warnings.append(f"the best start did not converge: {chosen.message or 'iteration limit'}")
+    if bounds is not None:
+        warnings.extend(diag.bound_warnings(form, chosen.theta, bounds))
+    warnings.extend(f"degenerate: {r}" for r in reasons)
+    warnings.extend(f"outside the family's sensible range: {p}" for p in check_coefficients(form.law, coefficients))
+
+    derived = derived_values(form, coefficients, predict, budgets)
+    result = FitResult(
+        law=form.law,
+        coefficients=coefficients,
+        objective=chosen.objective,
+        n_points=len(points),
+        starts=found.starts,
+        seconds=0.0,
+        converged=chosen.converged,
+        warnings=warnings,
+        iterations=chosen.iterations,
+        message="; ".join([*notes, chosen.message] if chosen.message else notes),
+        derived=derived,
+        seed=seed,
+        diagnostics=diag.diagnostics(
+            form,
+            chosen.theta,
+            points,
+            bounds=bounds,
+            degenerate_reasons=reasons,
+            heldout_error=heldout_error,
+            heldout_points=heldout_points,
+        ),
+    )
+    if bootstrap_resamples > 0:
+        others = [c.theta for c in found.candidates if c is not chosen]
+        others += list(found.coarse_points[1:])
+        others = others[:BOOTSTRAP_EXTRA_STARTS]
+        if bounds is not None:
+            others = [np.clip(t, *bounds) for t in others]
+        samples = bootstrap(
+            form, points, np.stack([chosen.theta, *others]), bootstrap_resamples,
+            seed=seed, bounds=bounds, progress=progress,
+        )
+        add_intervals(result, form, samples.theta, predict, budgets)
+        result.bootstrap = bootstrap_resamples
+        spread = np.std(samples.objective) / np.mean(samples.objective)
+        result.message += f"; bootstrap objective spread {spread:.1%}"
+        failed = int((~samples.converged).sum())
+        if failed > 0.05 * bootstrap_resamples:
+            result.warnings.append(f"{failed} of {bootstrap_resamples} bootstrap refits did not converge")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def check_enough(form: Form, points: Points) -> None:
+    if len(points) < form.k:
+        raise InsufficientData(
+            f"data: {len(points)} points, fewer than the {form.k} coefficients of {form.law}"
+        )
+    if np.unique(points.N).size < 2:
+        raise InsufficientData(f"N: all points have the same model size; {form.law} needs at least two")
+    if np.unique(points.X).size < 2:
+        raise InsufficientData(f"{form.x_name}: all points have the same value; {form.law} needs at least two")
+
+
+def derived_names(form: Form, predict: Sequence[tuple[float, float]], budgets: Sequence[float]) -> list[str]:
+    names = [f"loss(N={n:.4g}, {form.x_name}={x:.4g})" for n, x in predict]
+    names += [f"N_opt(C={c:.4g})" for c in budgets]
+    return names
+
+
+def derived_values(
+    form: Form, coefficients: dict[str, float], predict: Sequence[tuple[float, float]], budgets: Sequence[float]
+) -> dict[str, float]:
+    values = [float(form.predict(coefficients, np.array([n]), np.array([x]))[0]) for n, x in predict]
+    values += [form.n_opt(coefficients, c) for c in budgets]
+    return dict(zip(derived_names(form, predict, budgets), values, strict=True))
+
+
+def add_intervals(
+    result: FitResult,
+    form: Form,
+    thetas: np.ndarray,
+    predict: Sequence[tuple[float, float]],
+    budgets: Sequence[float],
+) -> None:
+    samples = [form.to_coefficients(t) for t in thetas]
+    result.intervals = {
+        name: percentile_interval(np.array([s[name] for s in samples])) for name in form.coefficient_names
+    }
+    if predict or budgets:
+        with np.errstate(all="ignore"):
+            table = np.array([list(derived_values(form, s, predict, budgets).values()) for s in samples])
+        result.derived_intervals = {
+            name: percentile_interval(table[:, j]) for j, name in enumerate(derived_names(form, predict, budgets))
+        }

@@ -1,0 +1,264 @@
+"""Kaplan et al. 2020 joint laws as fitting forms (kaplan2020.md §4, §6).
+
+kaplan-nd, eq 1.5:  L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D
+    ln L = alpha_D·LSE(p·(c_N − ln N), c_D − ln D),  p = alpha_N/alpha_D,  θ = (c_N, c_D, alpha_N, alpha_D)
+kaplan-ns, eq 1.6:  L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S
+    ln L = LSE(alpha_N·(c_N − ln N), alpha_S·(c_S − ln S_min)),  θ = (c_N, c_S, alpha_N, alpha_S)
+with c_N = ln N_c, c_D = ln D_c, c_S = ln S_c. Both are fitted with the same summed log-space Huber objective
+as the Chinchilla form, so objectives and diagnostics read the same across families.
+
+kaplan-ns is fitted on loss curves: each point (N, B, step, loss) after warm-up becomes (N, S_min, loss) with
+S_min = step/(1 + B_crit(L)/B) and B_crit(L) = B_star/L^(1/alpha_B) at the published B_star, alpha_B (eq 5.4).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from fits.fitting.bootstrap import Progress
+from fits.fitting.engine import fit_form
+from fits.fitting.form import Data, Form, Points, huber_parts, linear_max
+from fits.laws import kaplan2020 as law
+from fits.result import FitResult
+
+LN10 = math.log(10.0)
+GRID_LOG10_SCALE = (8.0, 11.0, 14.0, 17.0, 20.0)
+"""N_c, D_c: Kaplan's are 6.4e13 and 1.8e13; small models on other tokenizers land orders of magnitude away."""
+GRID_LOG10_S_C = (1.0, 2.0, 3.0, 4.0, 5.0)
+GRID_EXPONENT = (0.03, 0.07, 0.15, 0.3, 0.6)
+GRID_ALPHA_S = (0.25, 0.5, 1.0, 2.0)
+
+SCALE_BOUNDS = (1e6, 1e20)
+"""N_c, D_c: the range fits.laws declares for the family."""
+S_C_BOUNDS = (1.0, 1e8)
+EXPONENT_BOUNDS = (0.01, 1.0)
+"""alpha_N, alpha_D: Kaplan's are 0.076 and 0.095-0.103 (no irreducible term, so they are small). Below 0.01
+the law is flat to within 7% over three decades and its scale constant runs away; above 1 no language-model
+measurement has come close."""
+ALPHA_S_BOUNDS = (0.05, 3.0)
+"""Kaplan's alpha_S is 0.76; the upper end matches fits.laws' spec."""
+UNRESOLVED_TERM = 0.005
+
+
+def _grid(*axes: tuple[float, ...]) -> np.ndarray:
+    return np.array(list(itertools.product(*axes)), dtype=float)
+
+
+class KaplanNDForm(Form):
+    law = "kaplan-nd"
+    theta_names = ("ln N_c", "ln D_c", "alpha_N", "alpha_D")
+    coefficient_names = ("alpha_N", "alpha_D", "N_c", "D_c")
+    theta_coefficient = ("N_c", "D_c", "alpha_N", "alpha_D")
+    x_name = "D"
+
+    def grid(self) -> np.ndarray:
+        scale = tuple(v * LN10 for v in GRID_LOG10_SCALE)
+        return _grid(scale, scale, GRID_EXPONENT, GRID_EXPONENT)
+
+    def to_coefficients(self, theta: np.ndarray) -> dict[str, float]:
+        c_n, c_d, a_n, a_d = (float(v) for v in theta)
+        return {"alpha_N": a_n, "alpha_D": a_d, "N_c": math.exp(c_n), "D_c": math.exp(c_d)}
+
+    def to_theta(self, c: dict[str, float]) -> np.ndarray:
+        return np.array([math.log(c["N_c"]), math.log(c["D_c"]), c["alpha_N"], c["alpha_D"]])
+
+    def bounds(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
+        s_lo, s_hi = (math.log(v) for v in SCALE_BOUNDS)
+        return (
+            np.array([s_lo, s_lo, EXPONENT_BOUNDS[0], EXPONENT_BOUNDS[0]]),
+            np.array([s_hi, s_hi, EXPONENT_BOUNDS[1], EXPONENT_BOUNDS[1]]),
+        )
+
+    def log_predict(self, theta: np.ndarray, data: Data) -> np.ndarray:
+        c_n, c_d, a_n, a_d = (theta[:, i : i + 1] for i in range(4))
+        return a_d * np.logaddexp(a_n / a_d * (c_n - data.ln_n), c_d - data.ln_x)
+
+    def chunk_fg(
+        self, theta: np.ndarray, data: Data, weights: np.ndarray | None, work: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        u, v, s, r, c, cw = work
+        c_n, c_d, a_n, a_d = theta.T
+        p = a_n / a_d
+        one = np.ones_like(c_n)
+        m = np.maximum(linear_max(p * c_n, p, data.ln_n_range), linear_max(c_d, one, data.ln_x_range))
+        np.matmul(np.stack([p * c_n - m, -p], axis=1), data.one_ln_n_t, out=u)
+        np.exp(u, out=u)
+        np.matmul(np.stack([c_d - m, -one], axis=1), data.one_ln_x_t, out=v)
+        np.exp(v, out=v)
+        np.add(u, v, out=s)
+        np.log(s, out=r)
+        r *= a_d[:, None]
+        np.matmul(np.stack([a_d * m, one], axis=1), data.zero_neg_ln_l, out=c)
+        r += c  # r = alpha_D·LSE − ln(observed)
+        f, cw = huber_parts(r, weights, c, cw)
+        cw_lse = (np.einsum("ij,ij->i", cw, r) + cw @ data.ln_l) / a_d  # Σ w·H'·LSE
+        cw /= s
+        u *= cw
+        v *= cw
+        gu = u @ data.one_ln_n
+        gv = v @ data.ones
+        g = np.empty((theta.shape[0], 4), dtype=theta.dtype)
+        g[:, 0] = a_n * gu[:, 0]
+        g[:, 1] = a_d * gv
+        g[:, 2] = c_n * gu[:, 0] - gu[:, 1]
+        g[:, 3] = cw_lse - p * g[:, 2]
+        return f, g
+
+    def predict(self, coefficients: dict[str, float], N: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return np.asarray(law.loss_nd(N, X, **coefficients), dtype=float)
+
+    def n_opt(self, c: dict[str, float], budget: float) -> float:
+        """Minimises L(N, C/(6N)): N^(p+1) = p·N_c^p·C/(6·D_c), p = alpha_N/alpha_D."""
+        p = c["alpha_N"] / c["alpha_D"]
+        return float((p * c["N_c"] ** p * budget / (6.0 * c["D_c"])) ** (1.0 / (p + 1.0)))
+
+    def degeneracy(self, c: dict[str, float], points: Points) -> list[str]:
+        n_term = (c["N_c"] / points.N) ** (c["alpha_N"] / c["alpha_D"])
+        d_term = c["D_c"] / points.X
+        return _unresolved(n_term, d_term, "N", "D")
+
+
+class KaplanNSForm(Form):
+    law = "kaplan-ns"
+    theta_names = ("ln N_c", "ln S_c", "alpha_N", "alpha_S")
+    coefficient_names = ("alpha_N", "alpha_S", "N_c", "S_c")
+    theta_coefficient = ("N_c", "S_c", "alpha_N", "alpha_S")
+    x_name = "S_min"
+
+    def grid(self) -> np.ndarray:
+        return _grid(
+            tuple(v * LN10 for v in GRID_LOG10_SCALE),
+            tuple(v * LN10 for v in GRID_LOG10_S_C),
+            GRID_EXPONENT,
+            GRID_ALPHA_S,
+        )
+
+    def to_coefficients(self, theta: np.ndarray) -> dict[str, float]:
+        c_n, c_s, a_n, a_s = (float(v) for v in theta)
+        return {"alpha_N": a_n, "alpha_S": a_s, "N_c": math.exp(c_n), "S_c": math.exp(c_s)}
+
+    def to_theta(self, c: dict[str, float]) -> np.ndarray:
+        return np.array([math.log(c["N_c"]), math.log(c["S_c"]), c["alpha_N"], c["alpha_S"]])
+
+    def bounds(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
+        n_lo, n_hi = (math.log(v) for v in SCALE_BOUNDS)
+        s_lo, s_hi = (math.log(v) for v in S_C_BOUNDS)
+        return (
+            np.array([n_lo, s_lo, EXPONENT_BOUNDS[0], ALPHA_S_BOUNDS[0]]),
+            np.array([n_hi, s_hi, EXPONENT_BOUNDS[1], ALPHA_S_BOUNDS[1]]),
+        )
+
+    def log_predict(self, theta: np.ndarray, data: Data) -> np.ndarray:
+        c_n, c_s, a_n, a_s = (theta[:, i : i + 1] for i in range(4))
+        return np.logaddexp(a_n * (c_n - data.ln_n), a_s * (c_s - data.ln_x))
+
+    def chunk_fg(
+        self, theta: np.ndarray, data: Data, weights: np.ndarray | None, work: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        u, v, s, r, c, cw = work
+        c_n, c_s, a_n, a_s = theta.T
+        m = np.maximum(linear_max(a_n * c_n, a_n, data.ln_n_range), linear_max(a_s * c_s, a_s, data.ln_x_range))
+        np.matmul(np.stack([a_n * c_n - m, -a_n], axis=1), data.one_ln_n_t, out=u)
+        np.exp(u, out=u)
+        np.matmul(np.stack([a_s * c_s - m, -a_s], axis=1), data.one_ln_x_t, out=v)
+        np.exp(v, out=v)
+        np.add(u, v, out=s)
+        np.log(s, out=r)
+        np.matmul(np.stack([m, np.ones_like(m)], axis=1), data.zero_neg_ln_l, out=c)
+        r += c
+        f, cw = huber_parts(r, weights, c, cw)
+        cw /= s
+        u *= cw
+        v *= cw
+        gu = u @ data.one_ln_n
+        gv = v @ data.one_ln_x
+        g = np.empty((theta.shape[0], 4), dtype=theta.dtype)
+        g[:, 0] = a_n * gu[:, 0]
+        g[:, 1] = a_s * gv[:, 0]
+        g[:, 2] = c_n * gu[:, 0] - gu[:, 1]
+        g[:, 3] = c_s * gv[:, 0] - gv[:, 1]
+        return f, g
+
+    def predict(self, coefficients: dict[str, float], N: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return np.asarray(law.loss_ns(N, X, **coefficients), dtype=float)
+
+    def n_opt(self, c: dict[str, float], budget: float) -> float:
+        """Frontier of App. B (fits.laws.kaplan2020.frontier_ns) for a budget spent at B = B_crit."""
+        c_min = float(law.c_min_of_budget(budget))
+        return float(law.frontier_ns(c_min, **c).N)
+
+    def degeneracy(self, c: dict[str, float], points: Points) -> list[str]:
+        n_term = (c["N_c"] / points.N) ** c["alpha_N"]
+        s_term = (c["S_c"] / points.X) ** c["alpha_S"]
+        return _unresolved(n_term, s_term, "N", "S_min")
+
+
+def _unresolved(term_a: np.ndarray, term_b: np.ndarray, a: str, b: str) -> list[str]:
+    total = term_a + term_b
+    out = []
+    for term, name in ((term_a, a), (term_b, b)):
+        if np.all(term < UNRESOLVED_TERM * total):
+            out.append(f"the {name} term is below {UNRESOLVED_TERM:.1%} of the loss at every point: not resolved")
+    return out
+
+
+def ns_points(
+    N: np.ndarray, B: np.ndarray, step: np.ndarray, loss: np.ndarray, warmup: np.ndarray | float | None = None
+) -> Points:
+    """Loss-curve points → (N, S_min, loss) points for kaplan-ns, dropping those inside warm-up (step ≤ warmup)."""
+    N, B, step, loss = (np.asarray(a, dtype=float) for a in (N, B, step, loss))
+    keep = np.ones(step.shape, dtype=bool) if warmup is None else step > np.asarray(warmup, dtype=float)
+    N, B, step, loss = N[keep], B[keep], step[keep], loss[keep]
+    s_min = np.asarray(law.s_min(step, B, loss, **law.batch_coefficients()), dtype=float).reshape(step.shape)
+    return Points(N=N, X=s_min, loss=loss, compute=6.0 * N * B * step)
+
+
+def nd_points(N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike) -> Points:
+    n, d, l = (np.asarray(a, dtype=float).ravel() for a in (N, D, loss))
+    return Points(N=n, X=d, loss=l, compute=6.0 * n * d)
+
+
+def fit_kaplan_nd(
+    N: npt.ArrayLike,
+    D: npt.ArrayLike,
+    loss: npt.ArrayLike,
+    *,
+    method: str = "robust",
+    bootstrap: int = 0,
+    seed: int = 0,
+    predict: Sequence[tuple[float, float]] = (),
+    budgets: Sequence[float] = (),
+    progress: Progress | None = None,
+) -> FitResult:
+    """Fit eq 1.5 to early-stopped (N, D, loss) points; options as for fit_chinchilla."""
+    return fit_form(
+        KaplanNDForm(), nd_points(N, D, loss), method=method, bootstrap_resamples=bootstrap, seed=seed,
+        predict=predict, budgets=budgets, progress=progress,
+    )
+
+
+def fit_kaplan_ns(
+    N: npt.ArrayLike,
+    B: npt.ArrayLike,
+    step: npt.ArrayLike,
+    loss: npt.ArrayLike,
+    *,
+    warmup: npt.ArrayLike | None = None,
+    method: str = "robust",
+    bootstrap: int = 0,
+    seed: int = 0,
+    predict: Sequence[tuple[float, float]] = (),
+    budgets: Sequence[float] = (),
+    progress: Progress | None = None,
+) -> FitResult:
+    """Fit eq 1.6 to loss curves: points (N, B tokens per step, step, loss); points with step ≤ warmup are
+    dropped. ``predict`` pairs are (N, S_min). Other options as for fit_chinchilla."""
+    return fit_form(
+        KaplanNSForm(), ns_points(N, B, step, loss, warmup), method=method, bootstrap_resamples=bootstrap,
+        seed=seed, predict=predict, budgets=budgets, progress=progress,
+    )

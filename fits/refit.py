@@ -1,0 +1,199 @@
+"""The refit job: turn finished training runs into new fit versions, and activate the ones that earn it.
+
+For every scope whose complete runs differ from those its latest fit of a family was made from, fit
+  - "chinchilla" on (n_params, tokens, final_val_loss) of the scope's complete runs, and
+  - "kaplan-ns" on the runs' validation-loss curves (run_points after warm-up), when they span enough sizes,
+record each as the next version of its (law, scope) with its held-out error and the run ids it was made from,
+and make it active when its held-out error is no worse than the active fit's (or when asked to).
+
+Safe to run from several places at once: fitting happens outside any lock, then the check "has a fit of
+exactly these runs been recorded meanwhile?" and the write happen in one BEGIN IMMEDIATE transaction, so a
+second runner sees the first one's fit and records nothing. Running it again without new runs does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from fits.fit import Fit, Provenance
+from fits.fitting import fit as fit_points
+from fits.fitting import points_for
+from fits.fitting.diagnostics import heldout_split, relative_error
+from fits.fitting.engine import InsufficientData
+from fits.store import activate_fit, active_fit, from_json, get_fit, save_fit, transaction
+
+MIN_RUNS_CHINCHILLA = 5
+"""One run per coefficient at least; the fit itself also needs two distinct sizes and token counts."""
+MIN_SIZES_NS = 3
+"""Distinct model sizes for kaplan-ns: with two, the N term interpolates exactly between two curves and its
+exponent is checked by nothing."""
+METHOD = "robust"
+SEED = 0
+
+
+@dataclass
+class Job:
+    """The data one (law, scope) fit would be made from."""
+
+    law: str
+    scope: str
+    columns: dict[str, np.ndarray]
+    run_ids: list[int]
+
+
+def refit(db: sqlite_utils.Database, scope: str | None = None, activate: bool = False) -> list[Fit]:
+    """Fit every (law, scope) with runs newer than its latest fit; returns the fits recorded (newest state).
+
+    ``activate=True`` activates every new fit regardless of held-out error.
+    """
+    written: list[Fit] = []
+    for s in _scopes(db, scope):
+        for job in _jobs(db, s):
+            if _covered(db, job):
+                continue
+            try:
+                result = fit_points(job.law, job.columns, method=METHOD, seed=SEED)
+            except InsufficientData:
+                continue
+            record = Fit(
+                law=job.law,
+                scope=job.scope,
+                coefficients=result.coefficients,
+                intervals=result.intervals,
+                provenance=Provenance(
+                    source="fitted",
+                    note=f"refit ({METHOD}) of {len(job.run_ids)} runs",
+                    data=f"runs of scope {job.scope}",
+                    run_ids=job.run_ids,
+                    seed=SEED,
+                ),
+                objective=result.objective,
+                n_points=result.n_points,
+                heldout_error=result.diagnostics.heldout_error,
+                diagnostics=result.diagnostics,
+                warnings=result.warnings,
+            )
+            with transaction(db):
+                if _covered(db, job):  # another runner recorded these runs while we were fitting
+                    continue
+                saved = save_fit(db, record, points=_point_records(job))
+                if activate or _earns_activation(db, saved, job):
+                    activate_fit(db, saved.id)
+                written.append(get_fit(db, saved.id))
+    return written
+
+
+def _scopes(db: sqlite_utils.Database, scope: str | None) -> list[str]:
+    if scope is not None:
+        return [scope]
+    return [r[0] for r in db.execute("SELECT DISTINCT scope FROM runs WHERE status = 'complete' ORDER BY scope")]
+
+
+def _jobs(db: sqlite_utils.Database, scope: str) -> list[Job]:
+    runs = list(
+        db.query(
+            "SELECT id, n_params, tokens, batch_tokens, warmup_steps, final_val_loss FROM runs "
+            "WHERE scope = ? AND status = 'complete' ORDER BY id",
+            [scope],
+        )
+    )
+    jobs = []
+    ok = [r for r in runs if _positive(r["n_params"], r["tokens"], r["final_val_loss"])]
+    if len(ok) >= MIN_RUNS_CHINCHILLA:
+        jobs.append(
+            Job(
+                law="chinchilla",
+                scope=scope,
+                columns={
+                    "N": np.array([r["n_params"] for r in ok], dtype=float),
+                    "D": np.array([r["tokens"] for r in ok], dtype=float),
+                    "loss": np.array([r["final_val_loss"] for r in ok], dtype=float),
+                },
+                run_ids=[int(r["id"]) for r in ok],
+            )
+        )
+    ns = _ns_job(db, scope, [r for r in runs if _positive(r["n_params"], r["batch_tokens"])])
+    if ns is not None:
+        jobs.append(ns)
+    return jobs
+
+
+def _ns_job(db: sqlite_utils.Database, scope: str, runs: list[dict[str, Any]]) -> Job | None:
+    by_id = {r["id"]: r for r in runs}
+    if not by_id:
+        return None
+    placeholders = ",".join("?" * len(by_id))
+    rows = [
+        p
+        for p in db.query(
+            f"SELECT run_id, step, val_loss FROM run_points WHERE run_id IN ({placeholders}) "
+            "AND val_loss IS NOT NULL ORDER BY run_id, step",
+            list(by_id),
+        )
+        if _positive(p["step"], p["val_loss"]) and p["step"] > (by_id[p["run_id"]]["warmup_steps"] or 0)
+    ]
+    used = sorted({p["run_id"] for p in rows})
+    if len({by_id[i]["n_params"] for i in used}) < MIN_SIZES_NS:
+        return None
+    return Job(
+        law="kaplan-ns",
+        scope=scope,
+        columns={
+            "N": np.array([by_id[p["run_id"]]["n_params"] for p in rows], dtype=float),
+            "B": np.array([by_id[p["run_id"]]["batch_tokens"] for p in rows], dtype=float),
+            "step": np.array([p["step"] for p in rows], dtype=float),
+            "loss": np.array([p["val_loss"] for p in rows], dtype=float),
+        },
+        run_ids=used,
+    )
+
+
+def _positive(*values: Any) -> bool:
+    return all(v is not None and np.isfinite(v) and v > 0 for v in values)
+
+
+def _covered(db: sqlite_utils.Database, job: Job) -> bool:
+    """Whether the latest fit of (law, scope) was made from exactly these runs (a complete run is final)."""
+    row = db.execute(
+        "SELECT provenance FROM fits WHERE law = ? AND scope = ? ORDER BY version DESC LIMIT 1",
+        [job.law, job.scope],
+    ).fetchone()
+    return row is not None and sorted(from_json(row[0], Provenance).run_ids) == job.run_ids
+
+
+def _earns_activation(db: sqlite_utils.Database, new: Fit, job: Job) -> bool:
+    """No active fit yet, or a held-out error no worse than the active fit's.
+
+    A fit without a stored held-out error (a published or imported set) is scored on the new fit's held-out
+    points, which it was not fitted on.
+    """
+    current = active_fit(db, new.law, new.scope)
+    if current is None:
+        return True
+    if new.heldout_error is None:
+        return False
+    reference = current.heldout_error
+    if reference is None:
+        reference = _error_on_heldout(current, job)
+    return reference is not None and new.heldout_error <= reference
+
+
+def _error_on_heldout(current: Fit, job: Job) -> float | None:
+    form, points = points_for(job.law, job.columns)
+    split = heldout_split(points, form.k)
+    if split is None:
+        return None
+    try:
+        return relative_error(form, current.coefficients, points.take(split[1]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _point_records(job: Job) -> list[dict[str, float]]:
+    names = list(job.columns)
+    rows = zip(*job.columns.values(), strict=True)
+    return [dict(zip(names, (float(v) for v in values), strict=True)) for values in rows]
