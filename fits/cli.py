@@ -368,12 +368,10 @@ def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) 
     from fits.store import save_fit
 
     digest = hashlib.sha256(Path(args.data).read_bytes()).hexdigest()[:12]
-    fit = Fit(
-        law=result.law,
+    fit = Fit.from_result(
+        result,
         scope=args.scope,
         name=args.name,
-        coefficients=result.coefficients,
-        intervals=result.intervals,
         provenance=Provenance(
             source="fitted",
             note=f"python -m fits fit --method {args.method}",
@@ -381,11 +379,6 @@ def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) 
             seed=result.seed,
             bootstrap=result.bootstrap,
         ),
-        objective=result.objective,
-        n_points=result.n_points,
-        heldout_error=result.diagnostics.heldout_error,
-        diagnostics=result.diagnostics,
-        warnings=result.warnings,
     )
     names = list(columns)
     points = [dict(zip(names, map(float, row), strict=True)) for row in zip(*columns.values(), strict=True)]

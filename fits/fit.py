@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from fits.result import Diagnostics
+from fits.result import Diagnostics, FitResult
 
 
 class Provenance(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -43,6 +43,25 @@ class Fit(msgspec.Struct, kw_only=True):
     warnings: list[str] = []
     created: str | None = None
     active: bool = False
+
+    @classmethod
+    def from_result(
+        cls, result: FitResult, *, scope: str, provenance: Provenance, name: str | None = None
+    ) -> Fit:
+        """The record to store for a fitting call's result (not yet saved: no id or version)."""
+        return cls(
+            law=result.law,
+            scope=scope,
+            name=name,
+            coefficients=result.coefficients,
+            intervals=result.intervals,
+            provenance=provenance,
+            objective=result.objective,
+            n_points=result.n_points,
+            heldout_error=result.diagnostics.heldout_error,
+            diagnostics=result.diagnostics,
+            warnings=result.warnings,
+        )
 
 
 class FitRef(msgspec.Struct, kw_only=True):

@@ -59,11 +59,9 @@ def refit(db: sqlite_utils.Database, scope: str | None = None, activate: bool = 
                 result = fit_points(job.law, job.columns, method=METHOD, seed=SEED)
             except InsufficientData:
                 continue
-            record = Fit(
-                law=job.law,
+            record = Fit.from_result(
+                result,
                 scope=job.scope,
-                coefficients=result.coefficients,
-                intervals=result.intervals,
                 provenance=Provenance(
                     source="fitted",
                     note=f"refit ({METHOD}) of {len(job.run_ids)} runs",
@@ -71,11 +69,6 @@ def refit(db: sqlite_utils.Database, scope: str | None = None, activate: bool = 
                     run_ids=job.run_ids,
                     seed=SEED,
                 ),
-                objective=result.objective,
-                n_points=result.n_points,
-                heldout_error=result.diagnostics.heldout_error,
-                diagnostics=result.diagnostics,
-                warnings=result.warnings,
             )
             with transaction(db):
                 if _covered(db, job):  # another runner recorded these runs while we were fitting

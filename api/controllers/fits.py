@@ -97,12 +97,10 @@ def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, l
     from fits.store import save_fit, transaction
 
     body = msgspec.json.encode(request.points)
-    fit = Fit(
-        law=result.law,
+    fit = Fit.from_result(
+        result,
         scope=request.scope,
         name=request.name,
-        coefficients=result.coefficients,
-        intervals=result.intervals,
         provenance=Provenance(
             source="fitted",
             note=f"POST /v1/fits --method {request.method}",
@@ -110,11 +108,6 @@ def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, l
             seed=result.seed,
             bootstrap=result.bootstrap,
         ),
-        objective=result.objective,
-        n_points=result.n_points,
-        heldout_error=result.diagnostics.heldout_error,
-        diagnostics=result.diagnostics,
-        warnings=result.warnings,
     )
     points = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     with transaction(db):
