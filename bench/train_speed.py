@@ -1,0 +1,195 @@
+"""Training speed of the verifier's loop, against this machine's own matmul peak.
+
+    python bench/train_speed.py                 # CPU section (+ GPU section when CUDA is present)
+    python bench/train_speed.py --section gpu --steps 30
+
+CPU: a GPT with d_model 128, 4 layers, context 256, batch 16 sequences, vocab 256 (N ≈ 0.8M) is trained by
+``verifier.train.train`` (the real loop: data, forward, backward, clipping, AdamW, store writes) and its
+throughput is counted as 6N + attention FLOPs per token (``verifier.model.flops_per_token``). The peak
+is a 2048×2048 fp32 matmul timed in the same process before and after each training run (the larger
+of the two is used, so a busy machine during one measurement does not flatter the ratio); the verdict
+uses the median over ``--repeats`` runs. Target: at least 50% of peak. Two ways of using the cores are
+timed: one process with a thread per core, and DDP with one single-threaded process per core (torchrun,
+gloo; the same loop and global batch), which avoids per-op thread synchronisation in these small ops.
+
+GPU (when CUDA is available): a ~57M non-embedding model (8 layers, d_model 768, context 1024, batch 32,
+bf16 autocast) with each attention path (xformers, then SDPA), reporting tokens/s and MFU against the
+data-sheet bf16 peak and against a measured 8192² bf16 matmul.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from fits.store import open_db
+from verifier import device as device_mod
+from verifier.model import flops_per_token, non_embedding_params, xformers_available
+from verifier.train import make_config, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Result(NamedTuple):
+    tokens_per_second: float
+    flops_per_second: float
+    final_train_loss: float
+
+
+CPU_SHAPE = dict(n_layer=4, d_model=128, seq_len=256, batch_size=16)
+GPU_SHAPE = dict(n_layer=8, d_model=768, seq_len=1024, batch_size=32)
+TARGET = 0.5
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
+
+
+def _run(db, shape: dict, steps: int, *, device: str, attention: str = "auto", compile: bool = False,
+         threads: int | None = None) -> Result:
+    cfg = make_config(**shape, steps=steps, lr=1e-3, warmup_steps=1, eval_every=steps, eval_sequences=8)
+    r = train(cfg, db=db, device=device, progress=False, resume=False, attention=attention,
+              compile=compile, threads=threads)
+    return Result(r.tokens_per_second, r.flops_per_second, r.final_train_loss)
+
+
+def _run_ddp(db_path: Path, shape: dict, steps: int, nproc: int) -> Result:
+    """The same run as one process per core (gloo, one thread each) under torchrun."""
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in shape.items()]
+    argv += [f"--steps={steps}", "--lr=1e-3", "--warmup=1", f"--eval-every={steps}", "--eval-sequences=8",
+             "--device=cpu", "--no-resume", "--json", "--quiet", f"--db={db_path}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "verifier.ddp", *argv]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    r = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
+    return Result(r["tokens_per_second"], r["flops_per_second"], r["final_train_loss"])
+
+
+def cpu_section(db, db_path: Path, steps: int, repeats: int, compile_mode: str, ddp: bool) -> dict:
+    """Alternate peak measurements and training runs, so each run is compared with the peak measured
+    right around it (on a shared machine the achievable peak drifts from minute to minute)."""
+    dev = torch.device("cpu")
+    threads = device_mod.cpu_count()
+    device_mod.configure(dev, threads=threads)
+    shape = CPU_SHAPE
+    n = non_embedding_params(shape["n_layer"], shape["d_model"])
+    fpt = flops_per_token(shape["n_layer"], shape["d_model"], shape["seq_len"])
+    kaplan = 12 * shape["n_layer"] * shape["d_model"] ** 2
+    print(f"CPU: {_cpu_name()}, {threads} threads, torch {torch.__version__}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"model: n_layer {shape['n_layer']}, d_model {shape['d_model']}, context {shape['seq_len']}, "
+          f"batch {shape['batch_size']}, vocab 256; N = {n:,} (12·L·d² = {kaplan:,}); "
+          f"FLOPs/token (6N + attention) = {fpt:.4g}")
+    variants = {f"1 process, {threads} threads": lambda: _run(db, shape, steps, device="cpu", threads=threads)}
+    if compile_mode == "on":
+        variants["torch.compile"] = lambda: _run(db, shape, steps, device="cpu", compile=True, threads=threads)
+    if ddp and threads > 1:
+        variants[f"DDP, {threads} x 1 thread"] = lambda: _run_ddp(db_path, shape, steps, threads)
+    _run(db, shape, 2, device="cpu", threads=threads)  # warm-up: imports, first allocations
+    rows: dict[str, list[dict]] = {name: [] for name in variants}
+    peak = device_mod.measure_matmul_flops(dev)
+    for _ in range(repeats):
+        for name, variant in variants.items():
+            before = peak
+            r = variant()
+            device_mod.configure(dev, threads=threads)
+            peak = device_mod.measure_matmul_flops(dev)
+            ref = max(before, peak)
+            rows[name].append({"tokens_per_second": r.tokens_per_second, "flops_per_second": r.flops_per_second,
+                               "peak_flops": ref, "ratio": r.flops_per_second / ref})
+            print(f"  {name:22s} {r.tokens_per_second:10,.0f} tokens/s  {r.flops_per_second / 1e9:7.1f} GFLOP/s  "
+                  f"peak (2048² fp32 matmul, before/after) {ref / 1e9:6.1f} GFLOP/s  "
+                  f"{100 * r.flops_per_second / ref:5.1f}%", flush=True)
+    summary = {}
+    for name, rs in rows.items():
+        ratios = sorted(x["ratio"] for x in rs)
+        summary[name] = {"median_ratio": statistics.median(ratios), "best_ratio": ratios[-1], "runs": rs}
+        print(f"{name}: median {100 * summary[name]['median_ratio']:.1f}% of peak, best "
+              f"{100 * ratios[-1]:.1f}% (target {100 * TARGET:.0f}%): "
+              f"{'PASS' if summary[name]['median_ratio'] >= TARGET else 'FAIL'}")
+    return {"device": _cpu_name(), "threads": threads, "n_params": n, "flops_per_token": fpt,
+            "load_average": os.getloadavg(), "variants": summary}
+
+
+def gpu_section(db, steps: int) -> dict:
+    dev = device_mod.resolve_device("cuda")
+    device_mod.configure(dev)
+    name = torch.cuda.get_device_name(dev)
+    sheet = device_mod.gpu_peak_flops(dev)
+    measured = device_mod.measure_matmul_flops(dev, n=8192, dtype=torch.bfloat16, repeats=20)
+    shape = GPU_SHAPE
+    n = non_embedding_params(shape["n_layer"], shape["d_model"])
+    fpt = flops_per_token(shape["n_layer"], shape["d_model"], shape["seq_len"])
+    print(f"GPU: {name}; bf16 peak: data sheet {sheet / 1e12 if sheet else float('nan'):.0f} TFLOP/s, "
+          f"measured 8192² matmul {measured / 1e12:.0f} TFLOP/s")
+    print(f"model: n_layer {shape['n_layer']}, d_model {shape['d_model']}, context {shape['seq_len']}, "
+          f"batch {shape['batch_size']}, vocab 256, bf16 autocast; N = {n / 1e6:.1f}M; FLOPs/token = {fpt:.4g}")
+    paths = ["xformers", "sdpa"] if xformers_available() else ["sdpa"]
+    if not xformers_available():
+        print("  xformers: not importable, path skipped")
+    rows = {}
+    for attention in paths:
+        _run(db, shape, 3, device="cuda", attention=attention)  # warm-up: kernels, allocator, autotuning
+        r = _run(db, shape, steps, device="cuda", attention=attention)
+        rows[attention] = {"tokens_per_second": r.tokens_per_second, "flops_per_second": r.flops_per_second,
+                           "mfu_datasheet": r.flops_per_second / sheet if sheet else None,
+                           "mfu_measured": r.flops_per_second / measured, "final_train_loss": r.final_train_loss}
+        mfu = f"{100 * r.flops_per_second / sheet:5.1f}%" if sheet else "  n/a"
+        print(f"  {attention:9s} {r.tokens_per_second:12,.0f} tokens/s  {r.flops_per_second / 1e12:7.1f} TFLOP/s  "
+              f"MFU {mfu} of data sheet, {100 * r.flops_per_second / measured:5.1f}% of measured matmul")
+    return {"device": name, "peak_datasheet": sheet, "peak_measured": measured, "n_params": n,
+            "flops_per_token": fpt, "paths": rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--section", choices=("cpu", "gpu", "all"), default="all")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps per run (30)")
+    parser.add_argument("--repeats", type=int, default=3, help="CPU runs, each between two peak measurements (3)")
+    parser.add_argument("--compile", choices=("on", "off"), default="off",
+                        help="also time the torch.compile'd model on CPU")
+    parser.add_argument("--no-ddp", action="store_true",
+                        help="skip the one-process-per-core (torchrun, gloo) variant on CPU")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("SCALEPLAN_CACHE", str(Path(tmp) / "cache"))
+        db_path = Path(tmp) / "bench.db"
+        db = open_db(db_path)
+        if args.section in ("cpu", "all"):
+            out["cpu"] = cpu_section(db, db_path, args.steps, args.repeats, args.compile, not args.no_ddp)
+        if args.section in ("gpu", "all"):
+            if torch.cuda.is_available():
+                out["gpu"] = gpu_section(db, args.steps)
+            else:
+                print("GPU: CUDA is not available here; GPU section skipped")
+        db.conn.close()
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

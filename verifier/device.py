@@ -1,0 +1,138 @@
+"""Device choice and per-device numerics: thread count and flush-denormal on CPU, bf16 autocast on GPU."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import time
+
+import torch
+
+
+class DeviceError(ValueError):
+    """The requested device is not usable here."""
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' → CUDA when available, else CPU; 'cuda' without CUDA → DeviceError."""
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise DeviceError(f"device: unknown device {name!r} (use auto, cpu or cuda)") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("device: cuda was requested but CUDA is not available on this machine")
+        if dev.index is None:  # an explicit index: set_device, DDP's device_ids and logs all want one
+            dev = torch.device("cuda", torch.cuda.current_device())
+        if dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device: {name} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    elif dev.type != "cpu":
+        raise DeviceError(f"device: unsupported device type {dev.type!r} (use auto, cpu or cuda)")
+    return dev
+
+
+def configure(device: torch.device, *, threads: int | None = None) -> None:
+    """Process-wide settings for fast, reproducible training on ``device``.
+
+    CPU: one intra-op thread per available core (``threads`` overrides, e.g. cores / local ranks under
+    DDP) and flush-denormal, because tiny gradients late in training otherwise fall into denormal floats
+    that are orders of magnitude slower. CUDA: TF32 for any fp32 matmul left outside autocast.
+    """
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, threads or cpu_count()))
+        torch.set_flush_denormal(True)
+        _keep_freed_memory()
+    else:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _keep_freed_memory() -> None:
+    """glibc: serve activation-sized blocks (up to 32 MiB) from the heap and never hand freed memory back.
+
+    PyTorch's CPU allocator does not cache, so with glibc's defaults every training step maps fresh pages
+    for its activations and gradients and pays a page fault per 4 KiB of them. Other C libraries: no-op.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**30)
+    except (OSError, AttributeError):
+        pass
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on GPU; plain fp32 on CPU (CPU bf16 matmuls are slower than fp32 on most cores)."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes that a new allocation can use now: free GPU memory, or MemAvailable on the host."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_matmul_flops(device: torch.device, *, n: int = 2048, dtype: torch.dtype = torch.float32,
+                         repeats: int = 10, trials: int = 3) -> float:
+    """Achieved FLOP/s of an n×n matmul on ``device`` (best of ``trials``), a practical peak for MFU."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    synchronize(device)
+    best = float("inf")
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        synchronize(device)
+        best = min(best, (time.perf_counter() - t0) / repeats)
+    return 2.0 * n**3 / best
+
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets, for MFU on GPUs.
+_GPU_BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
+                  "L4": 121e12, "4090": 165e12, "3090": 71e12, "V100": 125e12}
+
+
+def gpu_peak_flops(device: torch.device) -> float | None:
+    """Data-sheet dense bf16 peak of a known GPU (H100 PCIe reports its own, lower number), else None."""
+    name = torch.cuda.get_device_name(device)
+    if "H100" in name and "PCIe" in name:
+        return 756e12
+    for key, peak in _GPU_BF16_PEAK.items():
+        if key in name:
+            return peak
+    return None

@@ -1,0 +1,203 @@
+"""A GPT decoder in one file, and Kaplan et al. (2020) parameter and FLOP accounting.
+
+Architecture (GPT-2 style): token + learned position embedding, ``n_layer`` pre-LayerNorm blocks
+(``x + attn(ln(x))``, ``x + mlp(ln(x))``) with d_ff = 4·d_model, a final LayerNorm, and an output head.
+The head is tied to the token embedding by default (Kaplan's Table 1 lists the de-embedding with no
+parameters of its own); ``tie_embeddings=False`` gives it its own matrix. Linear layers and LayerNorms
+have no biases by default (as nanoGPT recommends: as good, and on a CPU about 15% faster per step,
+because a bias costs a broadcast copy forward and a reduction backward); ``bias=True`` is GPT-2's layout.
+
+Parameter accounting. N is the non-embedding count: every parameter except the token embedding, the
+position embedding and (when untied) the output head, which is the same kind of vocabulary-sized table.
+Per block that is 12·d² weights plus 2·d LayerNorm gains, plus d for the final LayerNorm; with biases,
+13·d per block and 2·d for the final LayerNorm:
+
+    N = 12·n_layer·d² + 2·n_layer·d + d                    (bias=False, the default)
+    N = 12·n_layer·d² + 13·n_layer·d + 2·d                 (bias=True)
+
+Kaplan's eq. 2.1 keeps only the first term, 12·n_layer·d².
+
+Attention runs through ``xformers.ops.memory_efficient_attention`` with a causal mask when xformers is
+importable and the tensors are on CUDA, else through ``torch.nn.functional.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+try:  # optional GPU kernel; the model works without it
+    import xformers.ops as xops
+except Exception:  # ImportError, or a broken build that fails while loading its extensions
+    xops = None
+
+ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    n_layer: int
+    d_model: int
+    n_head: int
+    vocab_size: int = 256
+    seq_len: int = 256
+    tie_embeddings: bool = True
+    bias: bool = False
+    dropout: float = 0.0
+    attention: str = "auto"
+    """"auto" (xformers on CUDA when importable, else SDPA), "sdpa", or "xformers"."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "d_model", "n_head", "vocab_size", "seq_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+        if self.attention not in ATTENTION_BACKENDS:
+            raise ValueError(f"attention must be one of {ATTENTION_BACKENDS}, got {self.attention!r}")
+
+
+def non_embedding_params(n_layer: int, d_model: int, *, bias: bool = False) -> int:
+    """Exact non-embedding parameter count N of this architecture."""
+    if bias:
+        return 12 * n_layer * d_model**2 + 13 * n_layer * d_model + 2 * d_model
+    return 12 * n_layer * d_model**2 + 2 * n_layer * d_model + d_model
+
+
+def kaplan_params(n_layer: int, d_model: int) -> int:
+    """Kaplan's approximation N ≈ 12·n_layer·d_model² (eq. 2.1: weight matrices only)."""
+    return 12 * n_layer * d_model**2
+
+
+def embedding_params(vocab_size: int, seq_len: int, d_model: int, *, tie_embeddings: bool = True) -> int:
+    """Token + position embedding parameters, plus the output head when it is not tied."""
+    return (vocab_size * (1 if tie_embeddings else 2) + seq_len) * d_model
+
+
+def flops_per_token(n_layer: int, d_model: int, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward) in Kaplan's accounting: 6·N + 6·n_layer·seq_len·d_model.
+
+    Counted: N = 12·n_layer·d_model² matrix weights (QKV, attention output, the two feed-forward matrices),
+    each used in one multiply-add (2 FLOPs) forward and two backward, hence 6·N; and the attention "mask"
+    term of Table 1, 2·n_layer·seq_len·d_model forward (QKᵀ and A·V under a causal mask: each token attends
+    to seq_len/2 positions on average, two matmuls, 2 FLOPs per multiply-add), times 3 for forward +
+    backward. Not counted: embeddings, the output head (de-embedding), biases, LayerNorm, softmax, GELU
+    and the optimizer. nanoGPT's ``estimate_mfu`` counts the full, unmasked square instead
+    (12·n_layer·seq_len·d_model), so its attention term is twice this one.
+    """
+    return 6.0 * kaplan_params(n_layer, d_model) + 6.0 * n_layer * seq_len * d_model
+
+
+def xformers_available() -> bool:
+    return xops is not None
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.dropout = cfg.dropout
+        self.backend = cfg.attention
+
+    def _use_xformers(self, x: torch.Tensor) -> bool:
+        if self.backend == "xformers":
+            if xops is None or not x.is_cuda:
+                raise RuntimeError("attention='xformers' needs xformers installed and CUDA tensors")
+            return True
+        return self.backend == "auto" and xops is not None and x.is_cuda
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head).unbind(2)  # each (b, t, h, hd)
+        p = self.dropout if self.training else 0.0
+        if self._use_xformers(x):
+            y = xops.memory_efficient_attention(q, k, v, attn_bias=xops.LowerTriangularMask(), p=p)
+        else:
+            q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # SDPA wants (b, h, t, hd)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True).transpose(1, 2)
+        return F.dropout(self.proj(y.reshape(b, t, d)), p, self.training)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # exact (erf) GELU: on CPU about 4x faster than the tanh approximation, and the same on GPU
+        return F.dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.seq_len, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.tok_emb.weight
+        self.apply(self._init_weights)
+        # GPT-2: scale the residual-branch output projections by 1/sqrt(2·n_layer) so the residual
+        # stream's variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        params = [self.tok_emb.weight, self.pos_emb.weight]
+        if not self.cfg.tie_embeddings:
+            params.append(self.head.weight)
+        return params
+
+    def num_params(self, *, non_embedding: bool = True) -> int:
+        """Counted from the module's tensors (a tied head is one tensor and counts once)."""
+        total = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            total -= sum(p.numel() for p in self.embedding_parameters())
+        return total
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits (b, t, vocab); with targets, (logits, mean cross-entropy in nats)."""
+        t = idx.shape[1]
+        if t > self.cfg.seq_len:
+            raise ValueError(f"sequence length {t} exceeds the model's seq_len {self.cfg.seq_len}")
+        pos = torch.arange(t, device=idx.device)
+        x = F.dropout(self.tok_emb(idx) + self.pos_emb(pos), self.cfg.dropout, self.training)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.ln_f(x))
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss

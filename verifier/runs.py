@@ -1,0 +1,259 @@
+"""Training runs and their curves: the ``Run``, ``RunConfig`` and ``RunPoint`` records and their storage
+in the shared ``runs`` / ``run_points`` tables (schema in fits/store.py)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import sqlite_utils
+
+from fits.store import from_json, now, to_json, transaction
+
+STATUSES = ("pending", "running", "complete", "failed")
+SCHEDULES = ("cosine", "linear", "constant")
+TOKENIZERS = ("bytes", "bpe")
+
+
+class ConfigError(ValueError):
+    """A run configuration value is out of range; the message names the field."""
+
+
+class RunNotFound(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "run not found"
+
+
+class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything that determines a training run's curve (the device does not).
+
+    ``batch_size`` is the global batch in sequences per optimizer step, across all ranks. The learning
+    rate warms up linearly over ``warmup_steps`` and then follows ``schedule`` down to
+    ``min_lr_ratio``·lr at the last step. ``eval_every`` is in steps, ``checkpoint_every`` in evaluations.
+    """
+
+    n_layer: int
+    d_model: int
+    n_head: int
+    steps: int
+    lr: float
+    warmup_steps: int
+    seq_len: int = 256
+    batch_size: int = 16
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eval_every: int = 100
+    eval_sequences: int = 64
+    checkpoint_every: int = 2
+    seed: int = 0
+    corpus: str | None = None
+    """Absolute path of the corpus; None is the standard-library default."""
+    tokenizer: str = "bytes"
+    vocab_size: int | None = None
+    """BPE vocabulary size (default 4096), or an override for pre-tokenised input."""
+    tie_embeddings: bool = True
+    bias: bool = False
+    """Biases in the linear layers and LayerNorms (GPT-2 layout); off by default, as in nanoGPT."""
+    dropout: float = 0.0
+    micro_batch: int | None = None
+    """Sequences per forward/backward on one rank (gradient accumulation); None: the rank's whole share."""
+    scope: str | None = None
+    """Overrides the corpus-derived scope ("corpus:<fingerprint>/<tokenizer>")."""
+
+    def __post_init__(self) -> None:
+        positive = ("n_layer", "d_model", "n_head", "steps", "seq_len", "batch_size", "eval_every",
+                    "eval_sequences", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be a positive integer, got {getattr(self, name)}")
+        if self.d_model % self.n_head:
+            raise ConfigError(f"n_head: d_model {self.d_model} is not divisible by n_head {self.n_head}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr: must be a positive number, got {self.lr}")
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ConfigError(f"warmup_steps: must lie in 0..steps ({self.steps}), got {self.warmup_steps}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule: must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"tokenizer: must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+        for name in ("min_lr_ratio", "dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}: must lie in [0, 1], got {getattr(self, name)}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("weight_decay and grad_clip must be non-negative")
+        if self.seed < 0:
+            raise ConfigError(f"seed: must be non-negative, got {self.seed}")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ConfigError(f"micro_batch: must be a positive integer, got {self.micro_batch}")
+
+    @property
+    def batch_tokens(self) -> int:
+        return self.batch_size * self.seq_len
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.batch_tokens
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate used for update ``step`` (1-based)."""
+        if step <= self.warmup_steps:
+            return self.lr * step / self.warmup_steps
+        floor = self.min_lr_ratio * self.lr
+        if self.schedule == "constant" or self.steps == self.warmup_steps:
+            return self.lr
+        progress = (step - self.warmup_steps) / (self.steps - self.warmup_steps)
+        if self.schedule == "linear":
+            return floor + (self.lr - floor) * (1.0 - progress)
+        return floor + 0.5 * (self.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+class RunPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One point of a curve: after ``step`` updates and ``tokens`` training tokens.
+
+    ``train_loss`` is the loss of the batch of update ``step`` (None at step 0); ``val_loss`` is set at
+    evaluation steps only; ``seconds`` is the training wall time so far, summed over resumptions.
+    """
+
+    step: int
+    tokens: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    lr: float | None = None
+    seconds: float | None = None
+
+
+class Run(msgspec.Struct, kw_only=True):
+    """A training run as stored: its configuration, status and summary. Points are read separately."""
+
+    id: int
+    scope: str
+    status: str
+    source: str = "verifier"
+    """"verifier" (trained here) or "ingested" (measured elsewhere and imported)."""
+    config: dict[str, Any] | None = None
+    plan_id: int | None = None
+    check_id: int | None = None
+    role: str | None = None
+    prediction: dict[str, Any] | None = None
+    n_params: int | None = None
+    params_total: int | None = None
+    batch_tokens: int | None = None
+    seq_len: int | None = None
+    tokens: int | None = None
+    steps: int | None = None
+    warmup_steps: int | None = None
+    seed: int | None = None
+    final_val_loss: float | None = None
+    best_val_step: int | None = None
+    error: str | None = None
+    created: str | None = None
+    updated: str | None = None
+
+    @property
+    def run_config(self) -> RunConfig | None:
+        return None if self.config is None else msgspec.convert(self.config, RunConfig)
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+_JSON_COLUMNS = ("config", "prediction")
+
+
+def _row_to_run(row: dict[str, Any]) -> Run:
+    row = dict(row)
+    for key in _JSON_COLUMNS:
+        row[key] = from_json(row[key], dict[str, Any] | None)
+    return msgspec.convert(row, Run)
+
+
+def config_json(config: RunConfig) -> str:
+    """Canonical JSON of a config (field order is fixed, so equal configs give equal text)."""
+    return to_json(config)
+
+
+def create_run(db: sqlite_utils.Database, config: RunConfig, *, scope: str, n_params: int | None = None,
+               params_total: int | None = None, plan_id: int | None = None, check_id: int | None = None,
+               role: str | None = None, prediction: dict[str, Any] | None = None,
+               status: str = "pending") -> Run:
+    """Insert a verifier run (status 'pending' until a trainer picks it up) and return it."""
+    if status not in STATUSES:
+        raise ValueError(f"status: must be one of {STATUSES}, got {status!r}")
+    stamp = now()
+    row = {
+        "scope": scope, "plan_id": plan_id, "check_id": check_id, "role": role, "source": "verifier",
+        "status": status, "config": config_json(config),
+        "prediction": to_json(prediction) if prediction is not None else None,
+        "n_params": n_params, "params_total": params_total, "batch_tokens": config.batch_tokens,
+        "seq_len": config.seq_len, "tokens": config.tokens, "steps": config.steps,
+        "warmup_steps": config.warmup_steps, "seed": config.seed, "created": stamp, "updated": stamp,
+    }
+    with transaction(db):
+        run_id = db["runs"].insert(row).last_pk
+    return get_run(db, run_id)
+
+
+def get_run(db: sqlite_utils.Database, run_id: int) -> Run:
+    rows = list(db["runs"].rows_where("id = ?", [run_id]))
+    if not rows:
+        raise RunNotFound(f"no run with id {run_id}")
+    return _row_to_run(rows[0])
+
+
+def list_runs(db: sqlite_utils.Database, *, scope: str | None = None, status: str | None = None,
+              plan_id: int | None = None, check_id: int | None = None, source: str | None = None) -> list[Run]:
+    filters = {"scope": scope, "status": status, "plan_id": plan_id, "check_id": check_id, "source": source}
+    clauses = [f"{k} = ?" for k, v in filters.items() if v is not None]
+    args = [v for v in filters.values() if v is not None]
+    return [_row_to_run(r) for r in db["runs"].rows_where(" AND ".join(clauses) or None, args, order_by="id")]
+
+
+def update_run(db: sqlite_utils.Database, run_id: int, **fields: Any) -> Run:
+    """Set columns of a run (JSON columns take Python objects) and bump ``updated``."""
+    if "status" in fields and fields["status"] not in STATUSES:
+        raise ValueError(f"status: must be one of {STATUSES}, got {fields['status']!r}")
+    for key in _JSON_COLUMNS:
+        if key in fields and fields[key] is not None and not isinstance(fields[key], str):
+            fields[key] = to_json(fields[key])
+    fields["updated"] = now()
+    with transaction(db):
+        if db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:
+            raise RunNotFound(f"no run with id {run_id}")
+        db["runs"].update(run_id, fields)
+    return get_run(db, run_id)
+
+
+def find_resumable(db: sqlite_utils.Database, config: RunConfig, scope: str) -> list[Run]:
+    """Unfinished stand-alone verifier runs (no plan or check) with exactly this config and scope,
+    newest first: what a rerun of the same command should continue."""
+    rows = db["runs"].rows_where(
+        "source = 'verifier' AND status != 'complete' AND plan_id IS NULL AND check_id IS NULL "
+        "AND config = ? AND scope = ?", [config_json(config), scope], order_by="id desc")
+    return [_row_to_run(r) for r in rows]
+
+
+def write_points(db: sqlite_utils.Database, run_id: int, points: list[RunPoint]) -> None:
+    """Insert or replace points (primary key (run_id, step)) in one transaction."""
+    if not points:
+        return
+    rows = [{"run_id": run_id, **msgspec.structs.asdict(p)} for p in points]
+    with transaction(db):
+        db["run_points"].upsert_all(rows, pk=("run_id", "step"))
+
+
+def delete_points_after(db: sqlite_utils.Database, run_id: int, step: int) -> int:
+    """Remove the points past ``step`` (a resumed run re-writes them); returns how many went."""
+    with transaction(db):
+        cursor = db.execute("DELETE FROM run_points WHERE run_id = ? AND step > ?", [run_id, step])
+        return cursor.rowcount
+
+
+def get_points(db: sqlite_utils.Database, run_id: int) -> list[RunPoint]:
+    rows = db.execute("SELECT step, tokens, train_loss, val_loss, lr, seconds FROM run_points "
+                      "WHERE run_id = ? ORDER BY step", [run_id]).fetchall()
+    return [RunPoint(step=s, tokens=t, train_loss=tl, val_loss=vl, lr=lr, seconds=sec)
+            for s, t, tl, vl, lr, sec in rows]
