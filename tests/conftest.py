@@ -24,3 +24,12 @@ def db(db_file: Path):
     database = open_db(db_file)
     yield database
     database.conn.close()
+
+
+# CI explores a fixed set of examples (the same on every run, so a red build is reproducible);
+# local runs keep exploring new ones.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")

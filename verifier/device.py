@@ -60,6 +60,11 @@ def configure(device: torch.device, *, threads: int | None = None) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def flush_denormal_enabled() -> bool:
+    """Whether this thread's CPU flushes denormal floats to zero (it multiplies one and looks)."""
+    return bool((torch.tensor([1e-40], dtype=torch.float32) * 1.0).item() == 0.0)
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 

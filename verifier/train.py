@@ -347,6 +347,9 @@ def train(config: RunConfig, *, db: sqlite_utils.Database | None, run_id: int | 
     if main and db is None:
         raise ValueError("db: rank 0 needs a database to record the run in")
     run: Run | None = None
+    # Flush-denormal is process-wide CPU state; hand it back as found so numeric code running after
+    # training in the same process (fits, property tests) sees IEEE behaviour again.
+    flushed_before = device_mod.flush_denormal_enabled()
     if main and run_id is not None:
         run = runs.get_run(db, run_id)
         if run.config is None or runs.config_json(run.run_config) != runs.config_json(config):
@@ -429,6 +432,8 @@ def train(config: RunConfig, *, db: sqlite_utils.Database | None, run_id: int | 
                 if runs.get_run(db, run.id).status != "complete":
                     runs.update_run(db, run.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
+    finally:
+        torch.set_flush_denormal(flushed_before)
 
 
 def _claim_or_create(db, config: RunConfig, scope: str, n_params: int, params_total: int,
