@@ -1,0 +1,293 @@
+"""Checks: the stored record, the comparisons, bad input to the CLI, and one real check end to end."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from fits.fit import Fit, Provenance
+from fits.laws import chinchilla
+from fits.laws import kaplan2020 as k20
+from verifier import compare
+from verifier.check import (
+    Check,
+    CheckItem,
+    CheckNotFound,
+    CheckSummary,
+    create_check,
+    get_check,
+    list_checks,
+    overall_verdict,
+    save_check,
+)
+from verifier.runs import Run, RunPoint
+
+REPO = Path(__file__).resolve().parents[1]
+LAW = {"E": 1.2, "A": 40.0, "B": 60.0, "alpha": 0.35, "beta": 0.3}
+
+
+def make_plan(db, compute: float = 1e21) -> int:
+    from planner.request import PlanRequest
+    from planner.service import make_plan as plan
+
+    return plan(PlanRequest(compute_flops=compute), db).id
+
+
+def fake_run(run_id: int, n: float, d: float, loss: float | None, *, role: str = "proxy", status: str = "complete",
+             batch: int = 1024, warmup: int = 10) -> Run:
+    return Run(id=run_id, scope="s", status=status, role=role, n_params=int(n), tokens=int(d), batch_tokens=batch,
+               steps=int(d // batch), warmup_steps=warmup, final_val_loss=loss)
+
+
+def chinchilla_fit(coefficients=LAW) -> Fit:
+    return Fit(id=7, law="chinchilla", scope="s", coefficients=dict(coefficients),
+               provenance=Provenance(source="fitted"))
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+def test_check_round_trips_through_the_store(db) -> None:
+    plan_id = make_plan(db)
+    check = create_check(db, plan_id, "corpus:abc/bytes", CheckSummary(budget_seconds=60.0))
+    assert check.id is not None and check.status == "running" and check.verdict is None
+    item = CheckItem(kind="final_loss", name="run 1", predicted=2.0, observed=2.05, error=0.025,
+                     metric="relative error", tolerance=0.05, rule="|error| <= 0.05", verdict="pass", run_ids=[1])
+    done = msgspec.structs.replace(check, status="complete", verdict="pass", items=[item], plot_path="/x.png",
+                                   refit_fit_ids=[4, 5])
+    stored = save_check(db, done)
+    assert stored == get_check(db, check.id)
+    assert stored.items == [item] and stored.refit_fit_ids == [4, 5] and stored.summary.budget_seconds == 60.0
+    other = create_check(db, plan_id, "corpus:abc/bytes")
+    assert [c.id for c in list_checks(db, plan_id)] == [check.id, other.id]
+    assert list_checks(db, plan_id + 1000) == []
+    with pytest.raises(CheckNotFound):
+        get_check(db, 99999)
+
+
+def test_overall_verdict() -> None:
+    def item(v: str) -> CheckItem:
+        return CheckItem(kind="curve", name="x", predicted=1.0, observed=1.0, error=0.0, metric="m", tolerance=0.05,
+                         rule="r", verdict=v)
+
+    assert overall_verdict([item("pass"), item("skip")]) == "pass"
+    assert overall_verdict([item("pass"), item("fail")]) == "fail"
+    assert overall_verdict([item("skip")]) == "inconclusive"
+    assert overall_verdict([]) == "inconclusive"
+
+
+# ---------------------------------------------------------------------------------------------- comparisons
+
+
+def test_final_item_tolerance() -> None:
+    assert compare.final_item(fake_run(1, 1e4, 1e6, 2.09), 2.0, 7).verdict == "pass"
+    assert compare.final_item(fake_run(1, 1e4, 1e6, 1.91), 2.0, 7).verdict == "pass"
+    assert compare.final_item(fake_run(1, 1e4, 1e6, 2.2), 2.0, 7).verdict == "fail"
+    assert compare.final_item(fake_run(1, 1e4, 1e6, 2.2), 2.0, 7).error == pytest.approx(0.1)
+    assert compare.final_item(fake_run(1, 1e4, 1e6, None, status="failed"), 2.0, 7).verdict == "skip"
+
+
+def test_predict_final_for_each_family() -> None:
+    assert compare.predict_final(chinchilla_fit(), 1e4, 1e6) == pytest.approx(chinchilla.loss(1e4, 1e6, **LAW))
+    nd = Fit(law="kaplan-nd", scope="s", coefficients=k20.nd_coefficients(), provenance=Provenance(source="x"))
+    assert compare.predict_final(nd, 1e8, 1e10) == pytest.approx(k20.loss_nd(1e8, 1e10))
+    ns = Fit(law="kaplan-ns", scope="s", coefficients=k20.ns_coefficients(), provenance=Provenance(source="x"))
+    assert compare.predict_final(ns, 1e8, 0, steps=10_000, batch_tokens=2**19) == pytest.approx(
+        k20.loss_after_steps(1e8, 10_000, 2**19))
+    with pytest.raises(ValueError):
+        compare.predict_final(ns, 1e8, 1e10)
+
+
+def test_curve_item_passes_on_its_own_law_and_fails_off_it() -> None:
+    coefficients = {"alpha_N": 0.2, "alpha_S": 0.5, "N_c": 1e3, "S_c": 1e-2}
+    ns = Fit(id=3, law="kaplan-ns", scope="s", coefficients=coefficients, provenance=Provenance(source="x"))
+    run = fake_run(1, 2e4, 512 * 1000, 2.0, batch=512, warmup=50)
+    steps = np.arange(0, 1001, 50)
+    curve = compare.predict_curve(ns, 2e4, 512, steps[1:])
+    points = [RunPoint(step=0, tokens=0, val_loss=5.5)]  # inside warm-up: ignored
+    points += [RunPoint(step=int(s), tokens=int(s) * 512, val_loss=float(v))
+               for s, v in zip(steps[1:], curve, strict=True)]
+    item = compare.curve_item(run, points, ns)
+    assert item.verdict == "pass" and item.error == pytest.approx(0.0, abs=1e-9)
+    shifted = [RunPoint(step=p.step, tokens=p.tokens, val_loss=p.val_loss * 1.1) for p in points]
+    bad = compare.curve_item(run, shifted, ns)
+    assert bad.verdict == "fail" and bad.error == pytest.approx(0.1, rel=1e-6)
+
+
+def test_isoflop_vertex_and_allocation_item() -> None:
+    sizes = [5e3, 1e4, 2e4]
+    # A parabola in ln N with its minimum at 1.4e4.
+    losses = [2.0 + 0.1 * math.log(n / 1.4e4) ** 2 for n in sizes]
+    assert compare.isoflop_vertex(sizes, losses).n_best == pytest.approx(1.4e4, rel=1e-6)
+    planned = fake_run(2, 1e4, 1e6, losses[1])
+    triple = [fake_run(1, 5e3, 2e6, losses[0], role="isoflop"), planned,
+              fake_run(3, 2e4, 5e5, losses[2], role="isoflop")]
+    item = compare.allocation_item(planned, triple, 6e10, 9)
+    assert item.verdict == "pass" and item.error == pytest.approx(math.log2(1.4), rel=1e-6)
+    # Monotone losses: the best is an end of the triple (or the vertex, kept within a factor 2 beyond it).
+    falling = [2.3, 2.2, 2.1]
+    end = compare.isoflop_vertex(sizes, falling)
+    assert 2e4 <= end.n_best <= 4e4
+    assert compare.allocation_item(planned, [fake_run(1, 5e3, 1, None, status="failed"), planned, triple[2]],
+                                   6e10, 9).verdict == "skip"
+
+
+def test_early_stop_item_reads_the_best_step() -> None:
+    run = fake_run(5, 2e4, 1e6, 2.4, role="early_stop")
+    losses = {0: 5.0, 100: 3.0, 200: 2.5, 300: 2.3, 400: 2.35, 500: 2.5}
+    points = [RunPoint(step=s, tokens=s * 1024, val_loss=v) for s, v in losses.items()]
+    ok = compare.early_stop_item(run, points, 200.0, 3, unique_tokens=1e5)
+    assert ok.verdict == "pass" and ok.observed == 300 and ok.error == pytest.approx(1.5)
+    early = compare.early_stop_item(run, points, 900.0, 3, unique_tokens=1e5)
+    assert early.verdict == "fail"  # best at 300 < half the bound: the data overfit sooner than eq. 5.7 allows
+    assert compare.early_stop_item(run, points, None, 3, unique_tokens=1e5).verdict == "skip"
+
+
+def test_s_stop_steps_is_eq_5_7_with_the_chinchilla_data_term() -> None:
+    ns = Fit(law="kaplan-ns", scope="s", coefficients={"alpha_N": 0.1, "alpha_S": 0.8, "N_c": 1e6, "S_c": 50.0},
+             provenance=Provenance(source="x"))
+    fit = chinchilla_fit()
+    u, n, batch = 2e5, 3e4, 1024
+    excess = LAW["B"] / u ** LAW["beta"]
+    s_min = 50.0 / excess ** (1 / 0.8)
+    loss = chinchilla.loss(n, u, **LAW)
+    expected = k20.steps_at_batch(s_min, batch, loss)
+    assert compare.s_stop_steps(fit, ns, n, u, batch) == pytest.approx(expected)
+    # More unique data: less overfitting excess, later stop.
+    assert compare.s_stop_steps(fit, ns, n, 4 * u, batch) > compare.s_stop_steps(fit, ns, n, u, batch)
+
+
+def test_extrapolation_item_recovers_a_known_law() -> None:
+    rng = np.random.default_rng(0)
+    runs = []
+    for i, (c, f) in enumerate((c, f) for c in (1e11, 3e11, 1e12) for f in (0.3, 1.0, 3.0)):
+        n = f * math.sqrt(c / 600)
+        d = c / (6 * n)
+        runs.append(fake_run(i + 1, n, d, float(chinchilla.loss(n, d, **LAW)) * (1 + 0.002 * rng.standard_normal())))
+    n_big, d_big = 1.5 * math.sqrt(3e12 / 600), 3e12 / (6 * 1.5 * math.sqrt(3e12 / 600))
+    runs.append(fake_run(99, n_big, d_big, float(chinchilla.loss(n_big, d_big, **LAW))))
+    item, coefficients = compare.extrapolation_item("chinchilla", runs, starts=400)
+    assert item.kind == "extrapolation" and item.run_ids == [99]
+    assert item.verdict == "pass" and abs(item.error) < 0.01
+    assert coefficients is not None
+    skip, _ = compare.extrapolation_item("chinchilla", runs[:1])
+    assert skip.verdict == "skip"
+
+
+# ---------------------------------------------------------------------------------------------- CLI: bad input
+
+
+def cli(*args: str) -> int:
+    from verifier.cli import main
+
+    return main(list(args))
+
+
+def no_complete_runs(db) -> bool:
+    return db.execute("SELECT COUNT(*) FROM runs WHERE status = 'complete'").fetchone()[0] == 0
+
+
+@pytest.fixture
+def plan_id(db) -> int:
+    return make_plan(db)
+
+
+def test_unknown_plan_is_bad_input(db, db_file, capsys) -> None:
+    assert cli("check", "--plan", "424242", "--db", str(db_file), "--budget-minutes", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "424242" in err[0]
+    assert no_complete_runs(db)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "binary"])
+def test_unusable_corpus_is_bad_input(db, db_file, plan_id, tmp_path, capsys, case) -> None:
+    path = tmp_path / f"{case}.txt"
+    if case == "empty":
+        path.write_text("")
+    elif case == "binary":
+        path.write_bytes(bytes(range(256)) * 64)
+    assert cli("check", "--plan", str(plan_id), "--db", str(db_file), "--corpus", str(path),
+               "--budget-minutes", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path.name) in err[0]
+    assert no_complete_runs(db) and list_checks(db, plan_id) == []
+
+
+def test_model_that_does_not_fit_in_memory_is_bad_input(db, db_file, plan_id, capsys) -> None:
+    assert cli("check", "--plan", str(plan_id), "--db", str(db_file), "--memory", "0.0001",
+               "--budget-minutes", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "memory" in err[0]
+    assert no_complete_runs(db) and list_checks(db, plan_id) == []
+
+
+def test_bad_budget_is_bad_input(db, db_file, plan_id, capsys) -> None:
+    assert cli("check", "--plan", str(plan_id), "--db", str(db_file), "--budget-minutes", "-3") == 2
+    assert "budget_minutes" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_bad_input_in_a_real_process(db, db_file, plan_id) -> None:
+    proc = subprocess.run([sys.executable, "-m", "verifier", "check", "--plan", str(plan_id), "--device", "cuda",
+                           "--db", str(db_file), "--budget-minutes", "1"], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cuda" in lines[0].lower()
+    assert no_complete_runs(db)
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_check_end_to_end(db, db_file, plan_id, tmp_path) -> None:
+    """A check with half a minute of budget on the default corpus, from a plan on the default fit (a fresh
+    scope, so a calibration ladder runs first): runs, points, the check, its picture and the refit are stored."""
+    env = {**os.environ, "SCALEPLAN_DB": str(db_file), "SCALEPLAN_ARTIFACTS": str(tmp_path / "artifacts")}
+    proc = subprocess.run([sys.executable, "-m", "verifier", "check", "--plan", str(plan_id),
+                           "--budget-minutes", "0.5"], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checks = list_checks(db, plan_id)
+    assert len(checks) == 1
+    check: Check = checks[0]
+    assert check.status == "complete" and check.verdict in ("pass", "fail", "inconclusive")
+    assert f"check {check.id} of plan {plan_id}" in proc.stdout and str(check.verdict).upper() in proc.stdout
+
+    kinds = {i.kind for i in check.items}
+    assert {"final_loss", "allocation", "extrapolation"} <= kinds
+    for item in check.items:
+        assert item.tolerance > 0 and item.rule and item.verdict in ("pass", "fail", "skip")
+        if item.verdict != "skip":
+            assert item.predicted is not None and item.observed is not None and item.error is not None
+
+    runs = db.execute("SELECT id, role, status, prediction, check_id FROM runs ORDER BY id").fetchall()
+    roles = {r[1] for r in runs}
+    assert {"calibration", "proxy", "isoflop"} <= roles
+    assert all(r[4] == check.id for r in runs)
+    completed = [r for r in runs if r[2] == "complete"]
+    assert len(completed) >= 6
+    for run_id, role, _, prediction, _ in completed:
+        points = db.execute("SELECT COUNT(*) FROM run_points WHERE run_id = ? AND val_loss IS NOT NULL",
+                            [run_id]).fetchone()[0]
+        assert points >= 2
+        if role in ("proxy", "isoflop"):
+            assert msgspec.json.decode(prediction)["scope_fit"]["final_loss"] > 0  # recorded before training
+
+    assert check.plot_path and Path(check.plot_path).is_file()
+    assert Path(check.plot_path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(check.plot_path).parent == tmp_path / "artifacts"
+    assert check.summary.calibrated and check.summary.scope_fit is not None
+    fits = db.execute("SELECT id, law, scope, heldout_error FROM fits WHERE scope = ?", [check.scope]).fetchall()
+    assert {f[1] for f in fits} >= {"chinchilla"}
+    assert set(check.refit_fit_ids) <= {f[0] for f in fits}
+    assert check.summary.plan_exponents is not None and check.summary.plan_exponents.values["a"] == pytest.approx(
+        0.3658 / (0.3478 + 0.3658), rel=1e-3)
+    assert any(e.fit.law == "chinchilla" for e in check.summary.scope_exponents)

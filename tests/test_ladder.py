@@ -1,0 +1,141 @@
+"""The proxy ladder: shapes, run specs, time model, packing and sizing to a time budget (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier import ladder
+from verifier.ladder import ProxyShape, Rules, Throughput
+from verifier.model import non_embedding_params
+from verifier.runs import RunConfig
+
+TP = Throughput(flops_per_second=1e10, step_overhead=0.03, run_overhead=0.5)
+
+
+def reference_n_opt(c: float) -> float:
+    # About 20 tokens per parameter, the Chinchilla rule of thumb: N = sqrt(C / 120).
+    return math.sqrt(c / 120.0)
+
+
+@given(st.floats(min_value=ladder.MIN_PARAMS, max_value=5e6))
+@settings(max_examples=60, deadline=None)
+def test_proxy_shape_is_close_to_the_target_and_well_formed(n: float) -> None:
+    shape = ladder.proxy_shape(n)
+    assert shape.n_layer >= 2
+    assert shape.d_model % shape.n_head == 0
+    assert shape.params == non_embedding_params(shape.n_layer, shape.d_model)
+    assert abs(math.log(shape.params / n)) < math.log(1.5)  # widths in steps of 8: 16 -> 24 is 2.24x in N
+
+
+def test_proxy_shape_rejects_nonsense() -> None:
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="N"):
+            ladder.proxy_shape(bad)
+
+
+def test_make_spec_follows_the_rules_within_the_step_window() -> None:
+    spec = ladder.make_spec("proxy", 2e4, 1e11, Rules(hyperparams="deepseek"))
+    assert ladder.MIN_STEPS <= spec.steps <= ladder.MAX_STEPS
+    assert spec.batch_size >= ladder.MIN_BATCH_SEQUENCES
+    assert abs(spec.tokens / (1e11 / (6 * spec.params)) - 1) < 0.05  # D = C/(6N) up to whole steps
+    assert 0 < spec.warmup_steps <= spec.steps // 10 + 1
+    assert spec.min_lr_ratio == pytest.approx(0.1)  # deepseek: cosine to 10% of the peak
+    config = spec.config()
+    assert isinstance(config, RunConfig)
+    assert (config.steps, config.batch_size, config.seq_len) == (spec.steps, spec.batch_size, ladder.PROXY_SEQ_LEN)
+
+
+def test_kaplan_rule_uses_the_critical_batch_and_decays_to_zero() -> None:
+    rules = Rules(hyperparams="kaplan", critical_batch=lambda loss: 2e3)
+    spec = ladder.make_spec("proxy", 3e4, 3e11, rules)
+    assert spec.min_lr_ratio == 0.0
+    assert spec.batch_tokens == pytest.approx(2e3, rel=0.5) or spec.steps in (ladder.MIN_STEPS, ladder.MAX_STEPS)
+
+
+def test_tiny_budgets_keep_the_minimum_steps() -> None:
+    spec = ladder.make_spec("proxy", 1e5, 1e9, Rules())
+    assert spec.steps >= ladder.MIN_STEPS
+
+
+@given(st.lists(st.floats(min_value=0.1, max_value=100.0), min_size=1, max_size=20), st.integers(1, 8))
+def test_makespan_bounds(jobs: list[float], workers: int) -> None:
+    span = ladder.makespan(jobs, workers)
+    assert span >= max(jobs) - 1e-9
+    assert span >= sum(jobs) / workers - 1e-9
+    assert span <= sum(jobs) / workers + max(jobs) + 1e-9  # list scheduling bound
+
+
+def test_makespan_packs_longest_first() -> None:
+    assert ladder.makespan([3, 3, 2, 2, 2], 2) == 7
+    assert ladder.makespan([5, 1, 1], 1) == 7
+
+
+def test_run_seconds_grows_with_steps_and_size() -> None:
+    small = ladder.make_spec("proxy", 1e4, 1e11, Rules())
+    longer = small.__class__(**{**{f: getattr(small, f) for f in small.__struct_fields__}, "steps": small.steps * 2})
+    assert TP.run_seconds(longer) > TP.run_seconds(small)
+    big = ladder.make_spec("proxy", 1e6, 1e13, Rules())
+    assert TP.run_seconds(big) > TP.run_seconds(small)
+    assert TP.scaled(2.0).run_seconds(small) == pytest.approx(2 * TP.run_seconds(small))
+
+
+def test_calibration_ladder_is_an_isoflop_grid() -> None:
+    specs = ladder.calibration_ladder(1e12, reference_n_opt, Rules())
+    budgets = sorted({s.budget_flops for s in specs})
+    assert len(budgets) == 3
+    assert budgets[1] / budgets[0] == pytest.approx(3.0) and budgets[2] / budgets[1] == pytest.approx(3.0)
+    for b in budgets:
+        sizes = sorted(s.params for s in specs if s.budget_flops == b)
+        assert len(sizes) >= 2 and sizes[-1] / sizes[0] > 3
+    assert ladder.distinct_grid(specs)
+    assert all(s.role == "calibration" for s in specs)
+
+
+def test_check_ladder_has_proxies_and_the_isoflop_triple() -> None:
+    lad = ladder.check_ladder(3e12, reference_n_opt, Rules())
+    assert [s.role for s in lad.specs] == ["proxy"] * 3 + ["isoflop"] * 2
+    middle = lad.proxies[1]
+    assert lad.triple_budget == middle.budget_flops
+    half, double = lad.isoflop
+    assert half.budget_flops == double.budget_flops == middle.budget_flops
+    assert half.params / middle.params == pytest.approx(0.5, rel=0.3)
+    assert double.params / middle.params == pytest.approx(2.0, rel=0.3)
+
+
+def test_fit_to_time_fills_but_does_not_exceed_the_time() -> None:
+    def build(u: float):
+        return ladder.calibration_ladder(u, reference_n_opt, Rules())
+
+    for seconds in (60.0, 300.0, 1200.0):
+        u, specs = ladder.fit_to_time(build, seconds, TP, 2, valid=ladder.distinct_grid)
+        span = ladder.makespan([TP.run_seconds(s) for s in specs], 2)
+        assert span <= seconds
+        bigger = ladder.makespan([TP.run_seconds(s) for s in build(u * 1.05)], 2)
+        assert bigger > seconds * 0.97  # nothing much larger would still fit
+
+
+def test_fit_to_time_never_goes_below_a_valid_ladder() -> None:
+    def build(u: float):
+        return ladder.calibration_ladder(u, reference_n_opt, Rules())
+
+    _, specs = ladder.fit_to_time(build, 0.001, TP, 2, valid=ladder.distinct_grid)
+    assert ladder.distinct_grid(specs)  # too little time: the smallest valid ladder, not a degenerate one
+
+
+def test_proxy_shape_flops_count_includes_head_and_attention() -> None:
+    shape = ProxyShape(2, 32, 2)
+    assert shape.flops_per_token(64, 256) == 6 * shape.params + 6 * 32 * 256 + 6 * 2 * 64 * 32
+
+
+def test_proxy_learning_rate_falls_as_one_over_width() -> None:
+    narrow, wide = ProxyShape(2, 16, 2), ProxyShape(2, 64, 8)
+    assert ladder.proxy_lr(1e-2, narrow) == pytest.approx(2e-2)
+    assert ladder.proxy_lr(1e-2, wide) == pytest.approx(5e-3)
+    assert ladder.proxy_lr(1e-2, wide, width_scaled=False) == 1e-2
+    spec = ladder.make_spec("proxy", 1e5, 1e12, Rules())
+    unscaled = ladder.make_spec("proxy", 1e5, 1e12, Rules(width_scaled=False))
+    assert spec.lr == pytest.approx(unscaled.lr * ladder.LR_REFERENCE_WIDTH / spec.d_model)

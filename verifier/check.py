@@ -1,0 +1,221 @@
+"""A check: what the verifier measured on a corpus against what a fit predicted, stored in the ``checks`` table.
+
+A ``Check`` lists one ``CheckItem`` per comparison (a validation curve, a final loss, an early-stopping
+step, an allocation, an extrapolation), each with the predicted and observed value, the error, the
+tolerance it was judged by and its verdict, plus a ``CheckSummary`` of the ladder, the refit and the
+exponents of the corpus scope beside those of the plan's fit. This module only defines and stores the
+records (it imports no training code), so the HTTP service can serve them cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+import sqlite_utils
+
+from fits.fit import FitRef
+from fits.store import from_json, now, to_json, transaction
+
+ItemKind = Literal["curve", "final_loss", "early_stop", "allocation", "extrapolation"]
+ItemVerdict = Literal["pass", "fail", "skip"]
+CheckStatus = Literal["running", "complete", "failed"]
+CheckVerdict = Literal["pass", "fail", "inconclusive"]
+
+
+class CheckError(ValueError):
+    """A check cannot run with this input; the message names the offending option."""
+
+
+class CheckNotFound(KeyError):
+    """No stored check with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "check not found"
+
+
+class CheckItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One comparison of a prediction with a measurement."""
+
+    kind: ItemKind
+    name: str
+    """Which run(s) or budget the item is about, e.g. "run 12: N=1.2e5, C=3e11"."""
+    predicted: float | None
+    observed: float | None
+    error: float | None
+    """How far observed is from predicted, in the unit that ``metric`` names."""
+    metric: str
+    """How ``error`` is computed, e.g. "relative error (obs - pred)/pred" or "log2(obs/pred)"."""
+    tolerance: float
+    """The item passes when ``error`` lies inside the band this bounds (see ``rule``)."""
+    rule: str
+    """The pass rule in words, e.g. "|error| <= 0.05"."""
+    verdict: ItemVerdict
+    unit: str = ""
+    """Unit of predicted and observed (nats/token, steps, parameters)."""
+    run_ids: list[int] = []
+    fit_id: int | None = None
+    """The fit that made the prediction."""
+    note: str = ""
+
+
+class Exponents(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The exponents of one fit and what they imply for the plan's budget."""
+
+    fit: FitRef
+    values: dict[str, float]
+    """Chinchilla: alpha, beta, a = beta/(alpha+beta). Kaplan: alpha_N, alpha_S (and alpha_D when fitted)."""
+    intervals: dict[str, list[float]] = {}
+    n_opt: float | None = None
+    """Compute-optimal N at the plan's budget with this fit's coefficients."""
+    n_opt_interval: list[float] | None = None
+    n_opt_transfer: float | None = None
+    """Same family as the plan: the plan fit's N_opt at the largest proxy budget, carried to the plan's budget
+    with this fit's allocation exponent instead of the plan fit's (only the growth rate changes)."""
+
+
+class Refit(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One fit version the check's refit recorded."""
+
+    fit: FitRef
+    n_points: int
+    heldout_error: float | None = None
+    """Mean relative error on the largest-compute points when fitted on the rest (fits' own split)."""
+    active: bool = False
+    """Whether fits activated it (its held-out error is no worse than the active fit's)."""
+
+
+class CheckSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Everything about a check that is not one comparison."""
+
+    plan_fit: FitRef | None = None
+    scope_fit: FitRef | None = None
+    """The scope's fit that made the predictions (None when a calibration could not make one)."""
+    calibrated: bool = False
+    """True when this check first ran a calibration ladder because the scope had no fit."""
+    budget_seconds: float | None = None
+    wall_seconds: float | None = None
+    device: str | None = None
+    executor: str | None = None
+    workers: int | None = None
+    flops_per_second: float | None = None
+    """Measured training throughput per worker (6N + attention + head FLOPs per token)."""
+    corpus: str | None = None
+    run_ids: list[int] = []
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    plan_exponents: Exponents | None = None
+    scope_exponents: list[Exponents] = []
+    """Exponents of the scope's refitted fits (one per law family refitted)."""
+    plan_budget_flops: float | None = None
+    plan_params: float | None = None
+    refits: list[Refit] = []
+    warnings: list[str] = []
+    assumptions: list[str] = []
+    """How the proxies differ from the plan's runs (context, tokenizer, batch window, learning-rate scaling)."""
+    error: str | None = None
+    """Why the check failed to complete (status "failed")."""
+
+
+class Check(msgspec.Struct, kw_only=True):
+    """A stored check of one plan's predictions on one corpus scope."""
+
+    id: int | None
+    plan_id: int
+    scope: str
+    created: str
+    status: CheckStatus
+    verdict: CheckVerdict | None
+    items: list[CheckItem]
+    summary: CheckSummary
+    plot_path: str | None = None
+    refit_fit_ids: list[int] = []
+
+
+def overall_verdict(items: list[CheckItem]) -> CheckVerdict:
+    """"fail" when any item failed, "pass" when every judged item passed, "inconclusive" when none was judged."""
+    judged = [i for i in items if i.verdict != "skip"]
+    if not judged:
+        return "inconclusive"
+    return "fail" if any(i.verdict == "fail" for i in judged) else "pass"
+
+
+# ---------------------------------------------------------------------------------------------- storage
+
+
+def _row(check: Check) -> dict[str, Any]:
+    return {
+        "plan_id": check.plan_id,
+        "scope": check.scope,
+        "created": check.created,
+        "status": check.status,
+        "verdict": check.verdict,
+        "items": to_json(check.items),
+        "summary": to_json(check.summary),
+        "plot_path": check.plot_path,
+        "refit_fit_ids": to_json(check.refit_fit_ids),
+    }
+
+
+def _from_row(row: dict[str, Any]) -> Check:
+    return Check(
+        id=row["id"],
+        plan_id=row["plan_id"],
+        scope=row["scope"],
+        created=row["created"],
+        status=row["status"],
+        verdict=row["verdict"],
+        items=from_json(row["items"], list[CheckItem] | None) or [],
+        summary=from_json(row["summary"], CheckSummary | None) or CheckSummary(),
+        plot_path=row["plot_path"],
+        refit_fit_ids=from_json(row["refit_fit_ids"], list[int] | None) or [],
+    )
+
+
+def create_check(db: sqlite_utils.Database, plan_id: int, scope: str, summary: CheckSummary | None = None) -> Check:
+    """Store a new check in status "running" and return it with its id."""
+    check = Check(
+        id=None, plan_id=plan_id, scope=scope, created=now(), status="running", verdict=None, items=[],
+        summary=summary or CheckSummary(),
+    )
+    with transaction(db):
+        check_id = db["checks"].insert(_row(check)).last_pk
+    return get_check(db, check_id)
+
+
+def save_check(db: sqlite_utils.Database, check: Check) -> Check:
+    """Write every field of a stored check (one transaction) and return it as stored."""
+    if check.id is None:
+        raise ValueError("check: has no id; create it with create_check first")
+    with transaction(db):
+        db["checks"].update(check.id, _row(check))
+    return get_check(db, check.id)
+
+
+def get_check(db: sqlite_utils.Database, check_id: int) -> Check:
+    rows = list(db["checks"].rows_where("id = ?", [int(check_id)]))
+    if not rows:
+        raise CheckNotFound(f"no check with id {check_id}")
+    return _from_row(rows[0])
+
+
+def list_checks(db: sqlite_utils.Database, plan_id: int) -> list[Check]:
+    """Checks of one plan, oldest first."""
+    return [_from_row(r) for r in db["checks"].rows_where("plan_id = ?", [int(plan_id)], order_by="id")]
+
+
+__all__ = [
+    "Check",
+    "CheckError",
+    "CheckItem",
+    "CheckNotFound",
+    "CheckSummary",
+    "Exponents",
+    "Refit",
+    "create_check",
+    "get_check",
+    "list_checks",
+    "overall_verdict",
+    "save_check",
+]

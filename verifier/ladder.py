@@ -1,0 +1,549 @@
+"""The proxy-run ladder: measure this machine's training speed, then choose runs that fill a time budget.
+
+A check trains small stand-ins ("proxies") for a plan: the same law family and the same batch, learning
+rate and schedule rules, at budgets a CPU or one GPU finishes in minutes. This module decides which:
+
+* ``measure_throughput`` times optimizer steps at two sizes and two batches and models a step as
+  ``overhead + tokens · (width-independent cost + FLOPs / rate)`` (FLOPs = 6·N + attention + de-embedding
+  per token, planner.hardware's count): tiny models are far from FLOP-bound.
+* ``ProxySpec`` is one run to train: its shape, tokens, batch, learning rate, warm-up and schedule, and the
+  ``RunConfig`` the training library takes; ``Throughput.run_seconds`` predicts its wall time.
+* ``calibration_ladder`` is an IsoFLOP grid (several sizes at each of a few budgets) for a scope that has
+  no fit yet; ``check_ladder`` plans one proxy per budget with the scope's fit plus an IsoFLOP triple
+  (the planned N, half of it, twice it) at the middle budget; ``size_ladder`` is a fixed-hyperparameter
+  ladder of sizes (what the scaling test trains).
+* ``fit_to_time`` scales a ladder's budgets until its predicted makespan on the workers fills the time.
+
+How proxies differ from the plan's own runs is listed in ``ASSUMPTIONS`` (stored with every check): one
+context length and the corpus's bytes for every run of a scope, a step window, a width-scaled learning rate,
+and a fixed shape family.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import msgspec
+
+from planner import training
+from planner.plan import Shape
+
+PROXY_SEQ_LEN = 64
+"""Context length of every proxy run (tokens)."""
+ASSUMPTIONS = (
+    f"proxies are GPTs with {PROXY_SEQ_LEN}-token contexts on the corpus's bytes; a scope's fit holds for that "
+    "context and tokenization only",
+    "proxies take the plan's batch rule, moved only as far as needed to give each run 300-1,200 steps, and the "
+    "rule's learning rate scaled by 32/width (the rules give one rate per budget; at widths of 16-100 Adam's "
+    "best rate falls about as 1/width)",
+    "proxy shapes: 2 layers below 3e5 parameters (4 below 3e6, then 8), width in steps of 8, 8-wide heads",
+)
+VOCAB_BYTES = 256
+MIN_STEPS = 300
+"""Fewest optimizer steps a proxy takes. Shorter runs of tiny models are limited by optimisation steps rather
+than by N or D (their losses sit far above any L(N, D) fitted to longer runs)."""
+MAX_STEPS = 1200
+"""Most steps a proxy takes: small models step in near-constant time, so step counts set the wall time."""
+SHORT_MIN_STEPS = 100
+"""Fewest steps when the time budget cannot hold a ladder at MIN_STEPS (predictions get worse)."""
+MIN_BATCH_SEQUENCES = 4
+EVALS_PER_RUN = 12
+"""Validation points per curve (evaluation runs at the training micro-batch, so it is not cheap)."""
+EVAL_SEQUENCES = 64
+MIN_PARAMS = 2 * 12 * 16**2
+"""The smallest proxy shape: 2 layers of width 16. One-layer models are left out, as Kaplan et al. did."""
+MAX_WIDTH = 1024
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+
+@dataclass(frozen=True)
+class ProxyShape:
+    n_layer: int
+    d_model: int
+    n_head: int
+
+    @property
+    def params(self) -> int:
+        """Exact non-embedding parameters of the bias-free model (verifier.model.non_embedding_params)."""
+        return 12 * self.n_layer * self.d_model**2 + 2 * self.n_layer * self.d_model + self.d_model
+
+    def flops_per_token(self, seq_len: int = PROXY_SEQ_LEN, vocab_size: int = VOCAB_BYTES) -> float:
+        """Training FLOPs per token the hardware does: 6·N + de-embedding + attention."""
+        return 6.0 * self.params + 6.0 * self.d_model * vocab_size + 6.0 * self.n_layer * seq_len * self.d_model
+
+    def as_planner_shape(self, target: float) -> Shape:
+        head_dim = self.d_model // self.n_head
+        params = 12 * self.n_layer * self.d_model**2
+        return Shape(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, d_ff=4 * self.d_model,
+                     head_dim=head_dim, params=params, params_error=(params - target) / target,
+                     aspect_ratio=self.d_model / self.n_layer)
+
+
+def proxy_depth(N: float) -> int:
+    """Layers of a proxy of N parameters: a fixed depth per size class, so that sizes within a ladder differ
+    in width only (shape changes add their own, non-power-law, differences at this scale)."""
+    return 2 if N < 3e5 else 4 if N < 3e6 else 8
+
+
+def proxy_shape(N: float) -> ProxyShape:
+    """The proxy shape nearest to N non-embedding parameters at ``proxy_depth(N)`` layers: widths in steps of
+    8 from 16, heads 8 wide (16 wide from width 128). One head width for the whole range keeps the
+    architecture family fixed; at these sizes fewer, wider heads train measurably slower per step."""
+    if not (math.isfinite(N) and N > 0):
+        raise ValueError(f"N: must be a positive parameter count, got {N!r}")
+    return _proxy_shape(float(f"{N:.4g}"))
+
+
+def _widths() -> list[int]:
+    return list(range(16, MAX_WIDTH + 1, 8))
+
+
+def _heads(d: int) -> int:
+    return d // (16 if d >= 128 and d % 16 == 0 else 8)
+
+
+@functools.lru_cache(maxsize=4096)
+def _proxy_shape(n: float) -> ProxyShape:
+    layers = proxy_depth(n)
+    shapes = [ProxyShape(layers, d, _heads(d)) for d in _widths()]
+    return min(shapes, key=lambda s: abs(math.log(s.params / n)))
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+class ProxySpec(msgspec.Struct, kw_only=True, frozen=True):
+    """One run a ladder asks for, with everything the training library needs."""
+
+    role: str
+    """"calibration", "proxy", "isoflop" or "early_stop"."""
+    budget_flops: float
+    """The budget C = 6·N·D this run stands for (the run's own 6·N·D differs by rounding)."""
+    n_layer: int
+    d_model: int
+    n_head: int
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    min_lr_ratio: float
+    seq_len: int = PROXY_SEQ_LEN
+    schedule: str = "cosine"
+    eval_every: int = 1
+    eval_sequences: int = EVAL_SEQUENCES
+    seed: int = 0
+    corpus: str | None = None
+    scope: str | None = None
+    label: str = ""
+
+    @property
+    def shape(self) -> ProxyShape:
+        return ProxyShape(self.n_layer, self.d_model, self.n_head)
+
+    @property
+    def params(self) -> int:
+        return self.shape.params
+
+    @property
+    def batch_tokens(self) -> int:
+        return self.batch_size * self.seq_len
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.batch_tokens
+
+    @property
+    def compute(self) -> float:
+        """6·N·D of the run as trained."""
+        return 6.0 * self.params * self.tokens
+
+    def config(self):
+        """The training library's RunConfig for this run."""
+        from verifier.runs import RunConfig
+
+        return RunConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, steps=self.steps,
+                         lr=self.lr, warmup_steps=self.warmup_steps, seq_len=self.seq_len,
+                         batch_size=self.batch_size, schedule=self.schedule, min_lr_ratio=self.min_lr_ratio,
+                         eval_every=self.eval_every, eval_sequences=self.eval_sequences, seed=self.seed,
+                         corpus=self.corpus, scope=self.scope)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The plan's batch / learning-rate / schedule rules (planner.training), applied at proxy scale."""
+
+    hyperparams: str = "deepseek"
+    critical_batch: Callable[[float], float] | None = None
+    """B_crit(L) in tokens for the "kaplan" rule; None elsewhere."""
+    seq_len: int = PROXY_SEQ_LEN
+    seed: int = 0
+    corpus: str | None = None
+    scope: str | None = None
+    min_steps: int = MIN_STEPS
+    max_steps: int = MAX_STEPS
+    width_scaled: bool = True
+    """Scale the rule's learning rate by LR_REFERENCE_WIDTH / d_model (see ``make_spec``)."""
+
+    def short(self) -> Rules:
+        """The same rules with a third of the steps: for budgets too short for a ladder at full length."""
+        return replace(self, min_steps=SHORT_MIN_STEPS, max_steps=SHORT_MIN_STEPS * 4)
+
+
+LR_REFERENCE_WIDTH = 32
+"""Width at which a proxy takes the rule's learning rate unchanged."""
+
+
+def proxy_lr(rule_lr: float, shape: ProxyShape, width_scaled: bool = True) -> float:
+    """The rule's peak learning rate, times LR_REFERENCE_WIDTH / d_model.
+
+    The batch / learning-rate rules were fitted on models thousands wide and give one rate for a budget
+    whatever the width. Across the widths of a proxy ladder (16 to a few hundred) that is not so: Adam's best
+    rate falls about as 1/width (µP), and one rate that suits width 16 leaves widths from about 56 training
+    markedly worse, which an L(N, D) fit then reads as larger models not helping.
+    """
+    return rule_lr * LR_REFERENCE_WIDTH / shape.d_model if width_scaled else rule_lr
+
+
+def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float | None = None,
+              expected_loss: float = 2.0, label: str = "", corpus: str | None = None,
+              scope: str | None = None) -> ProxySpec:
+    """A proxy of about N parameters on ``tokens`` (default budget/(6N)) with the plan's rules."""
+    shape = proxy_shape(max(N, MIN_PARAMS))
+    n = shape.params
+    d = tokens if tokens is not None else budget / (6.0 * n)
+    b_crit = rules.critical_batch(expected_loss) if rules.critical_batch is not None else 0.0
+    hyper = training.rule_values(rules.hyperparams, n, d, shape.as_planner_shape(n), rules.seq_len, b_crit)
+    # The rule's batch, moved only as far as needed to keep the step count in [MIN_STEPS, MAX_STEPS]: tiny
+    # models need enough steps to reach their L(N, D), and more steps than that only cost time. Proxy batches
+    # stay far below any plausible critical batch, where the batch barely changes the loss per token.
+    max_seqs = max(MIN_BATCH_SEQUENCES, math.floor(d / (rules.min_steps * rules.seq_len)))
+    min_seqs = max(MIN_BATCH_SEQUENCES, math.ceil(d / (rules.max_steps * rules.seq_len)))
+    seqs = min(max(min_seqs, round(hyper.batch_tokens / rules.seq_len)), max_seqs)
+    steps = max(rules.min_steps, round(d / (seqs * rules.seq_len)))
+    return ProxySpec(
+        role=role, budget_flops=budget, n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head,
+        steps=steps, batch_size=seqs, lr=proxy_lr(float(hyper.learning_rate), shape, rules.width_scaled),
+        warmup_steps=max(1, training.warmup_steps(rules.hyperparams, steps)),
+        min_lr_ratio=training.FINAL_LR_FRACTION[rules.hyperparams], seq_len=rules.seq_len,
+        eval_every=max(1, steps // EVALS_PER_RUN), seed=rules.seed,
+        corpus=corpus if corpus is not None else rules.corpus, scope=scope if scope is not None else rules.scope,
+        label=label,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- throughput
+
+
+class Throughput(msgspec.Struct, kw_only=True):
+    """How fast one worker trains: seconds per step = step_overhead + tokens · (token_seconds + FLOPs per token /
+    flops_per_second).
+
+    Tiny models are not FLOP-bound: besides a fixed cost per step (kernel launches, the optimizer), every token
+    costs memory-bound work (embedding, LayerNorm, softmax over the vocabulary, the batch gather) that does not
+    grow with the width; ``token_seconds`` is that part.
+    """
+
+    flops_per_second: float
+    step_overhead: float
+    token_seconds: float = 0.0
+    run_overhead: float = 1.0
+    """Seconds per run outside the steps: building the model, opening the corpus, writing the run."""
+    device: str = "cpu"
+    threads: int = 1
+    measured_seconds: float = 0.0
+
+    def token_cost(self, shape: ProxyShape, seq_len: int = PROXY_SEQ_LEN) -> float:
+        return self.token_seconds + shape.flops_per_token(seq_len) / self.flops_per_second
+
+    def step_seconds(self, shape: ProxyShape, batch_tokens: int, seq_len: int = PROXY_SEQ_LEN) -> float:
+        return self.step_overhead + batch_tokens * self.token_cost(shape, seq_len)
+
+    def run_seconds(self, spec: ProxySpec) -> float:
+        """Predicted wall time of one run on one worker, evaluations included.
+
+        An evaluation runs forward passes of the training micro-batch: each costs about a third of a step's
+        per-token work and half its fixed overhead.
+        """
+        shape = spec.shape
+        evals = spec.steps // spec.eval_every + 1
+        passes = math.ceil(spec.eval_sequences / spec.batch_size)
+        forward = 0.5 * self.step_overhead + spec.batch_tokens * self.token_cost(shape, spec.seq_len) / 3.0
+        return (self.run_overhead + spec.steps * self.step_seconds(shape, spec.batch_tokens, spec.seq_len)
+                + evals * passes * forward)
+
+    def scaled(self, factor: float) -> Throughput:
+        """This throughput with every time multiplied by ``factor`` (from measured run times)."""
+        factor = min(max(factor, 0.25), 4.0)
+        return msgspec.structs.replace(self, flops_per_second=self.flops_per_second / factor,
+                                       step_overhead=self.step_overhead * factor,
+                                       token_seconds=self.token_seconds * factor,
+                                       run_overhead=self.run_overhead * factor)
+
+
+def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float = 1.5,
+                       seq_len: int = PROXY_SEQ_LEN) -> Throughput:
+    """Time training steps on ``device`` with ``threads`` threads (what one worker uses) and solve for the three
+    costs of ``Throughput``: a small proxy at two batch sizes separates the fixed cost per step from the cost
+    per token, and a wider proxy separates the width-independent part of that from the FLOPs."""
+    import numpy as np
+    import torch
+
+    from verifier import device as device_mod
+    from verifier.model import GPT, GPTConfig
+
+    dev = device_mod.resolve_device(device)
+    previous = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(threads)
+    t_start = time.perf_counter()
+    tokens = np.random.default_rng(0).integers(0, VOCAB_BYTES, size=1 << 20, dtype=np.uint16)
+    small, large = proxy_shape(1e4), proxy_shape(2e5)
+    samples: list[tuple[ProxyShape, int, float]] = []
+    try:
+        torch.manual_seed(0)
+        models = {}
+        for shape, batch in ((small, 8), (small, 64), (large, 16)):
+            if shape not in models:
+                model = GPT(GPTConfig(n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head,
+                                      seq_len=seq_len)).to(dev)
+                models[shape] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True))
+            model, opt = models[shape]
+            rng = np.random.default_rng(1)
+
+            def step(model=model, opt=opt, batch=batch, rng=rng) -> None:
+                offsets = rng.integers(0, len(tokens) - seq_len - 1, size=batch)
+                window = torch.from_numpy(tokens[offsets[:, None] + np.arange(seq_len + 1)].astype(np.int64))
+                window = window.to(dev)
+                with device_mod.autocast(dev):
+                    _, loss = model(window[:, :-1], window[:, 1:])
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                loss.item()
+
+            for _ in range(2):
+                step()
+            device_mod.synchronize(dev)
+            count, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 3 or count < 3:
+                step()
+                count += 1
+            device_mod.synchronize(dev)
+            samples.append((shape, batch * seq_len, (time.perf_counter() - t0) / count))
+    finally:
+        torch.set_num_threads(previous)
+    (_, ta, sa), (_, tb, sb), (_, tc, sc) = samples
+    per_token_small = max((sb - sa) / (tb - ta), 1e-12)
+    overhead = max(sa - ta * per_token_small, 0.0)
+    per_token_large = max((sc - overhead) / tc, per_token_small * 1.0001)
+    f_small, f_large = small.flops_per_token(seq_len), large.flops_per_token(seq_len)
+    inv_rate = max((per_token_large - per_token_small) / (f_large - f_small), 1e-15)
+    token_seconds = max(per_token_small - f_small * inv_rate, 0.0)
+    return Throughput(flops_per_second=1.0 / inv_rate, step_overhead=overhead, token_seconds=token_seconds,
+                      device=str(dev), threads=threads, measured_seconds=time.perf_counter() - t_start)
+
+
+# ---------------------------------------------------------------------------------------------- packing
+
+
+def makespan(seconds: Sequence[float], workers: int) -> float:
+    """Wall time of running jobs longest first on ``workers`` workers, each taking the next free one."""
+    loads = [0.0] * max(1, workers)
+    for s in sorted(seconds, reverse=True):
+        i = loads.index(min(loads))
+        loads[i] += s
+    return max(loads)
+
+
+def longest_first(specs: Sequence[ProxySpec], throughput: Throughput) -> list[ProxySpec]:
+    return sorted(specs, key=throughput.run_seconds, reverse=True)
+
+
+def fit_to_time(build: Callable[[float], list[ProxySpec]], seconds: float, throughput: Throughput, workers: int,
+                *, valid: Callable[[list[ProxySpec]], bool] | None = None, low: float = 1e8,
+                high: float = 1e20) -> tuple[float, list[ProxySpec]]:
+    """The largest scale u (FLOPs) whose ladder ``build(u)`` finishes within ``seconds`` on the workers.
+
+    Scales below the smallest one whose ladder is ``valid`` (distinct sizes, enough steps) are never used:
+    when even that ladder does not fit the time, it is returned anyway and the caller reports the overrun.
+    """
+    def span(u: float) -> float:
+        return makespan([throughput.run_seconds(s) for s in build(u)], workers)
+
+    u_min = low
+    if valid is not None:  # grow until valid, but not past ladders far beyond the time or the smallest ladder
+        limit = 20.0 * max(seconds, span(low))
+        while not valid(build(u_min)) and u_min < high and span(u_min) < limit:
+            u_min *= 1.25
+    if span(u_min) > seconds:
+        return u_min, build(u_min)
+    lo, hi = math.log(u_min), math.log(high)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if span(math.exp(mid)) <= seconds:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-3:
+            break
+    u = math.exp(lo)
+    return u, build(u)
+
+
+def realizes_budget(spec: ProxySpec, tolerance: float = 0.3) -> bool:
+    """Whether a run's own 6·N·D is its budget (step and batch floors inflate the smallest ones)."""
+    return abs(spec.compute / spec.budget_flops - 1.0) <= tolerance
+
+
+def distinct_grid(specs: Sequence[ProxySpec], *, sizes: int = 3, token_counts: int = 3, runs: int = 6) -> bool:
+    """Whether a ladder spans enough distinct sizes, token counts and (N, D) pairs to fit a law to."""
+    return (len({s.params for s in specs}) >= sizes and len({s.tokens for s in specs}) >= token_counts
+            and len({(s.params, s.tokens) for s in specs}) >= runs)
+
+
+# ---------------------------------------------------------------------------------------------- ladders
+
+
+CALIBRATION_BUDGET_RATIO = 3.0
+CALIBRATION_BUDGETS = 3
+CALIBRATION_SIZE_FACTORS = (1 / 9, 1 / 3, 1.0, 3.0)
+"""Sizes tried at each calibration budget, relative to the reference allocation's N_opt (Chinchilla-like, about
+20 tokens per parameter): a 27× span reaching further down than up, because a byte carries less than a BPE
+token and the byte-level optimum measured on source code sits near a third of the reference (some 250 bytes
+per parameter at 3e11 FLOPs). Sizes below the smallest proxy collapse onto it and are trained once."""
+
+
+def calibration_ladder(top_budget: float, n_opt: Callable[[float], float], rules: Rules, *,
+                       budgets: int = CALIBRATION_BUDGETS, ratio: float = CALIBRATION_BUDGET_RATIO,
+                       factors: Sequence[float] = CALIBRATION_SIZE_FACTORS) -> list[ProxySpec]:
+    """IsoFLOP grid: ``budgets`` budgets spaced ``ratio`` apart up to ``top_budget``, ``factors``·N_opt at each.
+
+    Sizes collapsing onto the same proxy shape are trained once.
+    """
+    specs: list[ProxySpec] = []
+    seen: set[tuple[int, int, float]] = set()
+    for k in range(budgets):
+        c = top_budget / ratio ** (budgets - 1 - k)
+        center = n_opt(c)
+        for f in factors:
+            spec = make_spec("calibration", center * f, c, rules, label=f"C={c:.3g} N={f:.2g}·N_opt")
+            key = (spec.n_layer, spec.d_model, round(math.log(c), 6))
+            if key not in seen:
+                seen.add(key)
+                specs.append(spec)
+    return specs
+
+
+@dataclass
+class CheckLadder:
+    """The runs of a check: one proxy per budget, and the IsoFLOP triple around the middle one."""
+
+    proxies: list[ProxySpec]
+    isoflop: list[ProxySpec]
+    """[N/2, 2N] at the middle budget; the proxy there is the triple's middle member."""
+    triple_budget: float
+    planned: list[float] = field(default_factory=list)
+    """N the plan gave at each proxy budget (before proxy shapes and the triple's minimum centre)."""
+    extra: list[ProxySpec] = field(default_factory=list)
+
+    @property
+    def specs(self) -> list[ProxySpec]:
+        return [*self.proxies, *self.isoflop, *self.extra]
+
+
+CHECK_BUDGETS = 3
+CHECK_BUDGET_RATIO = 3.0
+TRIPLE_MIN_CENTRE = 2.2 * MIN_PARAMS
+
+
+def check_ladder(top_budget: float, plan_n: Callable[[float], float], rules: Rules, *,
+                 budgets: int = CHECK_BUDGETS, ratio: float = CHECK_BUDGET_RATIO) -> CheckLadder:
+    """Proxies at ``budgets`` budgets up to ``top_budget``, N from ``plan_n`` (the scope fit's plan), and the
+    IsoFLOP triple at the middle budget.
+
+    The triple needs N/2 to be a proxy of its own, so its centre (the middle proxy) is at least twice the
+    smallest proxy; ``CheckLadder.planned`` keeps what the plan said, for the record.
+    """
+    proxies = []
+    middle_index = budgets // 2
+    planned = []
+    for k in range(budgets):
+        c = top_budget / ratio ** (budgets - 1 - k)
+        n = plan_n(c)
+        planned.append(n)
+        if k == middle_index:
+            n = max(n, TRIPLE_MIN_CENTRE)
+        proxies.append(make_spec("proxy", n, c, rules, label=f"proxy C={c:.3g}"))
+    middle = proxies[middle_index]
+    c_mid = middle.budget_flops
+    n_mid = max(planned[middle_index], TRIPLE_MIN_CENTRE)
+    isoflop = [make_spec("isoflop", n_mid * f, c_mid, rules, label=f"isoflop C={c_mid:.3g} {f:g}·N")
+               for f in (0.5, 2.0)]
+    return CheckLadder(proxies=proxies, isoflop=isoflop, triple_budget=c_mid, planned=planned)
+
+
+def width_scaled_lr(shape: ProxyShape, base: float = 1e-2) -> float:
+    """``base`` at width LR_REFERENCE_WIDTH, inversely proportional to the width elsewhere (see proxy_lr)."""
+    return proxy_lr(base, shape)
+
+
+def size_ladder(sizes: Sequence[float], steps: Sequence[int], *, batch_size: int = 16,
+                lr: float | Callable[[ProxyShape], float] = width_scaled_lr,
+                schedule: str = "constant", seq_len: int = PROXY_SEQ_LEN, seed: int = 0, corpus: str | None = None,
+                scope: str | None = None, role: str = "scaling", evals: int = 24,
+                eval_sequences: int = 128, warmup: int | None = None) -> list[ProxySpec]:
+    """Runs of the given sizes and lengths with one batch and learning rate for all.
+
+    With a constant learning rate after warm-up, every validation point of a run is what a shorter run of the
+    same size would end at, so a few runs give a whole (N, D) surface to fit.
+    """
+    if len(sizes) != len(steps):
+        raise ValueError("steps: give one step count per size")
+    specs = []
+    for n, s in zip(sizes, steps, strict=True):
+        shape = proxy_shape(n)
+        specs.append(ProxySpec(role=role, budget_flops=6.0 * shape.params * s * batch_size * seq_len,
+                               n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head, steps=int(s),
+                               batch_size=batch_size, lr=lr(shape) if callable(lr) else float(lr), min_lr_ratio=0.1,
+                               warmup_steps=warmup if warmup is not None else max(1, int(s) // 20),
+                               seq_len=seq_len, schedule=schedule, eval_every=max(1, int(s) // evals),
+                               eval_sequences=eval_sequences, seed=seed, corpus=corpus, scope=scope,
+                               label=f"N={shape.params:.3g} S={s}"))
+    return specs
+
+
+def with_seed(spec: ProxySpec, seed: int) -> ProxySpec:
+    return msgspec.structs.replace(spec, seed=seed)
+
+
+__all__ = [
+    "EVAL_SEQUENCES",
+    "MIN_PARAMS",
+    "PROXY_SEQ_LEN",
+    "CheckLadder",
+    "ProxyShape",
+    "ProxySpec",
+    "Rules",
+    "Throughput",
+    "calibration_ladder",
+    "check_ladder",
+    "distinct_grid",
+    "fit_to_time",
+    "longest_first",
+    "make_spec",
+    "makespan",
+    "measure_throughput",
+    "proxy_depth",
+    "proxy_lr",
+    "proxy_shape",
+    "realizes_budget",
+    "size_ladder",
+    "width_scaled_lr",
+]
