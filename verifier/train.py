@@ -177,11 +177,17 @@ def estimate_memory(config: RunConfig, vocab_size: int, *, cuda: bool, world_siz
 
 
 def checkpoint_dir(db: sqlite_utils.Database, run_id: int) -> Path:
-    """``<cache>/runs/<hash of the database path>/<run id>``: run ids are per database file."""
+    """``<cache>/runs/<hash of the database path>/<run id>-<hash of its creation time>``.
+
+    Run ids are per database file, and a database recreated at the same path reuses them: the creation
+    time keeps a new run from picking up an old run's checkpoint.
+    """
     rows = db.execute("PRAGMA database_list").fetchall()
     db_file = next((r[2] for r in rows if r[1] == "main"), "") or f"memory-{id(db)}"
     key = hashlib.sha256(os.path.realpath(db_file).encode()).hexdigest()[:16]
-    return corpus_mod.cache_dir() / "runs" / key / str(run_id)
+    created = db.execute("SELECT created FROM runs WHERE id = ?", [run_id]).fetchone()
+    stamp = hashlib.sha256(str(created[0] if created else "").encode()).hexdigest()[:8]
+    return corpus_mod.cache_dir() / "runs" / key / f"{run_id}-{stamp}"
 
 
 @contextlib.contextmanager
