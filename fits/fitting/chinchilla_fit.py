@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from fits.fitting.bootstrap import Progress
 from fits.fitting.engine import fit_form
-from fits.fitting.form import Data, Form, Points, huber_parts, linear_max
+from fits.fitting.form import Data, Form, Points, huber_parts, linear_max, nd_points
 from fits.laws import chinchilla as law
 from fits.result import FitResult
 
@@ -169,10 +169,7 @@ class ChinchillaForm(Form):
         return float(law.optimal_allocation(budget, **c).N)
 
 
-def chinchilla_points(N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike) -> Points:
-    """(N, D, loss) → Points with compute C = 6·N·D."""
-    n, d, l = (np.asarray(a, dtype=float).ravel() for a in (N, D, loss))
-    return Points(N=n, X=d, loss=l, compute=6.0 * n * d)
+chinchilla_points = nd_points
 
 
 def fit_chinchilla(

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from fits.fitting.huber import DELTA
 
@@ -38,6 +39,12 @@ class Points:
 
     def take(self, index: np.ndarray) -> Points:
         return Points(N=self.N[index], X=self.X[index], loss=self.loss[index], compute=self.compute[index])
+
+
+def nd_points(N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike) -> Points:
+    """(N, D, loss) → Points with compute C = 6·N·D (the Chinchilla and kaplan-nd forms both read these)."""
+    n, d, l = (np.asarray(a, dtype=float).ravel() for a in (N, D, loss))
+    return Points(N=n, X=d, loss=l, compute=6.0 * n * d)
 
 
 class Data:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from fits.fitting.bootstrap import Progress
 from fits.fitting.engine import fit_form
-from fits.fitting.form import Data, Form, Points, huber_parts, linear_max
+from fits.fitting.form import Data, Form, Points, huber_parts, linear_max, nd_points
 from fits.laws import kaplan2020 as law
 from fits.result import FitResult
 
@@ -216,11 +216,6 @@ def ns_points(
     N, B, step, loss = N[keep], B[keep], step[keep], loss[keep]
     s_min = np.asarray(law.s_min(step, B, loss, **law.batch_coefficients()), dtype=float).reshape(step.shape)
     return Points(N=N, X=s_min, loss=loss, compute=6.0 * N * B * step)
-
-
-def nd_points(N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike) -> Points:
-    n, d, l = (np.asarray(a, dtype=float).ravel() for a in (N, D, loss))
-    return Points(N=n, X=d, loss=l, compute=6.0 * n * d)
 
 
 def fit_kaplan_nd(
