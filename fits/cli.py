@@ -42,7 +42,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from fits.fitting import FITTABLE_LAWS, METHODS
+    from fits.fitting import BATCH_MODES, FITTABLE_LAWS, METHODS
 
     parser = Parser(
         prog="python -m fits",
@@ -86,6 +86,13 @@ def build_parser() -> Parser:
     fit.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     fit.add_argument("--warmup", type=_nonnegative, metavar="STEPS", help="kaplan-ns: warm-up steps to drop")
     fit.add_argument(
+        "--batch",
+        choices=BATCH_MODES,
+        default="published",
+        help="kaplan-ns: convert steps to S_min (eq 5.4) with Kaplan's B_star and alpha_B (published, the "
+        "default: GPT-2 BPE tokens) or with ones profiled on these curves and stored with the fit (fitted)",
+    )
+    fit.add_argument(
         "--predict",
         action="append",
         type=_pair,
@@ -112,14 +119,17 @@ def build_parser() -> Parser:
         parents=[db_opt, json_opt],
         help="refit every scope with new complete runs (cron entry point)",
         description=(
-            "For every scope whose complete runs are not yet covered by its latest fit, fit chinchilla on "
-            "(n_params, tokens, final_val_loss) and kaplan-ns on the validation-loss curves, store each as a "
-            "new version with its held-out error, and activate it when that error is no worse than the "
-            "active fit's. Idempotent; safe to run from several places at once."
+            "For every scope whose complete runs are not yet covered by its latest fit, fit chinchilla and "
+            "kaplan-nd on (n_params, tokens, final_val_loss) and kaplan-ns on the validation-loss curves (with "
+            "the critical batch profiled on them), store each as a new version with its held-out error, and "
+            "activate it when that error is no worse than the active fit's. Idempotent; safe to run from "
+            "several places at once."
         ),
     )
     refit.add_argument("--scope", help="only this scope")
     refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error")
+    refit.add_argument("--bootstrap", type=_count, default=0, metavar="K",
+                       help="bootstrap resamples for 95%% intervals on each new fit (default 0: none)")
     refit.set_defaults(run=cmd_refit)
 
     lst = sub.add_parser("list", parents=[db_opt, json_opt], help="list stored fits", description="List stored fits.")
@@ -201,12 +211,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     if args.warmup is not None and args.law != "kaplan-ns":
         raise UsageError("--warmup applies to kaplan-ns only")
+    if args.batch != "published" and args.law != "kaplan-ns":
+        raise UsageError("--batch applies to kaplan-ns only")
     columns = read_columns(args.data, args.law)
     progress = _progress_bar if args.bootstrap and sys.stderr.isatty() else None
     result = fit(
         args.law,
         columns,
         warmup=args.warmup,
+        batch=args.batch,
         method=args.method,
         bootstrap=args.bootstrap,
         seed=args.seed,
@@ -234,7 +247,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from fits.refit import refit
 
     db = _open(args)
-    fits = refit(db, scope=args.scope, activate=args.activate)
+    fits = refit(db, scope=args.scope, activate=args.activate, bootstrap=args.bootstrap)
     if args.json:
         _print_json([msgspec.to_builtins(f) for f in fits])
     elif not fits:

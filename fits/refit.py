@@ -1,8 +1,10 @@
 """The refit job: turn finished training runs into new fit versions, and activate the ones that earn it.
 
 For every scope whose complete runs differ from those its latest fit of a family was made from, fit
-  - "chinchilla" on (n_params, tokens, final_val_loss) of the scope's complete runs, and
+  - "chinchilla" and "kaplan-nd" on (n_params, tokens, final_val_loss) of the scope's complete runs, and
   - "kaplan-ns" on the runs' validation-loss curves (run_points after warm-up), when they span enough sizes,
+    with the critical batch of eq 5.4 profiled on those curves (kaplan_fit.profile_batch: Kaplan's B_star and
+    alpha_B are in GPT-2 BPE tokens and do not carry over to another tokenizer),
 record each as the next version of its (law, scope) with its held-out error and the run ids it was made from,
 and make it active when its held-out error is no worse than the active fit's (or when asked to).
 
@@ -24,10 +26,13 @@ from fits.fitting import fit as fit_points
 from fits.fitting import points_for
 from fits.fitting.diagnostics import heldout_split, relative_error
 from fits.fitting.engine import InsufficientData
+from fits.laws import kaplan2020 as k20
 from fits.store import activate_fit, active_fit, from_json, get_fit, save_fit, transaction
 
-MIN_RUNS_CHINCHILLA = 5
-"""One run per coefficient at least; the fit itself also needs two distinct sizes and token counts."""
+MIN_RUNS_FINAL = 5
+"""chinchilla, kaplan-nd: one run per coefficient at least; the fit also needs two distinct sizes and token
+counts."""
+FINAL_LAWS = ("chinchilla", "kaplan-nd")
 MIN_SIZES_NS = 3
 """Distinct model sizes for kaplan-ns: with two, the N term interpolates exactly between two curves and its
 exponent is checked by nothing."""
@@ -45,10 +50,13 @@ class Job:
     run_ids: list[int]
 
 
-def refit(db: sqlite_utils.Database, scope: str | None = None, activate: bool = False) -> list[Fit]:
+def refit(
+    db: sqlite_utils.Database, scope: str | None = None, activate: bool = False, bootstrap: int = 0
+) -> list[Fit]:
     """Fit every (law, scope) with runs newer than its latest fit; returns the fits recorded (newest state).
 
-    ``activate=True`` activates every new fit regardless of held-out error.
+    ``activate=True`` activates every new fit regardless of held-out error; ``bootstrap`` resamples give each
+    new fit 95% intervals.
     """
     written: list[Fit] = []
     for s in _scopes(db, scope):
@@ -56,7 +64,8 @@ def refit(db: sqlite_utils.Database, scope: str | None = None, activate: bool = 
             if _covered(db, job):
                 continue
             try:
-                result = fit_points(job.law, job.columns, method=METHOD, seed=SEED)
+                options = {"batch": "fitted"} if job.law == "kaplan-ns" else {}
+                result = fit_points(job.law, job.columns, method=METHOD, seed=SEED, bootstrap=bootstrap, **options)
             except InsufficientData:
                 continue
             record = Fit.from_result(
@@ -96,19 +105,13 @@ def _jobs(db: sqlite_utils.Database, scope: str) -> list[Job]:
     )
     jobs = []
     ok = [r for r in runs if _positive(r["n_params"], r["tokens"], r["final_val_loss"])]
-    if len(ok) >= MIN_RUNS_CHINCHILLA:
-        jobs.append(
-            Job(
-                law="chinchilla",
-                scope=scope,
-                columns={
-                    "N": np.array([r["n_params"] for r in ok], dtype=float),
-                    "D": np.array([r["tokens"] for r in ok], dtype=float),
-                    "loss": np.array([r["final_val_loss"] for r in ok], dtype=float),
-                },
-                run_ids=[int(r["id"]) for r in ok],
-            )
-        )
+    if len(ok) >= MIN_RUNS_FINAL:
+        columns = {
+            "N": np.array([r["n_params"] for r in ok], dtype=float),
+            "D": np.array([r["tokens"] for r in ok], dtype=float),
+            "loss": np.array([r["final_val_loss"] for r in ok], dtype=float),
+        }
+        jobs += [Job(law=law, scope=scope, columns=columns, run_ids=[int(r["id"]) for r in ok]) for law in FINAL_LAWS]
     ns = _ns_job(db, scope, [r for r in runs if _positive(r["n_params"], r["batch_tokens"])])
     if ns is not None:
         jobs.append(ns)
@@ -176,7 +179,9 @@ def _earns_activation(db: sqlite_utils.Database, new: Fit, job: Job) -> bool:
 
 
 def _error_on_heldout(current: Fit, job: Job) -> float | None:
-    form, points = points_for(job.law, job.columns)
+    # kaplan-ns: convert steps as the current fit's own predictions do
+    batch = k20.batch_coefficients(current.coefficients) if job.law == "kaplan-ns" else None
+    form, points = points_for(job.law, job.columns, batch=batch)
     split = heldout_split(points, form.k)
     if split is None:
         return None

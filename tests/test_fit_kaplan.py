@@ -119,3 +119,51 @@ def test_kaplan_ns_derived_n_opt_is_on_the_appendix_b_frontier():
     res = fit_kaplan_ns(n, b, step, L, warmup=300, budgets=[1e20])
     expected = k20.frontier_ns(k20.c_min_of_budget(1e20), **res.coefficients).N
     assert res.derived["N_opt(C=1e+20)"] == pytest.approx(expected)
+
+
+BYTE_NS = {"alpha_N": 0.5, "alpha_S": 0.2, "N_c": 2e3, "S_c": 1e4}
+BYTE_BATCH = {"B_star": 3000.0 * 1.8 ** (1 / 100.0), "alpha_B": 100.0}
+"""A byte-level-like scope: tiny models, losses near 2 nats, a critical batch of about 3,000 tokens."""
+
+
+def byte_curves(warmup: int = 30):
+    """Curves of three sizes at three batch sizes, 400 steps each, from eq 1.6 with BYTE_BATCH."""
+    rows = []
+    for n in (6e3, 2e4, 6e4):
+        for batch in (512.0, 2048.0, 8192.0):
+            steps = np.arange(40, 401, 20)
+            L = k20.loss_after_steps(n, steps, batch, **BYTE_NS, **BYTE_BATCH)
+            rows += [(n, batch, s, l) for s, l in zip(steps, L, strict=True)]
+    n, b, s, L = np.array(rows).T
+    return n, b, s, L * np.exp(np.random.default_rng(0).normal(0, 0.002, L.size))
+
+
+def test_fitted_batch_recovers_a_planted_critical_batch():
+    n, b, step, L = byte_curves()
+    fitted = fit_kaplan_ns(n, b, step, L, batch="fitted")
+    c = fitted.coefficients
+    b_crit = k20.b_crit(1.8, **k20.batch_coefficients(c))
+    assert 3000.0 / 1.5 < b_crit < 3000.0 * 1.5
+    assert c["alpha_S"] == pytest.approx(BYTE_NS["alpha_S"], rel=0.1)
+    assert "batch profiled" in fitted.message
+    # every prediction made from the stored coefficients converts steps the way the fit did
+    pred = k20.loss_after_steps(n, step, b, **k20.ns_coefficients(c), **k20.batch_coefficients(c))
+    assert np.max(np.abs(L / pred - 1)) < 0.02
+    # Kaplan's BPE critical batch (millions of tokens at these losses) cannot describe these curves
+    published = fit_kaplan_ns(n, b, step, L)
+    assert published.objective > 10 * fitted.objective
+
+
+def test_fitted_batch_keeps_the_published_one_on_its_own_curves():
+    n, b, step, L = ns_curves(warmup=300)
+    res = fit("kaplan-ns", {"N": n, "B": b, "step": step, "loss": L}, warmup=300, batch="fitted")
+    assert {k: res.coefficients[k] for k in ("B_star", "alpha_B")} == k20.batch_coefficients()
+    assert res.coefficients["alpha_S"] == pytest.approx(NS["alpha_S"], rel=0.02)
+
+
+def test_batch_option_is_checked():
+    n, b, step, L = byte_curves()
+    with pytest.raises(ValueError, match="batch"):
+        fit_kaplan_ns(n, b, step, L, batch="guess")
+    with pytest.raises(ValueError, match="kaplan-ns only"):
+        fit("chinchilla", {"N": n, "D": n * 20, "loss": L}, batch="fitted")

@@ -71,6 +71,10 @@ EXTRAPOLATION_STARTS = 300
 the full refit already found, and it runs inside the check's time budget."""
 
 
+SCOPE_LAWS = ("chinchilla", "kaplan-nd", "kaplan-ns")
+"""Families the refit makes for a scope, in the order the check reports their exponents."""
+
+
 class CheckFailed(RuntimeError):
     """The check started but could not produce its comparisons (no runs finished, no fit could be made)."""
 
@@ -247,12 +251,12 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
 def _scope_fits(db: sqlite_utils.Database, scope: str, new_fits: Sequence[Fit]) -> list[Fit]:
     """The scope's newest fit of each family the refit makes (new ones first, else the active ones)."""
     out: dict[str, Fit] = {f.law: f for f in new_fits}
-    for law in ("chinchilla", "kaplan-ns"):
+    for law in SCOPE_LAWS:
         if law not in out:
             found = active_fit(db, law, scope)
             if found is not None:
                 out[law] = found
-    return [out[law] for law in ("chinchilla", "kaplan-ns") if law in out]
+    return [out[law] for law in SCOPE_LAWS if law in out]
 
 
 # ---------------------------------------------------------------------------------------------- design

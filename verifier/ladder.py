@@ -52,7 +52,7 @@ SHORT_MIN_STEPS = 100
 """Fewest steps when the time budget cannot hold a ladder at MIN_STEPS (predictions get worse)."""
 MIN_BATCH_SEQUENCES = 4
 EVALS_PER_RUN = 12
-"""Validation points per curve (evaluation runs at the training micro-batch, so it is not cheap)."""
+"""Validation points per curve."""
 EVAL_SEQUENCES = 64
 MIN_PARAMS = 2 * 12 * 16**2
 """The smallest proxy shape: 2 layers of width 16. One-layer models are left out, as Kaplan et al. did."""
@@ -267,15 +267,17 @@ class Throughput(msgspec.Struct, kw_only=True):
     def run_seconds(self, spec: ProxySpec) -> float:
         """Predicted wall time of one run on one worker, evaluations included.
 
-        An evaluation runs forward passes of the training micro-batch: each costs about a third of a step's
-        per-token work and half its fixed overhead.
+        An evaluation runs forward passes in chunks (RunConfig.eval_chunk): each pass costs half a step's
+        fixed overhead, and each token about a third of its training cost.
         """
         shape = spec.shape
         evals = spec.steps // spec.eval_every + 1
-        passes = math.ceil(spec.eval_sequences / spec.batch_size)
-        forward = 0.5 * self.step_overhead + spec.batch_tokens * self.token_cost(shape, spec.seq_len) / 3.0
+        chunk = spec.config().eval_chunk(VOCAB_BYTES)
+        passes = math.ceil(spec.eval_sequences / chunk)
+        forward = (passes * 0.5 * self.step_overhead
+                   + spec.eval_sequences * spec.seq_len * self.token_cost(shape, spec.seq_len) / 3.0)
         return (self.run_overhead + spec.steps * self.step_seconds(shape, spec.batch_tokens, spec.seq_len)
-                + evals * passes * forward)
+                + evals * forward)
 
     def scaled(self, factor: float) -> Throughput:
         """This throughput with every time multiplied by ``factor`` (from measured run times)."""

@@ -25,6 +25,13 @@ class RunNotFound(KeyError):
         return str(self.args[0]) if self.args else "run not found"
 
 
+EVAL_CHUNK_TOKENS = 16384
+"""Tokens per evaluation forward pass (unless a training micro-batch is larger): small proxy runs train on a
+few short sequences per step, and evaluating at that size spent a third of their time."""
+EVAL_LOGITS_ELEMENTS = 2**25
+"""Cap on an evaluation chunk's logits (tokens × vocabulary): 128 MiB in fp32."""
+
+
 class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
     """Everything that determines a training run's curve (the device does not).
 
@@ -98,6 +105,13 @@ class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def tokens(self) -> int:
         return self.steps * self.batch_tokens
+
+    def eval_chunk(self, vocab_size: int, micro_batch: int | None = None) -> int:
+        """Sequences per evaluation forward pass. Evaluation keeps no activations for a backward pass, so it
+        runs in larger chunks than training: a training micro-batch at least, else EVAL_CHUNK_TOKENS, capped
+        so the chunk's logits stay under EVAL_LOGITS_ELEMENTS (a large vocabulary)."""
+        tokens = min(EVAL_CHUNK_TOKENS, EVAL_LOGITS_ELEMENTS // max(1, vocab_size))
+        return max(micro_batch or self.micro_batch or self.batch_size, tokens // self.seq_len, 1)
 
     def lr_at(self, step: int) -> float:
         """Learning rate used for update ``step`` (1-based)."""

@@ -509,10 +509,12 @@ def _train_run(config: RunConfig, db, run_id: int, ckpt_dir: Path, data: corpus_
             _, loss = model(x, y)
         return loss.double() * len(offsets)
 
+    eval_chunk = max(1, config.eval_chunk(data.vocab_size, micro) // shards)
+
     def evaluate() -> float:
         model.eval()
         mine = val_offsets[rank::world]
-        size = max(1, micro // shards)
+        size = eval_chunk
         chunks = [mine[i:i + size] for i in range(0, len(mine), size)]
         sums = list(pool.map(eval_loss, chunks) if pool else map(eval_loss, chunks))
         total = torch.stack([torch.stack(sums).sum(), torch.tensor(float(len(mine)), dtype=torch.float64,

@@ -21,7 +21,15 @@ from fits.fitting.bootstrap import Progress
 from fits.fitting.chinchilla_fit import ChinchillaForm, chinchilla_points, fit_chinchilla
 from fits.fitting.engine import METHODS, InsufficientData, fit_form
 from fits.fitting.form import Form, Points
-from fits.fitting.kaplan_fit import KaplanNDForm, KaplanNSForm, fit_kaplan_nd, fit_kaplan_ns, nd_points, ns_points
+from fits.fitting.kaplan_fit import (
+    BATCH_MODES,
+    KaplanNDForm,
+    KaplanNSForm,
+    fit_kaplan_nd,
+    fit_kaplan_ns,
+    nd_points,
+    ns_points,
+)
 from fits.result import FitResult
 
 FITTABLE_LAWS = ("chinchilla", "kaplan-nd", "kaplan-ns")
@@ -34,8 +42,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 """Required input columns per family; kaplan-ns also reads an optional ``warmup`` column (steps)."""
 
 
-def points_for(law: str, columns: Mapping[str, Any], warmup: float | None = None) -> tuple[Form, Points]:
-    """The fitting form and points for a family from named columns (see COLUMNS)."""
+def points_for(
+    law: str, columns: Mapping[str, Any], warmup: float | None = None, *, batch: Mapping[str, float] | None = None
+) -> tuple[Form, Points]:
+    """The fitting form and points for a family from named columns (see COLUMNS); for kaplan-ns, ``batch``
+    gives the B_star and alpha_B that convert steps to S_min (default: Kaplan's)."""
     if law not in COLUMNS:
         raise ValueError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(FITTABLE_LAWS)}")
     cols = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
@@ -45,12 +56,23 @@ def points_for(law: str, columns: Mapping[str, Any], warmup: float | None = None
     if law == "kaplan-nd":
         return KaplanNDForm(), nd_points(cols["N"], cols["D"], cols["loss"])
     steps = cols.get("warmup") if warmup is None else warmup
-    return KaplanNSForm(), ns_points(cols["N"], cols["B"], cols["step"], cols["loss"], steps)
+    return KaplanNSForm(), ns_points(cols["N"], cols["B"], cols["step"], cols["loss"], steps,
+                                     batch=dict(batch) if batch else None)
 
 
-def fit(law: str, columns: Mapping[str, Any], *, warmup: float | None = None, **options: Any) -> FitResult:
+def fit(
+    law: str, columns: Mapping[str, Any], *, warmup: float | None = None, batch: str = "published", **options: Any
+) -> FitResult:
     """Fit family ``law`` to named columns; options as for fit_chinchilla (method, bootstrap, seed, predict,
-    budgets, progress). For kaplan-ns, ``warmup`` (steps) overrides a ``warmup`` column."""
+    budgets, progress). For kaplan-ns, ``warmup`` (steps) overrides a ``warmup`` column and ``batch``
+    ("published" or "fitted") says where eq 5.4's B_star and alpha_B come from (see fit_kaplan_ns)."""
+    if law == "kaplan-ns":
+        cols = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
+        steps = cols.get("warmup") if warmup is None else warmup
+        return fit_kaplan_ns(cols["N"], cols["B"], cols["step"], cols["loss"], warmup=steps, batch=batch,
+                             **options)
+    if batch != "published":
+        raise ValueError("batch: applies to kaplan-ns only")
     form, points = points_for(law, columns, warmup)
     if "bootstrap" in options:
         options["bootstrap_resamples"] = options.pop("bootstrap")
@@ -58,6 +80,7 @@ def fit(law: str, columns: Mapping[str, Any], *, warmup: float | None = None, **
 
 
 __all__ = [
+    "BATCH_MODES",
     "COLUMNS",
     "FITTABLE_LAWS",
     "METHODS",

@@ -8,7 +8,11 @@ with c_N = ln N_c, c_D = ln D_c, c_S = ln S_c. Both are fitted with the same sum
 as the Chinchilla form, so objectives and diagnostics read the same across families.
 
 kaplan-ns is fitted on loss curves: each point (N, B, step, loss) after warm-up becomes (N, S_min, loss) with
-S_min = step/(1 + B_crit(L)/B) and B_crit(L) = B_star/L^(1/alpha_B) at the published B_star, alpha_B (eq 5.4).
+S_min = step/(1 + B_crit(L)/B) and B_crit(L) = B_star/L^(1/alpha_B) (eq 5.4). ``batch="published"`` uses
+Kaplan's B_star and alpha_B; they are measured in GPT-2 BPE tokens at WebText2 losses, and on another tokenizer
+(bytes: a lower loss per token, so a far larger B_crit(L)) they turn every step into a tiny S_min and the fit
+collapses. ``batch="fitted"`` profiles B_star and alpha_B on the curves themselves (``profile_batch``) and
+stores them with the fit, so every prediction from it converts steps the way the fit did.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import numpy.typing as npt
 
 from fits.fitting.bootstrap import Progress
 from fits.fitting.engine import fit_form
-from fits.fitting.form import Data, Form, Points, huber_parts, linear_max, nd_points
+from fits.fitting.form import Data, Form, Points, Problem, huber_parts, linear_max, nd_points
+from fits.fitting.multistart import coarse_stage, distinct
 from fits.laws import kaplan2020 as law
 from fits.result import FitResult
 
@@ -35,6 +40,8 @@ GRID_ALPHA_S = (0.25, 0.5, 1.0, 2.0)
 
 SCALE_BOUNDS = (1e6, 1e20)
 """N_c, D_c: the range fits.laws declares for the family."""
+NS_N_C_BOUNDS = (1e2, 1e20)
+"""kaplan-ns N_c: proxy models of 1e4-1e5 parameters on bytes put N_c near their own sizes."""
 S_C_BOUNDS = (1.0, 1e8)
 EXPONENT_BOUNDS = (0.01, 1.0)
 """alpha_N, alpha_D: Kaplan's are 0.076 and 0.095-0.103 (no irreducible term, so they are small). Below 0.01
@@ -146,7 +153,7 @@ class KaplanNSForm(Form):
         return np.array([math.log(c["N_c"]), math.log(c["S_c"]), c["alpha_N"], c["alpha_S"]])
 
     def bounds(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
-        n_lo, n_hi = (math.log(v) for v in SCALE_BOUNDS)
+        n_lo, n_hi = (math.log(v) for v in NS_N_C_BOUNDS)
         s_lo, s_hi = (math.log(v) for v in S_C_BOUNDS)
         return (
             np.array([n_lo, s_lo, EXPONENT_BOUNDS[0], ALPHA_S_BOUNDS[0]]),
@@ -208,15 +215,83 @@ def _unresolved(term_a: np.ndarray, term_b: np.ndarray, a: str, b: str) -> list[
 
 
 def ns_points(
-    N: np.ndarray, B: np.ndarray, step: np.ndarray, loss: np.ndarray, warmup: np.ndarray | float | None = None
+    N: np.ndarray,
+    B: np.ndarray,
+    step: np.ndarray,
+    loss: np.ndarray,
+    warmup: np.ndarray | float | None = None,
+    *,
+    batch: dict[str, float] | None = None,
 ) -> Points:
-    """Loss-curve points → (N, S_min, loss) points for kaplan-ns, dropping those inside warm-up (step ≤ warmup)."""
+    """Loss-curve points → (N, S_min, loss) points for kaplan-ns, dropping those inside warm-up (step ≤ warmup).
+
+    ``batch``: the B_star and alpha_B of eq 5.4 (default: Kaplan's)."""
     N, B, step, loss = (np.asarray(a, dtype=float) for a in (N, B, step, loss))
     keep = np.ones(step.shape, dtype=bool) if warmup is None else step > np.asarray(warmup, dtype=float)
     N, B, step, loss = N[keep], B[keep], step[keep], loss[keep]
-    s_min = np.asarray(law.s_min(step, B, loss, **law.batch_coefficients()), dtype=float).reshape(step.shape)
-    return Points(N=N, X=s_min, loss=loss, compute=6.0 * N * B * step)
+    s_min = np.asarray(law.s_min(step, B, loss, **(batch or law.batch_coefficients())), dtype=float)
+    return Points(N=N, X=s_min.reshape(step.shape), loss=loss, compute=6.0 * N * B * step)
 
+
+BATCH_MODES = ("published", "fitted")
+PROFILE_ALPHA_B = (0.21, 1.0, 100.0)
+"""alpha_B values profiled: near Kaplan's 0.21, 1, and 100 (B_crit all but constant over a curve's losses)."""
+PROFILE_DECADES = 2.0
+"""B_crit at the median loss is profiled from this many decades below the smallest batch to as many above the
+largest: beyond that S_min barely depends on B_crit (B_crit ≪ B) or only through L (B_crit ≫ B). Kaplan's own
+B_star, alpha_B are scored as well, so curves on their tokenizer keep them unless others fit better."""
+PROFILE_STEP = 0.25
+"""Coarse profile spacing in decades of B_crit; the best point is then refined at a quarter of it."""
+PROFILE_STARTS = 8
+"""Warm starts carried from one profile point to the next (distinct end points of the previous point)."""
+
+
+def profile_batch(
+    N: npt.ArrayLike, B: npt.ArrayLike, step: npt.ArrayLike, loss: npt.ArrayLike,
+    warmup: npt.ArrayLike | float | None = None,
+) -> dict[str, float]:
+    """B_star and alpha_B of eq 5.4 that let eq 1.6 fit these curves best (lowest bounded objective).
+
+    A profile: for each alpha_B in PROFILE_ALPHA_B and each B_crit at the median loss on a log grid spanning
+    the batches used, convert steps to S_min and minimise over the four kaplan-ns coefficients (the batched
+    first stage of the multi-start, warm-started from the neighbouring grid point); the best point is refined
+    on a finer grid. Curves of different batch sizes at a similar loss are what identify B_crit: with one
+    batch size the profile is flat and the result arbitrary, though harmless to that batch's predictions.
+    """
+    N, B, step, loss = (np.asarray(a, dtype=float) for a in (N, B, step, loss))
+    keep = np.ones(step.shape, dtype=bool) if warmup is None else step > np.asarray(warmup, dtype=float)
+    N, B, step, loss = N[keep], B[keep], step[keep], loss[keep]
+    form = KaplanNSForm()
+    l_mid = float(np.median(loss))
+
+    def batch_at(log_b: float, alpha_b: float) -> dict[str, float]:
+        return {"B_star": float(10.0**log_b * l_mid ** (1.0 / alpha_b)), "alpha_B": alpha_b}
+
+    def score(log_b: float, alpha_b: float, starts: np.ndarray) -> tuple[float, np.ndarray]:
+        points = ns_points(N, B, step, loss, batch=batch_at(log_b, alpha_b))
+        res = coarse_stage(Problem(form, points, dtype=np.float32), starts, form.bounds(points))
+        return float(np.nanmin(res.f)), res.x[distinct(res.x, res.f, PROFILE_STARTS)]
+
+    lo = math.log10(float(B.min())) - PROFILE_DECADES
+    hi = math.log10(float(B.max())) + PROFILE_DECADES
+    published = law.batch_coefficients()
+    log_published = math.log10(published["B_star"] / l_mid ** (1.0 / published["alpha_B"]))
+    f, starts = score(log_published, published["alpha_B"], form.grid())
+    best = (f, log_published, published["alpha_B"], starts)
+    for alpha_b in PROFILE_ALPHA_B:
+        starts = form.grid()
+        for log_b in np.arange(lo, hi + PROFILE_STEP / 2, PROFILE_STEP):
+            f, starts = score(float(log_b), alpha_b, starts)
+            if f < best[0]:
+                best = (f, float(log_b), alpha_b, starts)
+    _, centre, alpha_b, starts = best
+    if (centre, alpha_b) == (log_published, published["alpha_B"]):
+        return published
+    for log_b in centre + PROFILE_STEP / 4 * np.array([-3, -2, -1, 1, 2, 3]):
+        f, found = score(float(log_b), alpha_b, starts)
+        if f < best[0]:
+            best = (f, float(log_b), alpha_b, found)
+    return batch_at(best[1], best[2])
 
 def fit_kaplan_nd(
     N: npt.ArrayLike,
@@ -244,6 +319,7 @@ def fit_kaplan_ns(
     loss: npt.ArrayLike,
     *,
     warmup: npt.ArrayLike | None = None,
+    batch: str = "published",
     method: str = "robust",
     bootstrap: int = 0,
     seed: int = 0,
@@ -252,8 +328,19 @@ def fit_kaplan_ns(
     progress: Progress | None = None,
 ) -> FitResult:
     """Fit eq 1.6 to loss curves: points (N, B tokens per step, step, loss); points with step ≤ warmup are
-    dropped. ``predict`` pairs are (N, S_min). Other options as for fit_chinchilla."""
-    return fit_form(
-        KaplanNSForm(), ns_points(N, B, step, loss, warmup), method=method, bootstrap_resamples=bootstrap,
-        seed=seed, predict=predict, budgets=budgets, progress=progress,
+    dropped. ``batch``: "published" converts steps with Kaplan's B_star, alpha_B; "fitted" profiles them on
+    these curves (``profile_batch``) and records them among the coefficients (their intervals are not
+    bootstrapped: the bootstrap refits the four coefficients at the profiled batch). ``predict`` pairs are
+    (N, S_min). Other options as for fit_chinchilla."""
+    if batch not in BATCH_MODES:
+        raise ValueError(f"batch: unknown {batch!r}; expected one of {', '.join(BATCH_MODES)}")
+    coefficients = law.batch_coefficients() if batch == "published" else profile_batch(N, B, step, loss, warmup)
+    result = fit_form(
+        KaplanNSForm(), ns_points(N, B, step, loss, warmup, batch=coefficients), method=method,
+        bootstrap_resamples=bootstrap, seed=seed, predict=predict, budgets=budgets, progress=progress,
     )
+    if batch == "fitted":
+        result.coefficients.update(coefficients)
+        result.message += (f"; batch profiled: B_star {coefficients['B_star']:.4g} tokens, "
+                           f"alpha_B {coefficients['alpha_B']:g}")
+    return result

@@ -115,7 +115,7 @@ COEFFICIENTS: tuple[Coefficient, ...] = (
     _coef("nd_D_c", "tokens", 1e6, 1e20, "Table 2 D scale"),
     _exp("ns_alpha_N", "Table 3 N exponent"),
     _exp("ns_alpha_S", "Table 3 step exponent", high=3.0),
-    _coef("ns_N_c", "parameters", 1e6, 1e20, "Table 3 N scale"),
+    _coef("ns_N_c", "parameters", 1e2, 1e20, "Table 3 N scale"),
     _coef("ns_S_c", "steps", 1.0, 1e8, "Table 3 step scale"),
     _coef("N_e", "parameters", 1e3, 1e15, "Table 6 N_opt prefactor (C_min in PF-days)"),
     _exp("p_N", "Table 6 N_opt exponent"),
@@ -141,7 +141,7 @@ BATCH_NAMES = ("B_star", "alpha_B")
 ND_COEFFICIENTS: tuple[Coefficient, ...] = tuple(_unprefixed(_BY_NAME["nd_" + n], "nd_") for n in ND_NAMES)
 """Family "kaplan-nd": L(N, D) of eq 1.5."""
 NS_COEFFICIENTS: tuple[Coefficient, ...] = tuple(_unprefixed(_BY_NAME["ns_" + n], "ns_") for n in NS_NAMES)
-"""Family "kaplan-ns": L(N, S_min) of eq 1.6; B_star and alpha_B stay fixed (batch_coefficients)."""
+"""Family "kaplan-ns": L(N, S_min) of eq 1.6; a fit may carry its own B_star and alpha_B (batch_coefficients)."""
 
 
 def _pick(coeffs: Mapping[str, float], names: tuple[str, ...], prefix: str) -> dict[str, float]:
@@ -165,7 +165,8 @@ def ns_coefficients(coeffs: Mapping[str, float] = KAPLAN2020) -> dict[str, float
 
 
 def batch_coefficients(coeffs: Mapping[str, float] = KAPLAN2020) -> dict[str, float]:
-    """B_star, alpha_B from coeffs, falling back to the published values (kaplan-ns fits keep them fixed)."""
+    """B_star, alpha_B from coeffs, falling back to the published values (a kaplan-ns fit made with
+    ``batch="fitted"`` carries the ones it converted its steps with)."""
     return {n: float(coeffs.get(n, KAPLAN2020[n])) for n in BATCH_NAMES}
 
 
