@@ -68,7 +68,8 @@ def build_parser() -> Parser:
         epilog=(
             "CSV columns (a header row; other columns are ignored): chinchilla and kaplan-nd need N,D,loss "
             "(parameters, tokens, nats); kaplan-ns needs N,B,step,loss (B = tokens per step) and reads an "
-            "optional warmup column (steps; points with step <= warmup are dropped). "
+            "optional warmup column (steps; points with step <= warmup are dropped). Any family reads an "
+            "optional group column (a label per run: --bootstrap then resamples whole runs, not points). "
             "Example: python -m fits fit --law chinchilla --data points.csv --bootstrap 1000 --budget 1e21"
         ),
     )

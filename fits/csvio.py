@@ -1,7 +1,8 @@
 """Reading fitting points from CSV, with validation that names the offending line and column.
 
 A file has a header row; the columns a family needs are looked up by name (fits.fitting.COLUMNS), extra
-columns are ignored. Every value must be a finite number > 0 (a ``warmup`` column may hold 0).
+columns are ignored. Every value must be a finite number > 0 (a ``warmup`` column may hold 0), except in an
+optional ``group`` column, which holds labels.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import numpy as np
 
 from fits.fitting import COLUMNS
 
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"kaplan-ns": ("warmup",)}
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "chinchilla": ("group",), "kaplan-nd": ("group",), "kaplan-ns": ("warmup", "group"),
+}
+"""``group``: any label naming the run a point comes from (the bootstrap resamples runs, not points)."""
 
 
 class DataError(ValueError):
@@ -49,17 +53,22 @@ def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray
     wanted = [*required, *(c for c in OPTIONAL_COLUMNS.get(law, ()) if c in header)]
     index = {c: header.index(c) for c in wanted}
 
-    values: dict[str, list[float]] = {c: [] for c in wanted}
+    values: dict[str, list] = {c: [] for c in wanted}
     for line_no, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue  # blank lines carry no point
         for column in wanted:
             i = index[column]
             raw = row[i].strip() if i < len(row) else ""
-            values[column].append(_parse(name, line_no, column, raw))
+            if column == "group":
+                if not raw:
+                    raise DataError(f"{name} line {line_no}, column group: empty value")
+                values[column].append(raw)
+            else:
+                values[column].append(_parse(name, line_no, column, raw))
     if not values[required[0]]:
         raise DataError(f"{name}: no data rows below the header")
-    return {c: np.array(v, dtype=float) for c, v in values.items()}
+    return {c: np.array(v, dtype=object if c == "group" else float) for c, v in values.items()}
 
 
 def _parse(name: str, line_no: int, column: str, raw: str) -> float:

@@ -143,6 +143,7 @@ def _ns_job(db: sqlite_utils.Database, scope: str, runs: list[dict[str, Any]]) -
             "B": np.array([by_id[p["run_id"]]["batch_tokens"] for p in rows], dtype=float),
             "step": np.array([p["step"] for p in rows], dtype=float),
             "loss": np.array([p["val_loss"] for p in rows], dtype=float),
+            "group": np.array([p["run_id"] for p in rows], dtype=float),  # the bootstrap resamples runs
         },
         run_ids=used,
     )

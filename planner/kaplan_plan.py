@@ -246,7 +246,7 @@ class KaplanNSModel:
 
 
 class KaplanNDModel:
-    """A refitted L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D with D = C/(6·N); no closed-form optimum."""
+    """A refitted L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D with D = C/(6·N)."""
 
     family = "kaplan-nd"
     tokens_ratio = 1.0
@@ -264,7 +264,12 @@ class KaplanNDModel:
     def with_batch_ratio(self, q: float) -> KaplanNDModel:
         return KaplanNDModel(self.raw, q)
 
-    optimum = None  # solved numerically by planner.constraints
+    def optimum(self, C: float) -> tuple[float, float]:
+        """Minimum of L(N, C/(6N)): (N_c/N)^p + 6·D_c·N/C is smallest where N^(p+1) = p·N_c^p·C/(6·D_c),
+        p = α_N/α_D (the bracket of eq. 1.5 is raised to a positive power, so its minimum is the loss's)."""
+        p = self.nd["alpha_N"] / self.nd["alpha_D"]
+        n = (p * self.nd["N_c"] ** p * C / (6.0 * self.nd["D_c"])) ** (1.0 / (p + 1.0))
+        return float(n), float(C / (6.0 * n))
 
     def loss(self, N, C, unique: float | None = None):
         D = self.tokens(N, C)

@@ -167,3 +167,40 @@ def test_batch_option_is_checked():
         fit_kaplan_ns(n, b, step, L, batch="guess")
     with pytest.raises(ValueError, match="kaplan-ns only"):
         fit("chinchilla", {"N": n, "D": n * 20, "loss": L}, batch="fitted")
+
+
+def test_grouped_bootstrap_resamples_whole_curves():
+    # Each curve carries its own offset (run-to-run noise shared by all its points): resampling points treats
+    # 20 correlated points per curve as independent and gives too narrow an interval; resampling curves does not.
+    rng = np.random.default_rng(1)
+    rows = []
+    for run, n in enumerate(np.repeat([6e3, 1e4, 2e4, 4e4, 8e4], 2)):
+        offset = rng.normal(0, 0.02)
+        for step in np.arange(100, 2001, 100):
+            loss = k20.loss_after_steps(n, step, 2048.0, **BYTE_NS, **BYTE_BATCH) * np.exp(offset)
+            rows.append((run, n, 2048.0, step, loss))
+    run, n, b, step, L = np.array(rows).T
+    batch = {"B_star": BYTE_BATCH["B_star"], "alpha_B": BYTE_BATCH["alpha_B"]}
+    from fits.fitting.engine import fit_form
+
+    def width(group):
+        res = fit_form(KaplanNSForm(), ns_points(n, b, step, L, batch=batch, group=group), bootstrap_resamples=200)
+        low, high = res.intervals["alpha_N"]
+        return high - low
+
+    assert width(run) > 2 * width(None)
+    with pytest.raises(ValueError, match="group"):
+        ns_points(n, b, step, L, group=run[:-1])
+
+
+def test_kaplan_nd_planner_optimum_is_the_fitted_forms_and_a_minimum():
+    from planner.kaplan_plan import KaplanNDModel
+
+    model = KaplanNDModel(ND)
+    for budget in (1e15, 1e19, 1e23):
+        n, d = model.optimum(budget)
+        assert n == pytest.approx(KaplanNDForm().n_opt(ND, budget), rel=1e-12)
+        assert 6 * n * d == pytest.approx(budget)
+        best = minimize_scalar(lambda x, c=budget: float(model.loss(np.exp(x), c)),
+                               bounds=(np.log(n) - 5, np.log(n) + 5), method="bounded", options={"xatol": 1e-9})
+        assert np.exp(best.x) == pytest.approx(n, rel=1e-3)

@@ -250,3 +250,24 @@ def test_kaplan_ns_fit_from_csv_with_a_warmup_column(tmp_path: Path):
     out = json.loads(proc.stdout)
     assert out["law"] == "kaplan-ns" and out["n_points"] == 4 * 7
     assert out["coefficients"]["alpha_S"] == pytest.approx(0.76, rel=0.05)
+
+
+def test_kaplan_ns_fitted_batch_and_group_column_from_csv(tmp_path: Path, capsys):
+    rows = []
+    for run, (n, batch) in enumerate((n, b) for n in (6e3, 2e4, 6e4) for b in (512, 2048, 8192)):
+        for step in range(40, 401, 40):
+            loss = float(k20.loss_after_steps(n, step, batch, alpha_N=0.5, alpha_S=0.2, N_c=2e3, S_c=1e4,
+                                              B_star=3000.0, alpha_B=100.0))
+            rows.append(f"{n},{batch},{step},{loss},run-{run}")
+    data = write_csv(tmp_path / "curves.csv", "N,B,step,loss,group", rows)
+    proc = run_cli("fit", "--law", "kaplan-ns", "--data", str(data), "--batch", "fitted", "--bootstrap", "50",
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert 2000 < k20.b_crit(2.0, **k20.batch_coefficients(out["coefficients"])) < 4500
+    assert "batch profiled" in out["message"] and out["bootstrap"] == 50
+    empty_group = write_csv(tmp_path / "g.csv", "N,D,loss,group", ["1e9,2e10,3.0,"])
+    assert main(["fit", "--law", "chinchilla", "--data", str(empty_group)]) == 2
+    assert "column group: empty value" in capsys.readouterr().err
+    assert main(["fit", "--law", "chinchilla", "--data", str(empty_group), "--batch", "fitted"]) == 2
+    assert "--batch applies to kaplan-ns only" in capsys.readouterr().err

@@ -10,8 +10,8 @@ hundred (N, D, loss) points (those past the first quarter of each run). The fit 
 L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D (kaplan-nd, four coefficients, no irreducible term), and the largest
 run lies outside its data in both N (1.6×) and D (1.7×). The Chinchilla form is fitted to the same points and
 reported beside it, not asserted: with five coefficients on this narrow range its E and α trade off and its
-extrapolation moves by a few percent between repetitions of the same ladder. Bootstrap intervals resample the
-points, not the runs, so they understate the run-to-run variation.
+extrapolation moves by a few percent between repetitions of the same ladder. Bootstrap intervals resample whole
+runs (the ``group`` column), since the points of one curve are not independent draws.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ BOOTSTRAP = 200
 
 
 def curve_columns(db, run_list: list[runs.Run]) -> dict[str, list[float]]:
-    columns: dict[str, list[float]] = {"N": [], "D": [], "loss": []}
+    columns: dict[str, list[float]] = {"N": [], "D": [], "loss": [], "group": []}
     for run in run_list:
         for p in runs.get_points(db, run.id):
             if p.val_loss is not None and p.step >= CURVE_FROM * run.steps:
+                columns["group"].append(float(run.id))
                 columns["N"].append(float(run.n_params))
                 columns["D"].append(float(p.tokens))
                 columns["loss"].append(float(p.val_loss))

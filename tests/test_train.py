@@ -276,3 +276,15 @@ def test_kill_9_then_rerun_resumes_without_a_jump(db_file: Path, text: Path, cac
     # and the seconds column keeps counting across the restart
     assert resumed[-1].seconds > resumed[result["resumed_from"]].seconds
     db.conn.close()
+
+
+def test_evaluation_chunks_are_larger_than_small_training_batches():
+    small = runs.RunConfig(n_layer=2, d_model=32, n_head=2, steps=10, lr=1e-3, warmup_steps=1, seq_len=64,
+                           batch_size=22)
+    assert small.eval_chunk(256) == runs.EVAL_CHUNK_TOKENS // 64  # 256 sequences, not 22
+    # a large vocabulary caps the chunk's logits, but never below one training micro-batch
+    big = runs.RunConfig(n_layer=2, d_model=32, n_head=2, steps=10, lr=1e-3, warmup_steps=1, seq_len=1024,
+                         batch_size=32, micro_batch=8)
+    assert big.eval_chunk(50257) == 8
+    assert big.eval_chunk(50257, micro_batch=4) == 4
+    assert small.eval_chunk(10**9) == 22

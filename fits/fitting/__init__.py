@@ -39,7 +39,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "kaplan-nd": ("N", "D", "loss"),
     "kaplan-ns": ("N", "B", "step", "loss"),
 }
-"""Required input columns per family; kaplan-ns also reads an optional ``warmup`` column (steps)."""
+"""Required input columns per family; kaplan-ns also reads an optional ``warmup`` column (steps), and every
+family an optional ``group`` column (the run each point comes from: the bootstrap then resamples runs)."""
 
 
 def points_for(
@@ -49,15 +50,16 @@ def points_for(
     gives the B_star and alpha_B that convert steps to S_min (default: Kaplan's)."""
     if law not in COLUMNS:
         raise ValueError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(FITTABLE_LAWS)}")
-    cols = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
+    cols = {k: np.asarray(v, dtype=float) for k, v in columns.items() if k != "group"}
+    group = columns.get("group")
     if law == "chinchilla":
-        points = chinchilla_points(cols["N"], cols["D"], cols["loss"])
+        points = chinchilla_points(cols["N"], cols["D"], cols["loss"], group)
         return ChinchillaForm.for_points(points), points
     if law == "kaplan-nd":
-        return KaplanNDForm(), nd_points(cols["N"], cols["D"], cols["loss"])
+        return KaplanNDForm(), nd_points(cols["N"], cols["D"], cols["loss"], group)
     steps = cols.get("warmup") if warmup is None else warmup
     return KaplanNSForm(), ns_points(cols["N"], cols["B"], cols["step"], cols["loss"], steps,
-                                     batch=dict(batch) if batch else None)
+                                     batch=dict(batch) if batch else None, group=group)
 
 
 def fit(
@@ -67,10 +69,10 @@ def fit(
     budgets, progress). For kaplan-ns, ``warmup`` (steps) overrides a ``warmup`` column and ``batch``
     ("published" or "fitted") says where eq 5.4's B_star and alpha_B come from (see fit_kaplan_ns)."""
     if law == "kaplan-ns":
-        cols = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
+        cols = {k: np.asarray(v, dtype=float) for k, v in columns.items() if k != "group"}
         steps = cols.get("warmup") if warmup is None else warmup
         return fit_kaplan_ns(cols["N"], cols["B"], cols["step"], cols["loss"], warmup=steps, batch=batch,
-                             **options)
+                             group=columns.get("group"), **options)
     if batch != "published":
         raise ValueError("batch: applies to kaplan-ns only")
     form, points = points_for(law, columns, warmup)

@@ -1,6 +1,7 @@
 """Seeded bootstrap: refit on K resamples of the points, all resamples and their starts in one batch.
 
-A resample is a vector of counts (how often each point was drawn), used as point weights in the objective,
+A resample is a vector of counts (how often each point was drawn; with ``Points.group``, how often its group
+was drawn, since the points of one run are not independent), used as point weights in the objective,
 so every resample fits the same arrays and whole blocks of resamples step together through batched L-BFGS.
 Each resample starts from the full-data optimum and from a few other minima the full grid found, and keeps
 its best end point.
@@ -47,13 +48,15 @@ def bootstrap(
     """Refit ``resamples`` bootstrap resamples of ``points`` from each row of ``starts`` (first row: the optimum)."""
     rng = np.random.default_rng(seed)
     n = len(points)
+    _, member = np.unique(points.group if points.group is not None else np.arange(n), return_inverse=True)
+    groups = int(member.max()) + 1
     n_starts = starts.shape[0]
     lo, hi = bounds if bounds is not None else (None, None)
     thetas, objectives, converged = [], [], []
     done = 0
     while done < resamples:
         block = min(RESAMPLES_PER_BLOCK, resamples - done)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=block).astype(float)
+        counts = rng.multinomial(groups, np.full(groups, 1.0 / groups), size=block).astype(float)[:, member]
         # Coarse pass from every start in float32, then the best start of each resample refined in float64.
         coarse = minimize_batched(
             Problem(form, points, np.repeat(counts, n_starts, axis=0), np.float32).fg,

@@ -177,6 +177,7 @@ def fit_chinchilla(
     D: npt.ArrayLike,
     loss: npt.ArrayLike,
     *,
+    group: npt.ArrayLike | None = None,
     method: str = "robust",
     bootstrap: int = 0,
     seed: int = 0,
@@ -189,9 +190,10 @@ def fit_chinchilla(
     method="grid" is that procedure as published (unbounded, lowest objective wins); "robust" (default) adds
     physical bounds and decides between near-equal minima by held-out extrapolation. ``bootstrap`` resamples
     give percentile intervals for every coefficient and for the derived quantities: the loss at each
-    (N, D) in ``predict`` and N_opt at each FLOP budget in ``budgets``.
+    (N, D) in ``predict`` and N_opt at each FLOP budget in ``budgets``. ``group`` labels the run each point
+    comes from when several share one; the bootstrap then resamples runs.
     """
-    points = chinchilla_points(N, D, loss)
+    points = chinchilla_points(N, D, loss, group)
     return fit_form(
         ChinchillaForm.for_points(points), points, method=method, bootstrap_resamples=bootstrap, seed=seed,
         predict=predict, budgets=budgets, progress=progress,

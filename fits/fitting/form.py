@@ -33,18 +33,31 @@ class Points:
     X: np.ndarray
     loss: np.ndarray
     compute: np.ndarray
+    group: np.ndarray | None = None
+    """Which run each point comes from, when several points share one (a loss curve): those points are not
+    independent draws, so the bootstrap resamples whole groups. None: every point is its own group."""
 
     def __len__(self) -> int:
         return int(self.loss.size)
 
     def take(self, index: np.ndarray) -> Points:
-        return Points(N=self.N[index], X=self.X[index], loss=self.loss[index], compute=self.compute[index])
+        return Points(N=self.N[index], X=self.X[index], loss=self.loss[index], compute=self.compute[index],
+                      group=None if self.group is None else self.group[index])
 
 
-def nd_points(N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike) -> Points:
+def as_group(group: npt.ArrayLike | None, size: int) -> np.ndarray | None:
+    if group is None:
+        return None
+    out = np.asarray(group).ravel()
+    if out.size != size:
+        raise ValueError(f"group: {out.size} labels for {size} points")
+    return out
+
+
+def nd_points(N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike, group: npt.ArrayLike | None = None) -> Points:
     """(N, D, loss) → Points with compute C = 6·N·D (the Chinchilla and kaplan-nd forms both read these)."""
     n, d, l = (np.asarray(a, dtype=float).ravel() for a in (N, D, loss))
-    return Points(N=n, X=d, loss=l, compute=6.0 * n * d)
+    return Points(N=n, X=d, loss=l, compute=6.0 * n * d, group=as_group(group, n.size))
 
 
 class Data:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from fits.fitting.bootstrap import Progress
 from fits.fitting.engine import fit_form
-from fits.fitting.form import Data, Form, Points, Problem, huber_parts, linear_max, nd_points
+from fits.fitting.form import Data, Form, Points, Problem, as_group, huber_parts, linear_max, nd_points
 from fits.fitting.multistart import coarse_stage, distinct
 from fits.laws import kaplan2020 as law
 from fits.result import FitResult
@@ -38,10 +38,9 @@ GRID_LOG10_S_C = (1.0, 2.0, 3.0, 4.0, 5.0)
 GRID_EXPONENT = (0.03, 0.07, 0.15, 0.3, 0.6)
 GRID_ALPHA_S = (0.25, 0.5, 1.0, 2.0)
 
-SCALE_BOUNDS = (1e6, 1e20)
-"""N_c, D_c: the range fits.laws declares for the family."""
-NS_N_C_BOUNDS = (1e2, 1e20)
-"""kaplan-ns N_c: proxy models of 1e4-1e5 parameters on bytes put N_c near their own sizes."""
+SCALE_BOUNDS = (1e2, 1e20)
+"""N_c, D_c: the range fits.laws declares for the family. Kaplan's are ~1e13 (GPT-2 BPE, 1e6-1e9 parameters);
+proxy models of 1e4-1e5 parameters on bytes put them near their own sizes and token counts."""
 S_C_BOUNDS = (1.0, 1e8)
 EXPONENT_BOUNDS = (0.01, 1.0)
 """alpha_N, alpha_D: Kaplan's are 0.076 and 0.095-0.103 (no irreducible term, so they are small). Below 0.01
@@ -153,7 +152,7 @@ class KaplanNSForm(Form):
         return np.array([math.log(c["N_c"]), math.log(c["S_c"]), c["alpha_N"], c["alpha_S"]])
 
     def bounds(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
-        n_lo, n_hi = (math.log(v) for v in NS_N_C_BOUNDS)
+        n_lo, n_hi = (math.log(v) for v in SCALE_BOUNDS)
         s_lo, s_hi = (math.log(v) for v in S_C_BOUNDS)
         return (
             np.array([n_lo, s_lo, EXPONENT_BOUNDS[0], ALPHA_S_BOUNDS[0]]),
@@ -222,15 +221,18 @@ def ns_points(
     warmup: np.ndarray | float | None = None,
     *,
     batch: dict[str, float] | None = None,
+    group: npt.ArrayLike | None = None,
 ) -> Points:
     """Loss-curve points → (N, S_min, loss) points for kaplan-ns, dropping those inside warm-up (step ≤ warmup).
 
-    ``batch``: the B_star and alpha_B of eq 5.4 (default: Kaplan's)."""
+    ``batch``: the B_star and alpha_B of eq 5.4 (default: Kaplan's); ``group``: the run of each point."""
     N, B, step, loss = (np.asarray(a, dtype=float) for a in (N, B, step, loss))
+    runs = as_group(group, step.size)
     keep = np.ones(step.shape, dtype=bool) if warmup is None else step > np.asarray(warmup, dtype=float)
     N, B, step, loss = N[keep], B[keep], step[keep], loss[keep]
     s_min = np.asarray(law.s_min(step, B, loss, **(batch or law.batch_coefficients())), dtype=float)
-    return Points(N=N, X=s_min.reshape(step.shape), loss=loss, compute=6.0 * N * B * step)
+    return Points(N=N, X=s_min.reshape(step.shape), loss=loss, compute=6.0 * N * B * step,
+                  group=None if runs is None else runs[keep])
 
 
 BATCH_MODES = ("published", "fitted")
@@ -298,6 +300,7 @@ def fit_kaplan_nd(
     D: npt.ArrayLike,
     loss: npt.ArrayLike,
     *,
+    group: npt.ArrayLike | None = None,
     method: str = "robust",
     bootstrap: int = 0,
     seed: int = 0,
@@ -307,7 +310,7 @@ def fit_kaplan_nd(
 ) -> FitResult:
     """Fit eq 1.5 to early-stopped (N, D, loss) points; options as for fit_chinchilla."""
     return fit_form(
-        KaplanNDForm(), nd_points(N, D, loss), method=method, bootstrap_resamples=bootstrap, seed=seed,
+        KaplanNDForm(), nd_points(N, D, loss, group), method=method, bootstrap_resamples=bootstrap, seed=seed,
         predict=predict, budgets=budgets, progress=progress,
     )
 
@@ -320,6 +323,7 @@ def fit_kaplan_ns(
     *,
     warmup: npt.ArrayLike | None = None,
     batch: str = "published",
+    group: npt.ArrayLike | None = None,
     method: str = "robust",
     bootstrap: int = 0,
     seed: int = 0,
@@ -336,7 +340,7 @@ def fit_kaplan_ns(
         raise ValueError(f"batch: unknown {batch!r}; expected one of {', '.join(BATCH_MODES)}")
     coefficients = law.batch_coefficients() if batch == "published" else profile_batch(N, B, step, loss, warmup)
     result = fit_form(
-        KaplanNSForm(), ns_points(N, B, step, loss, warmup, batch=coefficients), method=method,
+        KaplanNSForm(), ns_points(N, B, step, loss, warmup, batch=coefficients, group=group), method=method,
         bootstrap_resamples=bootstrap, seed=seed, predict=predict, budgets=budgets, progress=progress,
     )
     if batch == "fitted":
