@@ -49,13 +49,24 @@ def test_crontab_runs_the_refit_without_overlap():
     command = shlex.split(fields[5])
     assert "flock" in command and "-n" in command
     assert command[command.index("-m") + 1 : command.index("-m") + 3] == ["fits", "refit"]
+    argv = command[command.index("-m") + 2 :]
+    assert_refit_arguments_parse(argv[: argv.index(">>")] if ">>" in argv else argv)
+
+
+def assert_refit_arguments_parse(argv: list[str]) -> None:
+    from fits.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.run.__name__ == "cmd_refit" and args.bootstrap > 0  # the nightly fits carry intervals
 
 
 def test_systemd_service_and_timer():
     service = (DEPLOY / "systemd" / "scaleplan-refit.service").read_text()
     timer = (DEPLOY / "systemd" / "scaleplan-refit.timer").read_text()
     assert re.search(r"^Type=oneshot$", service, flags=re.M)
-    assert re.search(r"^ExecStart=\S+python -m fits refit$", service, flags=re.M)
+    exec_start = re.search(r"^ExecStart=\S+python -m fits (refit.*)$", service, flags=re.M)
+    assert exec_start
+    assert_refit_arguments_parse(shlex.split(exec_start.group(1)))
     assert re.search(r"^Unit=scaleplan-refit\.service$", timer, flags=re.M)
     assert re.search(r"^OnCalendar=", timer, flags=re.M) and "WantedBy=timers.target" in timer
     api = (DEPLOY / "systemd" / "scaleplan-api.service").read_text()
@@ -67,7 +78,8 @@ def test_kubernetes_cronjob_forbids_concurrent_refits():
     assert job["kind"] == "CronJob" and job["spec"]["concurrencyPolicy"] == "Forbid"
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"] == ["python", "-m", "fits", "refit"]
+    assert container["command"][:4] == ["python", "-m", "fits", "refit"]
+    assert_refit_arguments_parse(container["command"][3:])
     assert {"name": "SCALEPLAN_DB", "value": "/data/scaleplan.db"} in container["env"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     claim = pod["volumes"][0]["persistentVolumeClaim"]["claimName"]
