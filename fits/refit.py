@@ -73,10 +73,12 @@ def refit(
                 scope=job.scope,
                 provenance=Provenance(
                     source="fitted",
-                    note=f"refit ({METHOD}) of {len(job.run_ids)} runs",
+                    note=f"refit ({METHOD}) of {len(job.run_ids)} runs"
+                    + (f", {bootstrap} bootstrap resamples of whole runs" if bootstrap else ""),
                     data=f"runs of scope {job.scope}",
                     run_ids=job.run_ids,
                     seed=SEED,
+                    bootstrap=bootstrap,
                 ),
             )
             with transaction(db):

@@ -146,3 +146,14 @@ def test_two_runners_at_once_record_one_version(db_file):
     versions = [(f.law, f.version) for f in list_fits(db, scope="race")]
     assert sorted(versions) == [("chinchilla", 1), ("kaplan-nd", 1), ("kaplan-ns", 1)]
     assert sum("nothing to refit" in out for out, _ in outs) >= 1 or sum(out.count("race:") for out, _ in outs) == 3
+
+
+def test_bootstrap_gives_every_new_fit_intervals(db):
+    add_grid_of_runs(db, "tiny")
+    fits = {f.law: f for f in refit(db, bootstrap=50)}
+    assert set(fits) == {"chinchilla", "kaplan-nd", "kaplan-ns"}
+    for f in fits.values():
+        assert f.provenance.bootstrap == 50
+        for name in ("alpha", "beta") if f.law == "chinchilla" else ("alpha_N",):
+            low, high = f.intervals[name]
+            assert low <= f.coefficients[name] * (1 + 1e-9) and f.coefficients[name] <= high * (1 + 1e-9)

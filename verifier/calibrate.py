@@ -299,12 +299,13 @@ def calibration_phase(session: Session, seconds: float, reference: Fit) -> list[
     return session.train(specs, predictions)
 
 
-def refit_scope(session: Session, scope: str | None = None) -> list[Fit]:
-    """Refit the scope through fits.refit (each new version activated by fits' own rule); returns new fits."""
+def refit_scope(session: Session, scope: str | None = None, bootstrap: int = 0) -> list[Fit]:
+    """Refit the scope through fits.refit (each new version activated by fits' own rule); returns new fits.
+    ``bootstrap`` resamples give each new fit intervals."""
     from fits.refit import refit
 
     t0 = time.monotonic()
-    fits = refit(session.db, scope=scope or session.scope)
+    fits = refit(session.db, scope=scope or session.scope, bootstrap=bootstrap)
     for f in fits:
         status = "active" if f.active else "kept inactive (held-out error worse than the active fit's)"
         heldout = "n/a" if f.heldout_error is None else f"{f.heldout_error:.4f}"

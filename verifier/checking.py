@@ -208,7 +208,7 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     items.append(extrapolation)
 
     # Refit and exponents.
-    new_fits = refit_scope(session)
+    new_fits = refit_scope(session, bootstrap=BOOTSTRAP_RESAMPLES if bootstrap else 0)
     exponents = [_exponents(f, plan, plan_fit, lad) for f in _scope_fits(db, scope, new_fits)]
     if bootstrap:
         exponents = [_with_intervals(session, e, plan) if e.fit.law == "chinchilla" else e for e in exponents]
