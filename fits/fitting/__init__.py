@@ -43,6 +43,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 family an optional ``group`` column (the run each point comes from: the bootstrap then resamples runs)."""
 
 
+def _numeric(columns: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], Any]:
+    """The numeric columns as float arrays, and the ``group`` labels (None when absent)."""
+    return {k: np.asarray(v, dtype=float) for k, v in columns.items() if k != "group"}, columns.get("group")
+
+
 def points_for(
     law: str, columns: Mapping[str, Any], warmup: float | None = None, *, batch: Mapping[str, float] | None = None
 ) -> tuple[Form, Points]:
@@ -50,8 +55,7 @@ def points_for(
     gives the B_star and alpha_B that convert steps to S_min (default: Kaplan's)."""
     if law not in COLUMNS:
         raise ValueError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(FITTABLE_LAWS)}")
-    cols = {k: np.asarray(v, dtype=float) for k, v in columns.items() if k != "group"}
-    group = columns.get("group")
+    cols, group = _numeric(columns)
     if law == "chinchilla":
         points = chinchilla_points(cols["N"], cols["D"], cols["loss"], group)
         return ChinchillaForm.for_points(points), points
@@ -69,10 +73,10 @@ def fit(
     budgets, progress). For kaplan-ns, ``warmup`` (steps) overrides a ``warmup`` column and ``batch``
     ("published" or "fitted") says where eq 5.4's B_star and alpha_B come from (see fit_kaplan_ns)."""
     if law == "kaplan-ns":
-        cols = {k: np.asarray(v, dtype=float) for k, v in columns.items() if k != "group"}
+        cols, group = _numeric(columns)
         steps = cols.get("warmup") if warmup is None else warmup
         return fit_kaplan_ns(cols["N"], cols["B"], cols["step"], cols["loss"], warmup=steps, batch=batch,
-                             group=columns.get("group"), **options)
+                             group=group, **options)
     if batch != "published":
         raise ValueError("batch: applies to kaplan-ns only")
     form, points = points_for(law, columns, warmup)

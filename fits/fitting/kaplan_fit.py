@@ -226,13 +226,19 @@ def ns_points(
     """Loss-curve points → (N, S_min, loss) points for kaplan-ns, dropping those inside warm-up (step ≤ warmup).
 
     ``batch``: the B_star and alpha_B of eq 5.4 (default: Kaplan's); ``group``: the run of each point."""
-    N, B, step, loss = (np.asarray(a, dtype=float) for a in (N, B, step, loss))
-    runs = as_group(group, step.size)
-    keep = np.ones(step.shape, dtype=bool) if warmup is None else step > np.asarray(warmup, dtype=float)
-    N, B, step, loss = N[keep], B[keep], step[keep], loss[keep]
+    keep, N, B, step, loss = _after_warmup(warmup, N, B, step, loss)
+    runs = as_group(group, keep.size)
     s_min = np.asarray(law.s_min(step, B, loss, **(batch or law.batch_coefficients())), dtype=float)
     return Points(N=N, X=s_min.reshape(step.shape), loss=loss, compute=6.0 * N * B * step,
                   group=None if runs is None else runs[keep])
+
+
+def _after_warmup(warmup: npt.ArrayLike | float | None, N: npt.ArrayLike, B: npt.ArrayLike, step: npt.ArrayLike,
+                  loss: npt.ArrayLike) -> tuple[np.ndarray, ...]:
+    """(mask of points after warm-up, then N, B, step, loss restricted to them) as float arrays."""
+    N, B, step, loss = (np.asarray(a, dtype=float) for a in (N, B, step, loss))
+    keep = np.ones(step.shape, dtype=bool) if warmup is None else step > np.asarray(warmup, dtype=float)
+    return keep, N[keep], B[keep], step[keep], loss[keep]
 
 
 BATCH_MODES = ("published", "fitted")
@@ -260,9 +266,7 @@ def profile_batch(
     on a finer grid. Curves of different batch sizes at a similar loss are what identify B_crit: with one
     batch size the profile is flat and the result arbitrary, though harmless to that batch's predictions.
     """
-    N, B, step, loss = (np.asarray(a, dtype=float) for a in (N, B, step, loss))
-    keep = np.ones(step.shape, dtype=bool) if warmup is None else step > np.asarray(warmup, dtype=float)
-    N, B, step, loss = N[keep], B[keep], step[keep], loss[keep]
+    _, N, B, step, loss = _after_warmup(warmup, N, B, step, loss)
     form = KaplanNSForm()
     l_mid = float(np.median(loss))
 
@@ -294,6 +298,7 @@ def profile_batch(
         if f < best[0]:
             best = (f, float(log_b), alpha_b, found)
     return batch_at(best[1], best[2])
+
 
 def fit_kaplan_nd(
     N: npt.ArrayLike,
