@@ -110,9 +110,10 @@ def test_process_killed_during_a_fit_leaves_the_previous_active_fit(db_file: Pat
     data = tmp_path / "big.csv"
     data.write_text("N,D,loss\n" + "\n".join(f"{a},{b},{1.8 + 480 / a**0.35 + 2100 / b**0.37}"
                                              for a, b in zip(n, d, strict=True)) + "\n")
+    # 100,000 resamples take minutes; 1,000 sometimes finished within the 3 s below on a fast machine.
     proc = subprocess.Popen(
         [sys.executable, "-m", "fits", "fit", "--law", "chinchilla", "--data", os.fspath(data), "--bootstrap",
-         "1000", "--save", "--activate", "--scope", "kill", "--db", os.fspath(db_file)],
+         "100000", "--save", "--activate", "--scope", "kill", "--db", os.fspath(db_file)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     time.sleep(3.0)
