@@ -1,7 +1,7 @@
 """Storing a run measured elsewhere as a complete, "ingested" run with its curve, in the shared runs tables.
 
-The verifier's store functions create runs it trains itself (from a RunConfig); an ingested run has no
-RunConfig, so its row is written here, and its points and the answer go through verifier.runs.
+Validation (one 422 per bad field) lives here; the run row and its points are written by
+verifier.runs.create_ingested_run, beside the verifier's own runs.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import sqlite_utils
 
 from api.problems import ApiProblem
 from api.schemas import RunIngest
-from fits.store import now, to_json, transaction
-from verifier.runs import Run, RunPoint, get_run, write_points
+from verifier.runs import ConfigError, Run, RunPoint, create_ingested_run
 
 
 def _bad(field: str, message: str) -> ApiProblem:
@@ -66,30 +65,18 @@ def _batch_tokens(run: RunIngest) -> int:
 
 
 def ingest_run(db: sqlite_utils.Database, run: RunIngest) -> Run:
-    """Validate and store ``run`` and its points in one transaction; returns the stored Run."""
+    """Validate ``run`` and store it with its points (verifier.runs.create_ingested_run); returns the stored Run."""
     _check_points(run.points)
     n_params = _n_params(run)
     batch_tokens = _batch_tokens(run)
-    last = run.points[-1]
-    with_val = [p for p in run.points if p.val_loss is not None]
-    best = min(with_val, key=lambda p: p.val_loss) if with_val else None
     config: dict[str, Any] = {"ingested": True, "batch_tokens": batch_tokens, "seq_len": run.seq_len}
     for key in ("shape", "batch_size", "lr", "description"):
         value = getattr(run, key)
         if value is not None:
             config[key] = value
-    stamp = now()
-    row = {
-        "scope": run.scope, "plan_id": run.plan_id, "source": "ingested", "status": "complete",
-        "config": to_json(config), "n_params": n_params, "params_total": run.params_total,
-        "batch_tokens": batch_tokens, "seq_len": run.seq_len, "tokens": last.tokens, "steps": last.step,
-        "warmup_steps": run.warmup_steps, "seed": run.seed,
-        "final_val_loss": with_val[-1].val_loss if with_val else None,
-        "best_val_step": best.step if best else None, "created": stamp, "updated": stamp,
-    }
-    with transaction(db):
-        if run.plan_id is not None and db.execute("SELECT 1 FROM plans WHERE id = ?", [run.plan_id]).fetchone() is None:
-            raise _bad("plan_id", f"no plan with id {run.plan_id}")
-        run_id = db["runs"].insert(row).last_pk
-        write_points(db, run_id, run.points)
-    return get_run(db, run_id)
+    try:
+        return create_ingested_run(db, run.points, scope=run.scope, config=config, n_params=n_params,
+                                   batch_tokens=batch_tokens, seq_len=run.seq_len, params_total=run.params_total,
+                                   plan_id=run.plan_id, warmup_steps=run.warmup_steps, seed=run.seed)
+    except ConfigError as exc:
+        raise _bad("plan_id", str(exc).removeprefix("plan_id: ")) from None

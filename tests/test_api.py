@@ -415,3 +415,20 @@ def test_openapi_documents_every_operation_with_a_description_and_example(client
             if code.startswith("4"):
                 assert "application/problem+json" in response["content"], (method, path, code)
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_ingested_run_is_stored_by_the_verifiers_run_store(db_file):
+    from fits.store import open_db
+    from verifier.runs import ConfigError, RunPoint, create_ingested_run, get_points
+
+    db = open_db(db_file)
+    points = [RunPoint(step=s, tokens=s * 1024, val_loss=v) for s, v in ((10, 3.0), (20, 2.5), (30, 2.6))]
+    run = create_ingested_run(db, points, scope="elsewhere", config={"ingested": True}, n_params=1000,
+                              batch_tokens=1024, seq_len=64)
+    assert (run.status, run.source, run.steps, run.tokens) == ("complete", "ingested", 30, 30 * 1024)
+    assert (run.final_val_loss, run.best_val_step) == (2.6, 20)
+    assert [p.step for p in get_points(db, run.id)] == [10, 20, 30]
+    with pytest.raises(ConfigError, match="plan_id: no plan with id 999"):
+        create_ingested_run(db, points, scope="elsewhere", config={}, n_params=1000, batch_tokens=1024,
+                            seq_len=64, plan_id=999)
+    assert len(list(db["runs"].rows)) == 1  # the refused run left nothing behind

@@ -211,6 +211,34 @@ def create_run(db: sqlite_utils.Database, config: RunConfig, *, scope: str, n_pa
     return get_run(db, run_id)
 
 
+def create_ingested_run(db: sqlite_utils.Database, points: list[RunPoint], *, scope: str, config: dict[str, Any],
+                        n_params: int, batch_tokens: int, seq_len: int, params_total: int | None = None,
+                        plan_id: int | None = None, warmup_steps: int | None = None,
+                        seed: int | None = None) -> Run:
+    """Store a run measured elsewhere as complete, with its curve, in one transaction.
+
+    ``points`` must be validated and in step order; the run's tokens and steps are those of its last point, its
+    final and best validation losses come from the points. ``config`` is what the caller knows of the run (an
+    ingested run has no RunConfig). Raises ConfigError when ``plan_id`` names no plan."""
+    last = points[-1]
+    with_val = [p for p in points if p.val_loss is not None]
+    best = min(with_val, key=lambda p: p.val_loss) if with_val else None
+    stamp = now()
+    row = {
+        "scope": scope, "plan_id": plan_id, "source": "ingested", "status": "complete", "config": to_json(config),
+        "n_params": n_params, "params_total": params_total, "batch_tokens": batch_tokens, "seq_len": seq_len,
+        "tokens": last.tokens, "steps": last.step, "warmup_steps": warmup_steps, "seed": seed,
+        "final_val_loss": with_val[-1].val_loss if with_val else None,
+        "best_val_step": best.step if best else None, "created": stamp, "updated": stamp,
+    }
+    with transaction(db):
+        if plan_id is not None and db.execute("SELECT 1 FROM plans WHERE id = ?", [plan_id]).fetchone() is None:
+            raise ConfigError(f"plan_id: no plan with id {plan_id}")
+        run_id = db["runs"].insert(row).last_pk
+        write_points(db, run_id, points)
+    return get_run(db, run_id)
+
+
 def get_run(db: sqlite_utils.Database, run_id: int) -> Run:
     rows = list(db["runs"].rows_where("id = ?", [run_id]))
     if not rows:
