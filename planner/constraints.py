@@ -8,7 +8,7 @@ Every constraint reduces to a 1-D problem in N:
     * max_params caps N; unique_tokens·max_epochs caps D, which sets a least N; unique_tokens alone prices
       repetition inside the loss.
 With no constraint the family's closed form answers directly; otherwise repeated vectorised grids over ln N
-close in on the minimum (planner.numerics.bounded_minimum). A target loss is met by the least budget whose
+close in on the minimum (fits.laws.numerics.bounded_minimum). A target loss is met by the least budget whose
 best plan reaches it (Brent's method on ln budget).
 """
 
@@ -23,7 +23,7 @@ from scipy.optimize import brentq
 
 from planner.errors import PlanError
 from planner.hardware import train_flops_per_token
-from planner.numerics import bounded_minimum
+from fits.laws.numerics import bounded_minimum
 from planner.shape import smooth_width_depth
 
 N_SEARCH_MIN = 1e3

@@ -26,7 +26,7 @@ import numpy as np
 from fits.laws import kaplan2020 as k20
 from fits.laws import repeated
 from fits.units import PF_DAY
-from planner.numerics import solve_increasing
+from fits.laws.numerics import solve_increasing
 
 # Kaplan et al. trained 768 to 1.5e9 non-embedding parameters, about 8 orders of magnitude of C_min; the
 # largest runs (1.5e9 params, 2.5e5 steps of 2^19 tokens) used about 1.2e21 FLOPs.

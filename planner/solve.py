@@ -27,7 +27,7 @@ from planner.deadline import apply_deadline, time_estimate
 from planner.errors import PlanError
 from planner.kaplan_plan import KaplanTable6Model
 from planner.notes import add_assumptions, add_warnings
-from planner.numerics import increasing_root
+from fits.laws.numerics import increasing_root
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
 from planner.request import MIN_FLOPS, PlanRequest, validate
 from planner.shape import shape_for_params
