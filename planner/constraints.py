@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
+from fits.laws.numerics import bounded_minimum
 from planner.errors import PlanError
 from planner.hardware import train_flops_per_token
-from fits.laws.numerics import bounded_minimum
 from planner.shape import smooth_width_depth
 
 N_SEARCH_MIN = 1e3
@@ -124,11 +124,7 @@ def solve_budget(problem: Problem, *, hint: float | None = None, xatol: float = 
     model = problem.model
     if problem.unconstrained and model.optimum is not None:
         n, tokens = model.optimum(problem.budget)
-        loss = (
-            float(model.loss(n, problem.budget))
-            if model.family != "kaplan"
-            else float(model.frontier(problem.budget).loss)
-        )
+        loss = model.optimum_loss(problem.budget)
         return Allocation(params=n, tokens=tokens, train_compute=problem.budget, loss=loss)
 
     binding: list[str] = []
