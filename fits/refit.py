@@ -116,13 +116,13 @@ def _jobs(db: sqlite_utils.Database, scope: str) -> list[Job]:
             "D": np.array([r["tokens"] for r in ok], dtype=float),
             "loss": np.array([r["final_val_loss"] for r in ok], dtype=float),
         }
-        jobs += [Job(law=law, scope=scope, columns=columns, run_ids=[int(r["id"]) for r in ok])
-                 for law in _laws_on(FINAL_COLUMNS)]
+        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=[int(r["id"]) for r in ok])
+                 for name in _laws_on(FINAL_COLUMNS)]
     curve_laws = _laws_on(CURVE_COLUMNS)
     curves = _curve_data(db, [r for r in runs if _positive(r["n_params"], r["batch_tokens"])]) if curve_laws else None
     if curves is not None:
         columns, used = curves
-        jobs += [Job(law=law, scope=scope, columns=columns, run_ids=used) for law in curve_laws]
+        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=used) for name in curve_laws]
     return jobs
 
 

@@ -202,6 +202,10 @@ class Law(Protocol):
     published_ranges: Mapping[str, tuple[float, float]]
     """Training FLOPs each published set of the family was fitted on, by set name."""
     reference_range: tuple[float, float] | None
+    in_steps: bool
+    """The family predicts from steps at a batch (loss curves), not from tokens: it has no L(N, D)."""
+    reports_allocation: bool
+    """The family has a closed-form allocation exponent, which reports bootstrap and carry across budgets."""
 
     def loss(self, coefficients: Mapping[str, float], N: npt.ArrayLike, D: npt.ArrayLike) -> FloatOrArray: ...
 
@@ -244,6 +248,8 @@ class LawFamily:
     refit_options: Mapping[str, Any] = {}
     published_ranges: Mapping[str, tuple[float, float]] = {}
     reference_range: tuple[float, float] | None = None
+    in_steps: bool = False
+    reports_allocation: bool = False
 
     @property
     def scope_law(self) -> str:

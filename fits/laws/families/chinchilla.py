@@ -123,6 +123,7 @@ class Chinchilla(LawFamily):
     conventions = Conventions(params="total", flops="6N", tokenizer="sentencepiece-32k (MassiveText)",
                               seq_len=2048, vocab_size=32000, hyperparams="deepseek")
     model_class = ChinchillaModel
+    reports_allocation = True
     published_ranges: Mapping[str, tuple[float, float]] = {
         "hoffmann2022": PUBLISHED_COMPUTE_RANGE,
         "besiroglu2024": PUBLISHED_COMPUTE_RANGE,

@@ -503,6 +503,7 @@ class KaplanNS(LawFamily):
     coefficients = k20.NS_COEFFICIENTS
     conventions = KAPLAN_CONVENTIONS
     model_class = KaplanNSModel
+    in_steps = True
     fit_columns = ("N", "B", "step", "loss")
     optional_columns = ("warmup", "group")
     fit_options = ("warmup", "batch")
