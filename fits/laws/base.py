@@ -217,6 +217,9 @@ class Law(Protocol):
 
     def data_penalty(self, coefficients: Mapping[str, float], N: float, D: float) -> tuple[float, float] | None: ...
 
+    def stop_steps(self, coefficients: Mapping[str, float], excess: float, loss: float,
+                   batch_tokens: float) -> float | None: ...
+
     def optimum(self, coefficients: Mapping[str, float], C: float) -> tuple[float, float]: ...
 
     def exponents(self, coefficients: Mapping[str, float]) -> dict[str, float]: ...
@@ -279,6 +282,12 @@ class LawFamily:
         m = self.model(coefficients)
         l_nd = float(m.loss_nd(N, D))
         return l_nd, l_nd - m.converged_loss(N)
+
+    def stop_steps(self, coefficients: Mapping[str, float], excess: float, loss: float,
+                   batch_tokens: float) -> float | None:
+        """Steps at a batch after which a run with finite-data excess ``excess`` over L(N, ∞) should stop
+        improving (Kaplan eq. 5.7); None for families without a step term."""
+        return None
 
     def optimum(self, coefficients: Mapping[str, float], C: float) -> tuple[float, float]:
         return self.model(coefficients).optimum(C)

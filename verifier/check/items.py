@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fits.fit import Fit
-from fits.laws import kaplan2020 as k20
 from fits.laws.registry import get_law
 from verifier.check.records import CheckItem
 from verifier.runs import Run, RunPoint
@@ -68,9 +67,7 @@ def s_stop_steps(final_fit: Fit, ns_fit: Fit, N: float, unique_tokens: float, ba
     l_nd, excess = penalty
     if not excess > 0:
         return None
-    ns = k20.ns_coefficients(ns_fit.coefficients)
-    s_min = ns["S_c"] / excess ** (1.0 / ns["alpha_S"])
-    return float(k20.steps_at_batch(s_min, batch_tokens, l_nd, **k20.batch_coefficients(ns_fit.coefficients)))
+    return get_law(ns_fit.law).stop_steps(ns_fit.coefficients, excess, l_nd, batch_tokens)
 
 
 # ---------------------------------------------------------------------------------------------- items

@@ -530,6 +530,13 @@ class KaplanNS(LawFamily):
     def data_penalty(self, coefficients: Mapping[str, float], N: float, D: float) -> None:
         return None
 
+    def stop_steps(self, coefficients: Mapping[str, float], excess: float, loss: float,
+                   batch_tokens: float) -> float:
+        """Eq. 5.7, S_c/excess^(1/α_S) in S_min, converted to steps at the batch with eq. 5.4."""
+        ns = k20.ns_coefficients(coefficients)
+        s_min = ns["S_c"] / excess ** (1.0 / ns["alpha_S"])
+        return float(k20.steps_at_batch(s_min, batch_tokens, loss, **k20.batch_coefficients(coefficients)))
+
     def exponents(self, coefficients: Mapping[str, float]) -> dict[str, float]:
         ns = k20.ns_coefficients(coefficients)
         return {"alpha_N": ns["alpha_N"], "alpha_S": ns["alpha_S"]}
