@@ -71,10 +71,14 @@ def _rebuild(cls: type[ScaleplanError], message: str, field: str | None, state: 
 class ScaleplanError(Exception):
     """Root of the tree: ``field`` names the offending input (dotted for nested ones), or is None.
 
-    ``str(exc)`` is ``"field: message"`` (just the message without a field), the one line a CLI prints.
+    ``str(exc)`` is ``"field: message"`` (just the message without a field), the one line a CLI prints;
+    ``exc.message`` is the part after the field.
     """
 
     default_message = "scaleplan could not do this"
+    prefix_field = True
+    """False where the message already names the place in its own words ("points.csv line 3, column N: ...",
+    "no fit with id 3"): then ``str(exc)`` is the message alone and ``field`` is still set for the API."""
 
     def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
         message = self.default_message if message is None else str(message)
@@ -83,7 +87,7 @@ class ScaleplanError(Exception):
         self.field = field
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
+        return f"{self.field}: {self.message}" if self.field and self.prefix_field else self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses may take other constructor arguments (PlanError(field, message)); rebuild from the
@@ -99,9 +103,10 @@ class BadInput(ScaleplanError, ValueError):
 
 
 class NotFound(ScaleplanError, LookupError):
-    """No stored record with that id or name."""
+    """No stored record with that id or name; the message says which (``field`` is the id's name)."""
 
     default_message = "not found"
+    prefix_field = False
 
 
 class Conflict(ScaleplanError):

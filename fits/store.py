@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 import sqlite_utils
 
+from fits.errors import NotFound
 from fits.fit import Fit, Provenance
 from fits.result import Diagnostics
 
@@ -32,11 +33,10 @@ T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 
 
-class FitNotFound(KeyError):
+class FitNotFound(NotFound):
     """No fit with that id or name."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "fit not found"
+    default_message = "fit not found"
 
 
 def db_path(path: str | os.PathLike[str] | None = None) -> str:
@@ -251,7 +251,7 @@ def activate_fit(db: sqlite_utils.Database, fit_id: int) -> Fit:
     with transaction(db):
         row = db.execute("SELECT law, scope FROM fits WHERE id = ?", [fit_id]).fetchone()
         if row is None:
-            raise FitNotFound(f"no fit with id {fit_id}")
+            raise FitNotFound(f"no fit with id {fit_id}", field="fit_id")
         _activate(db, fit_id, row[0], row[1])
     return get_fit(db, fit_id)
 
@@ -261,12 +261,12 @@ def get_fit(db: sqlite_utils.Database, ref: int | str) -> Fit:
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         rows = list(db["fits"].rows_where("id = ?", [int(ref)]))
         if not rows:
-            raise FitNotFound(f"no fit with id {ref}")
+            raise FitNotFound(f"no fit with id {ref}", field="fit")
     else:
         rows = list(db["fits"].rows_where("name = ?", [ref], order_by="version desc", limit=1))
         if not rows:
             known = ", ".join(r["name"] for r in db.query("SELECT DISTINCT name FROM fits WHERE name IS NOT NULL"))
-            raise FitNotFound(f"no fit named {ref!r} (known names: {known or 'none'})")
+            raise FitNotFound(f"no fit named {ref!r} (known names: {known or 'none'})", field="fit")
     return _row_to_fit(rows[0])
 
 
@@ -295,7 +295,7 @@ def list_fits(db: sqlite_utils.Database, *, law: str | None = None, scope: str |
 def fit_points(db: sqlite_utils.Database, fit_id: int) -> list[dict[str, float]] | None:
     row = db.execute("SELECT points FROM fits WHERE id = ?", [fit_id]).fetchone()
     if row is None:
-        raise FitNotFound(f"no fit with id {fit_id}")
+        raise FitNotFound(f"no fit with id {fit_id}", field="fit_id")
     return from_json(row[0], list[dict[str, float]] | None)
 
 

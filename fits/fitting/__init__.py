@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fits.errors import BadInput
 from fits.fitting.bootstrap import Progress
 from fits.fitting.chinchilla_fit import ChinchillaForm, chinchilla_points, fit_chinchilla
 from fits.fitting.engine import METHODS, InsufficientData, fit_form
@@ -54,7 +55,7 @@ def points_for(
     """The fitting form and points for a family from named columns (see COLUMNS); for kaplan-ns, ``batch``
     gives the B_star and alpha_B that convert steps to S_min (default: Kaplan's)."""
     if law not in COLUMNS:
-        raise ValueError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(FITTABLE_LAWS)}")
+        raise BadInput(f"unknown or not fittable {law!r}; expected one of {', '.join(FITTABLE_LAWS)}", field="law")
     cols, group = _numeric(columns)
     if law == "chinchilla":
         points = chinchilla_points(cols["N"], cols["D"], cols["loss"], group)
@@ -78,7 +79,7 @@ def fit(
         return fit_kaplan_ns(cols["N"], cols["B"], cols["step"], cols["loss"], warmup=steps, batch=batch,
                              group=group, **options)
     if batch != "published":
-        raise ValueError("batch: applies to kaplan-ns only")
+        raise BadInput("applies to kaplan-ns only", field="batch")
     form, points = points_for(law, columns, warmup)
     if "bootstrap" in options:
         options["bootstrap_resamples"] = options.pop("bootstrap")

@@ -19,6 +19,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from fits.errors import BadInput
+
 FloatOrArray: TypeAlias = float | np.ndarray
 """What a law function returns: a float for scalar input, an ndarray for array input."""
 
@@ -36,7 +38,7 @@ class Coefficient(msgspec.Struct, frozen=True, kw_only=True):
         return self.low <= value <= self.high
 
 
-class LawDomainError(ValueError):
+class LawDomainError(BadInput):
     """An input lies outside the domain of a law (a target loss below the asymptote, a negative size)."""
 
 
@@ -53,7 +55,7 @@ def as_result(x: npt.ArrayLike) -> FloatOrArray:
 def require_positive(name: str, x: npt.ArrayLike) -> np.ndarray:
     arr = as_array(x)
     if not np.all(arr > 0):
-        raise LawDomainError(f"{name} must be > 0, got {x!r}")
+        raise LawDomainError(f"must be > 0, got {x!r}", field=name)
     return arr
 
 
@@ -73,7 +75,7 @@ def coefficient_specs(law: str) -> tuple[Coefficient, ...]:
     try:
         module_name, attr = _FAMILY_SPECS[law]
     except KeyError:
-        raise ValueError(f"law: unknown family {law!r}; expected one of {', '.join(LAW_FAMILIES)}") from None
+        raise BadInput(f"unknown family {law!r}; expected one of {', '.join(LAW_FAMILIES)}", field="law") from None
     return getattr(importlib.import_module(module_name), attr)
 
 
