@@ -12,7 +12,7 @@ import msgspec
 import sqlite_utils
 
 from fits.store import now, transaction
-from planner.errors import PlanError, PlanNotFound
+from planner.errors import IdempotencyConflict, PlanError, PlanNotFound
 from planner.plan import Plan
 from planner.request import PlanRequest
 
@@ -37,7 +37,7 @@ def find_by_key(db: sqlite_utils.Database, key: str, request: PlanRequest | None
     """The plan stored under ``key``; PlanError if it was made from a different request."""
     plan = _by_key(db, key)
     if plan is not None and request is not None and not _same_request(plan.request, request):
-        raise PlanError(
+        raise IdempotencyConflict(
             "idempotency_key",
             f"{key!r} was already used for a different request (plan {plan.id}); use a new key",
         )
@@ -90,10 +90,10 @@ def get_plan(db: sqlite_utils.Database, plan_id: int) -> Plan:
         try:
             plan_id = int(plan_id)
         except (TypeError, ValueError):
-            raise PlanNotFound(f"no plan with id {plan_id!r}") from None
+            raise PlanNotFound(f"no plan with id {plan_id!r}", field="plan_id") from None
     rows = list(db["plans"].rows_where("id = ?", [plan_id], limit=1))
     if not rows:
-        raise PlanNotFound(f"no plan with id {plan_id}")
+        raise PlanNotFound(f"no plan with id {plan_id}", field="plan_id")
     return _row_to_plan(rows[0])
 
 
