@@ -6,7 +6,7 @@ import hashlib
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
@@ -16,7 +16,7 @@ from api.auth import require_api_key
 from api.database import Database
 from api.examples import CREATED, example, fit_example
 from api.openapi import WRITE_SECURITY, problem_responses
-from api.problems import ApiProblem, strict_body, value_problem
+from api.problems import ApiProblem, value_problem
 from api.schemas import MAX_ID, FitCreated, FitRequest
 from api.threads import SerialThread
 from fits.fit import Fit, Provenance
@@ -200,13 +200,11 @@ class FitsController(Controller):
     )
     async def create_fit(
         self,
-        request: Request,
         database: NamedDependency[Database],
         fitter: NamedDependency[SerialThread],
         data: Annotated[FitRequest, Body(description="Points and fitting options.", examples=[
             example("Chinchilla form on nine runs", FIT_REQUEST_EXAMPLE)])],
     ) -> Response[FitCreated]:
-        data = await strict_body(request, FitRequest)  # the schema's types, without litestar's coercion
         columns = _columns(data)
         if data.name is not None:  # refuse a conflicting name before seconds of fitting (checked again on save)
             await database.run(_check_name, data)
