@@ -285,7 +285,7 @@ def exception_handlers() -> dict[type[Exception], Any]:
     """The app's exception handlers; litestar picks the most specific class in the MRO."""
     from fits.store import FitNotFound
     from planner import PlanError, PlanNotFound
-    from verifier.check import CheckNotFound
+    from verifier.check.records import CheckNotFound
     from verifier.runs import RunNotFound
 
     handlers: dict[type[Exception], Any] = {

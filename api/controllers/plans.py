@@ -19,7 +19,7 @@ from api.openapi import problem_responses
 from api.problems import ApiProblem, outside_the_law
 from api.schemas import MAX_ID, PlanPage
 from planner import Plan, PlanRequest
-from verifier.check import Check
+from verifier.check.records import Check
 
 MAX_PAGE = 200
 
@@ -49,7 +49,7 @@ def _page(db: Any, fit_id: int | None, since: str | None, cursor: int | None, li
 
 def _checks(db: Any, plan_id: int) -> list[Check]:
     from planner import get_plan
-    from verifier.check import list_checks
+    from verifier.check.records import list_checks
 
     get_plan(db, plan_id)  # 404 for an unknown plan rather than an empty list
     return list_checks(db, plan_id)
