@@ -30,7 +30,7 @@ from api.errors import ProblemError, ScaleplanError, TransportError, problem_cla
 from api.schemas import FitCreated, FitRequest, PlanPage, Problem, Readiness, RunIngest
 from fits.fit import Fit
 from planner import Frontier, Plan, PlanRequest, Prediction, PredictRequest
-from verifier.check import Check
+from verifier.check.records import Check
 from verifier.runs import Run, RunPoint
 
 DEFAULT_URL = "http://127.0.0.1:8000"

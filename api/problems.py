@@ -265,22 +265,12 @@ _AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.S)
 def msgspec_problem(exc: msgspec.ValidationError) -> ApiProblem:
     """A 422 from msgspec's "<what> - at `$.a.b[2]`" message, with the path as the field."""
     match = _AT_PATH.match(str(exc))
-    if match is None:
-        return ApiProblem(422, _actionable(str(exc)))
-    field = match.group("path").removeprefix(".") or None
-    message = _actionable(match.group("message"))
+    field = match.group("path").removeprefix(".") or None if match else None
+    message = _actionable(match.group("message") if match else str(exc))
     unknown = _UNKNOWN_FIELD.search(message) or _MISSING_FIELD.search(message)
     if unknown:
         field = f"{field}.{unknown.group(1)}" if field else unknown.group(1)
     return ApiProblem(422, f"{field}: {message}" if field else message, field=field)
-
-
-async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
-    """The body decoded strictly: litestar's own decoding coerces ("1e21" becomes 1e21); the schema does not."""
-    try:
-        return msgspec.json.decode(await request.body(), type=type_)
-    except msgspec.ValidationError as exc:
-        raise msgspec_problem(exc) from None
 
 
 def _on_domain_value_error(request: Request[Any, Any, Any], exc: ValueError) -> Response[bytes]:
@@ -295,7 +285,7 @@ def exception_handlers() -> dict[type[Exception], Any]:
     """The app's exception handlers; litestar picks the most specific class in the MRO."""
     from fits.store import FitNotFound
     from planner import PlanError, PlanNotFound
-    from verifier.check import CheckNotFound
+    from verifier.check.records import CheckNotFound
     from verifier.runs import RunNotFound
 
     handlers: dict[type[Exception], Any] = {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def ladder_specs(runs: int, steps: int):
-    from verifier.ladder import size_ladder
+    from verifier.check.ladder import size_ladder
 
     sizes = [6.6e3, 1.45e4, 2.55e4, 5.7e4, 1.0e5, 1.9e5][:runs]
     return size_ladder(sizes, [steps] * len(sizes), batch_size=16, lr=1e-2, schedule="cosine")

@@ -274,12 +274,12 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fits.store import save_fit
+    from fits.store import save_version
 
     fit, problems = read_fit_json(args.file, scope=args.scope, name=args.name)
     for p in problems:
         print(f"python -m fits import: warning: {p}", file=sys.stderr)
-    saved = save_fit(_open(args), fit, activate=args.activate)
+    saved = save_version(_open(args), fit, activate=args.activate)
     if args.json:
         _print_json(msgspec.to_builtins(saved))
     else:
@@ -351,7 +351,7 @@ def read_fit_json(path: str, *, scope: str | None = None, name: str | None = Non
 
 def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) -> Fit:
     from fits.fit import Fit, Provenance
-    from fits.store import save_fit
+    from fits.store import save_version
 
     digest = hashlib.sha256(Path(args.data).read_bytes()).hexdigest()[:12]
     fit = Fit.from_result(
@@ -368,7 +368,7 @@ def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) 
     )
     names = list(columns)
     points = [dict(zip(names, map(float, row), strict=True)) for row in zip(*columns.values(), strict=True)]
-    return save_fit(_open(args), fit, activate=args.activate, points=points)
+    return save_version(_open(args), fit, activate=args.activate, points=points)
 
 
 def _open(args: argparse.Namespace) -> sqlite_utils.Database:

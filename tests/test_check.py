@@ -15,8 +15,8 @@ import pytest
 from fits.fit import Fit, Provenance
 from fits.laws import chinchilla
 from fits.laws import kaplan2020 as k20
-from verifier import compare
-from verifier.check import (
+from verifier.check import items as compare
+from verifier.check.records import (
     Check,
     CheckItem,
     CheckNotFound,

@@ -17,7 +17,7 @@ from api.schemas import FitCreated, FitPoint, FitRequest, PlanPage, RunIngest
 from api.testing import ServerProcess
 from fits.fit import Fit
 from planner import Frontier, Plan, PlanRequest, Prediction, PredictRequest
-from verifier.check import Check
+from verifier.check.records import Check
 from verifier.runs import Run, RunPoint
 
 KEY = "client-test-key"
@@ -156,7 +156,7 @@ def test_ingest_and_read_runs(call):
 
 def test_checks_of_a_plan(call, server):
     from fits.store import open_db
-    from verifier.check import CheckSummary, create_check
+    from verifier.check.records import CheckSummary, create_check
 
     plan = call("plan", compute_flops=5e19)
     assert call("checks", plan.id) == []

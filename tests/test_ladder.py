@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier import ladder
-from verifier.ladder import ProxyShape, Rules, Throughput
+from verifier.check import ladder
+from verifier.check.ladder import ProxyShape, Rules, Throughput
 from verifier.model import non_embedding_params
 from verifier.runs import RunConfig
 

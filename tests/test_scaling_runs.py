@@ -19,7 +19,8 @@ from __future__ import annotations
 import pytest
 
 from fits.fitting import fit
-from verifier import ladder, runs
+from verifier import runs
+from verifier.check import ladder
 from verifier.executors import LocalExecutor
 
 SIZES = [6.2e3, 1.4e4, 2.5e4, 3.9e4, 5.5e4, 9.9e4, 1.54e5]

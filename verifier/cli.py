@@ -4,7 +4,7 @@
     python -m verifier run --params 1e6 --tokens 2e7 --corpus ./text/ --json
 
 Subcommands live in modules that add themselves to the parser: this one defines ``run``; a
-``verifier.check_cli`` module, when present, adds its own through ``add_parsers(subparsers)``.
+``verifier.check.cli`` module, when present, adds its own through ``add_parsers(subparsers)``.
 Bad input prints one line on stderr and exits with status 2.
 """
 
@@ -23,7 +23,7 @@ from verifier import runs
 from verifier.runs import ConfigError, RunConfig, RunNotFound
 
 EXIT_BAD_INPUT = 2
-_EXTENSIONS = ("verifier.check_cli",)
+_EXTENSIONS = ("verifier.check.cli",)
 
 
 def _number(text: str) -> float:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 if TYPE_CHECKING:
-    from verifier.ladder import Throughput
+    from verifier.check.ladder import Throughput
 
 log = logging.getLogger("verifier.executors")
 
@@ -109,8 +109,8 @@ class InlineExecutor:
         pass
 
     def measure(self, seconds: float = 1.5) -> Throughput:
+        from verifier.check.ladder import measure_throughput
         from verifier.device import cpu_count
-        from verifier.ladder import measure_throughput
 
         return measure_throughput(self.device, threads=cpu_count(), seconds=seconds)
 
@@ -250,7 +250,7 @@ class LocalExecutor:
 
 def _measure_task(seconds: float):
     import verifier.train  # noqa: F401  (imports torch: every worker is started before any measures)
-    from verifier.ladder import measure_throughput
+    from verifier.check.ladder import measure_throughput
 
     slot = str(_SLOT.get("slot", "cpu:0"))
     barrier = _SLOT.get("barrier")
@@ -326,7 +326,7 @@ class SubmititExecutor:
 
     def measure(self, seconds: float = 1.5) -> Throughput:
         """Measured here, on one thread: a local job is pinned to one core; Slurm nodes are assumed alike."""
-        from verifier.ladder import measure_throughput
+        from verifier.check.ladder import measure_throughput
 
         return measure_throughput(self.device, threads=1, seconds=seconds)
 

@@ -22,11 +22,11 @@ import sqlite_utils
 
 from fits.fit import Fit
 from fits.store import get_fit
-from verifier import ladder as ladder_mod
 from verifier import runs as runs_mod
-from verifier.check import CheckError
+from verifier.check import ladder as ladder_mod
+from verifier.check.ladder import ProxySpec, Rules, Throughput
+from verifier.check.records import CheckError
 from verifier.executors import EXECUTORS, Executor, RunOutcome, make_executor
-from verifier.ladder import ProxySpec, Rules, Throughput
 from verifier.runs import Run
 
 REFERENCE_FIT = "besiroglu2024"
@@ -276,7 +276,7 @@ def reference_n_opt(fit: Fit) -> Callable[[float], float]:
 
 def plan_prediction(fit: Fit, spec: ProxySpec) -> dict[str, Any]:
     """What ``fit`` says the run will reach, recorded for reference (published fits are in another unit)."""
-    from verifier.compare import predict_final
+    from verifier.check.items import predict_final
 
     try:
         loss = predict_final(fit, spec.params, spec.tokens, steps=spec.steps, batch_tokens=spec.batch_tokens)

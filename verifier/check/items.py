@@ -25,7 +25,7 @@ import numpy as np
 from fits.fit import Fit
 from fits.laws import chinchilla
 from fits.laws import kaplan2020 as k20
-from verifier.check import CheckItem
+from verifier.check.records import CheckItem
 from verifier.runs import Run, RunPoint
 
 CURVE_TOLERANCE = 0.05

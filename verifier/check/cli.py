@@ -1,4 +1,4 @@
-"""``python -m verifier check`` and ``python -m verifier calibrate``: thin commands over verifier.checking.
+"""``python -m verifier check`` and ``python -m verifier calibrate``: thin commands over verifier.check.orchestrate.
 
     python -m verifier check --plan 1 --budget-minutes 10
     python -m verifier check --plan 1 --budget-minutes 30 --executor submitit
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from verifier.check import Check, CheckError, Exponents
+from verifier.check.records import Check, CheckError, Exponents
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -95,7 +95,7 @@ def _report(args: argparse.Namespace):
 def cmd_check(args: argparse.Namespace) -> int:
     from fits.store import open_db
     from planner.errors import PlanNotFound
-    from verifier.checking import CheckFailed, run_check
+    from verifier.check.orchestrate import CheckFailed, run_check
 
     db = open_db(args.db)
     try:
@@ -118,7 +118,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from fits.store import open_db
-    from verifier.calibrate import calibrate
+    from verifier.check.calibrate import calibrate
 
     db = open_db(args.db)
     try:

@@ -1,11 +1,11 @@
 """``run_check``: check a stored plan's law and planning rules on a corpus with proxy runs, then refit.
 
-1. Validate the input and measure the workers' training throughput (verifier.calibrate.open_session).
+1. Validate the input and measure the workers' training throughput (verifier.check.calibrate.open_session).
 2. When the corpus scope has no fit of the plan's family yet, train a calibration ladder and refit first.
 3. Plan proxies at a few small budgets with the scope's fit and the plan's batch / learning-rate rules,
    add the IsoFLOP triple (planned N, half, twice) at the middle budget and an early-stopping run on a
    corpus slice small enough to overfit, and record every prediction before anything trains.
-4. Train them and compare (verifier.compare): curves against L(N, S), final losses against L(N, D), the
+4. Train them and compare (verifier.check.items): curves against L(N, S), final losses against L(N, D), the
    early-stopping step against eq. 5.7, the planned N against the triple's best, and the largest run
    against a fit of the others.
 5. Refit the scope through fits.refit, report this scope's exponents beside the plan fit's and the plan's
@@ -31,10 +31,11 @@ from fits.fit import Fit, FitRef
 from fits.laws import chinchilla as chin
 from fits.laws import kaplan2020 as k20
 from fits.store import active_fit, get_fit
-from verifier import compare, plot
-from verifier import ladder as ladder_mod
 from verifier import runs as runs_mod
-from verifier.calibrate import (
+from verifier.check import items as compare
+from verifier.check import ladder as ladder_mod
+from verifier.check import picture as plot
+from verifier.check.calibrate import (
     FIT_SECONDS,
     REFERENCE_FIT,
     Session,
@@ -44,7 +45,8 @@ from verifier.calibrate import (
     plan_prediction,
     refit_scope,
 )
-from verifier.check import (
+from verifier.check.ladder import CheckLadder, ProxySpec
+from verifier.check.records import (
     Check,
     CheckError,
     CheckItem,
@@ -56,7 +58,6 @@ from verifier.check import (
     overall_verdict,
     save_check,
 )
-from verifier.ladder import CheckLadder, ProxySpec
 from verifier.runs import Run
 
 CALIBRATION_SHARE = 0.45
