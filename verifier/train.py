@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from verifier import corpus as corpus_mod
 from verifier import device as device_mod
 from verifier import runs
-from verifier.model import GPT, GPTConfig, embedding_params, flops_per_token, non_embedding_params
+from verifier.model import GPT, embedding_params, flops_per_token, non_embedding_params
 from verifier.runs import ConfigError, Run, RunConfig, RunPoint
 
 log = logging.getLogger("verifier.train")
@@ -458,10 +458,7 @@ def _train_run(config: RunConfig, db, run_id: int, ckpt_dir: Path, data: corpus_
     main = rank == 0
     ckpt_path = ckpt_dir / "checkpoint.pt"
     torch.manual_seed(config.seed)  # identical initial weights on every rank and every device
-    model = GPT(GPTConfig(n_layer=config.n_layer, d_model=config.d_model, n_head=config.n_head,
-                          vocab_size=data.vocab_size, seq_len=config.seq_len,
-                          tie_embeddings=config.tie_embeddings, bias=config.bias, dropout=config.dropout,
-                          attention=attention))
+    model = GPT(config.model_config(data.vocab_size, attention=attention))
     assert model.num_params() == n_params, "parameter accounting and model disagree"
     model.to(dev)
     optimizer = _make_optimizer(model, config, dev)

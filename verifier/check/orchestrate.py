@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -58,7 +57,7 @@ from verifier.check.records import (
     overall_verdict,
     save_check,
 )
-from verifier.runs import Run
+from verifier.runs import FitPrediction, PlannedRun, Prediction, Run
 
 CALIBRATION_SHARE = 0.45
 """Share of the training time a first check on a fresh scope gives its calibration ladder."""
@@ -189,12 +188,12 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
         if ns_fit is not None:
             items.append(compare.curve_item(run, points[run.id], ns_fit))
     for run in measured:
-        pred = (run.prediction or {}).get("scope_fit", {})
-        items.append(compare.final_item(run, pred.get("final_loss"), pred.get("fit_id")))
+        pred = _scope_prediction(run)
+        items.append(compare.final_item(run, pred.final_loss, pred.fit_id))
     for run in by_role.get("early_stop", []):
-        pred = run.prediction or {}
-        items.append(compare.early_stop_item(run, points[run.id], pred.get("s_stop_steps"), pred.get("fit_id"),
-                                             unique_tokens=float(pred.get("unique_tokens") or slice_tokens or 0)))
+        pred = run.prediction or Prediction()
+        items.append(compare.early_stop_item(run, points[run.id], pred.s_stop_steps, pred.stop_fit_id,
+                                             unique_tokens=float(pred.unique_tokens or slice_tokens or 0)))
     proxies = by_role.get("proxy", [])
     iso = by_role.get("isoflop", [])
     middle = proxies[len(proxies) // 2] if proxies else None
@@ -264,7 +263,7 @@ def _scope_fits(db: sqlite_utils.Database, scope: str, new_fits: Sequence[Fit]) 
 
 
 def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit, seconds: float,
-            artifacts: str | os.PathLike | None) -> tuple[CheckLadder, list[ProxySpec], list[dict], int | None]:
+            artifacts: str | os.PathLike | None) -> tuple[CheckLadder, list[ProxySpec], list[Prediction], int | None]:
     """The check ladder that fills ``seconds``, with the predictions each run is checked against."""
     from planner.solve import model_for
 
@@ -299,28 +298,36 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
     session.say(f"check ladder: {len(lad.proxies)} proxies at {', '.join(f'{b:.3g}' for b in budgets)} FLOPs "
                 f"(N {', '.join(f'{s.params:.3g}' for s in lad.proxies)}), IsoFLOP triple at "
                 f"{lad.triple_budget:.3g}" + (f", early-stop run on {slice_tokens:,} tokens" if slicing else ""))
-    predictions = []
-    for spec in specs:
-        pred: dict[str, Any] = {
-            "scope_fit": {"fit_id": scope_fit.id, "law": scope_fit.law,
-                          "final_loss": compare.predict_final(scope_fit, spec.params, spec.tokens, steps=spec.steps,
-                                                              batch_tokens=spec.batch_tokens)},
-            "plan_fit": plan_prediction(plan_fit, spec),
-        }
-        if ns_fit is not None:
-            pred["curve_fit"] = {"fit_id": ns_fit.id, "law": "kaplan-ns"}
-        if spec.role == "proxy":
-            pred["planned"] = _planned(session, scope_fit, spec)
-        if spec.role == "early_stop" and ns_fit is not None and slice_tokens is not None:
-            pred["unique_tokens"] = slice_tokens
-            pred["s_stop_steps"] = compare.s_stop_steps(scope_fit, ns_fit, spec.params, slice_tokens,
-                                                        spec.batch_tokens)
-            pred["fit_id"] = ns_fit.id
-        predictions.append(pred)
+    predictions = [_predict(session, spec, scope_fit, ns_fit, plan_fit, slice_tokens) for spec in specs]
     return lad, specs, predictions, slice_tokens
 
 
-def _planned(session: Session, scope_fit: Fit, spec: ProxySpec) -> dict[str, Any]:
+def _predict(session: Session, spec: ProxySpec, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
+             slice_tokens: int | None) -> Prediction:
+    """What the run is checked against, recorded before it trains."""
+    pred = Prediction(
+        scope_fit=FitPrediction(fit_id=scope_fit.id, law=scope_fit.law,
+                                final_loss=compare.predict_final(scope_fit, spec.params, spec.tokens, steps=spec.steps,
+                                                                 batch_tokens=spec.batch_tokens)),
+        plan_fit=plan_prediction(plan_fit, spec),
+    )
+    if ns_fit is not None:
+        pred = msgspec.structs.replace(pred, curve_fit=FitPrediction(fit_id=ns_fit.id, law="kaplan-ns"))
+    if spec.role == "proxy":
+        pred = msgspec.structs.replace(pred, planned=_planned(session, scope_fit, spec))
+    if spec.role == "early_stop" and ns_fit is not None and slice_tokens is not None:
+        pred = msgspec.structs.replace(
+            pred, unique_tokens=slice_tokens, stop_fit_id=ns_fit.id,
+            s_stop_steps=compare.s_stop_steps(scope_fit, ns_fit, spec.params, slice_tokens, spec.batch_tokens))
+    return pred
+
+
+def _scope_prediction(run: Run) -> FitPrediction:
+    """The scope fit's prediction for a run (empty when none was recorded)."""
+    return (run.prediction.scope_fit if run.prediction is not None else None) or FitPrediction()
+
+
+def _planned(session: Session, scope_fit: Fit, spec: ProxySpec) -> PlannedRun:
     """The scope fit's plan at the proxy's budget (what the planner itself would say), for the record."""
     from planner.request import PlanRequest
     from planner.solve import solve_plan
@@ -330,10 +337,10 @@ def _planned(session: Session, scope_fit: Fit, spec: ProxySpec) -> dict[str, Any
                                       seq_len=spec.seq_len, vocab_size=session.corpus.vocab_size,
                                       hyperparams=session.rules.hyperparams), scope_fit)
     except ValueError as exc:
-        return {"error": str(exc)[:300]}
-    return {"params": plan.params, "tokens": plan.tokens, "batch_tokens": plan.batch_tokens,
-            "learning_rate": plan.learning_rate, "predicted_loss": plan.predicted_loss.mean,
-            "predicted_low": plan.predicted_loss.low, "predicted_high": plan.predicted_loss.high}
+        return PlannedRun(error=str(exc)[:300])
+    return PlannedRun(params=plan.params, tokens=plan.tokens, batch_tokens=plan.batch_tokens,
+                      learning_rate=plan.learning_rate, predicted_loss=plan.predicted_loss.mean,
+                      predicted_low=plan.predicted_loss.low, predicted_high=plan.predicted_loss.high)
 
 
 def _early_stop_spec(session: Session, lad: CheckLadder, scope_fit: Fit, ns_fit: Fit) -> tuple[ProxySpec, int, float]:
@@ -465,7 +472,7 @@ def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit
         if run.status != "complete":
             continue
         pts = [p for p in points[run.id] if p.val_loss is not None and p.step > 0]
-        pred = (run.prediction or {}).get("scope_fit", {})
+        pred = _scope_prediction(run)
         if run.role in ("proxy", "isoflop") and pts:
             steps = np.array([p.step for p in pts], dtype=float)
             curve = None
@@ -476,17 +483,17 @@ def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit
                 tokens=np.array([p.tokens for p in pts], dtype=float),
                 val_loss=np.array([p.val_loss for p in pts], dtype=float),
                 predicted_tokens=steps * run.batch_tokens if curve is not None else None,
-                predicted_loss=curve, predicted_final=pred.get("final_loss")))
-        if run.role in ("proxy", "isoflop") and pred.get("final_loss") and run.final_val_loss:
+                predicted_loss=curve, predicted_final=pred.final_loss))
+        if run.role in ("proxy", "isoflop") and pred.final_loss and run.final_val_loss:
             picture.finals.append(plot.FinalPoint(label=f"run {run.id}", role=run.role or "",
-                                                  predicted=float(pred["final_loss"]),
+                                                  predicted=float(pred.final_loss),
                                                   observed=float(run.final_val_loss)))
         if run.role == "early_stop" and pts:
             best = min(pts, key=lambda p: p.val_loss)
             picture.early_stop = plot.EarlyStop(
                 steps=np.array([p.step for p in pts], dtype=float),
                 val_loss=np.array([p.val_loss for p in pts], dtype=float),
-                bound=(run.prediction or {}).get("s_stop_steps"), best_step=best.step,
+                bound=run.prediction.s_stop_steps if run.prediction else None, best_step=best.step,
                 unique_tokens=float(slice_tokens or 0))
     allocation = next((i for i in items if i.kind == "allocation"), None)
     if allocation is not None:
