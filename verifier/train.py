@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from fits.errors import BadInput, Busy, Failed
 from verifier import corpus as corpus_mod
 from verifier import device as device_mod
 from verifier import runs
@@ -49,15 +50,15 @@ SMALL_STEP_FLOPS = 2e9
 """Per-rank training FLOPs per step below which the CPU loop runs on one thread."""
 
 
-class ModelTooLarge(ValueError):
+class ModelTooLarge(BadInput):
     """The estimated training memory exceeds what the device has available."""
 
 
-class RunBusy(RuntimeError):
+class RunBusy(Busy, RuntimeError):
     """Another process is training this run right now."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(Failed):
     """The loss became NaN or infinite."""
 
 

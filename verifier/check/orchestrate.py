@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 import sqlite_utils
 
+from fits.errors import Failed
 from fits.fit import Fit, FitRef
 from fits.laws import chinchilla as chin
 from fits.laws import kaplan2020 as k20
@@ -75,7 +76,7 @@ SCOPE_LAWS = ("chinchilla", "kaplan-nd", "kaplan-ns")
 """Families the refit makes for a scope, in the order the check reports their exponents."""
 
 
-class CheckFailed(RuntimeError):
+class CheckFailed(Failed):
     """The check started but could not produce its comparisons (no runs finished, no fit could be made)."""
 
 
