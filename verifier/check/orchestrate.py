@@ -144,19 +144,9 @@ def _fail(session: Session, check_id: int, exc: BaseException) -> None:
 
 def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
            artifacts: str | os.PathLike | None) -> Check:
+    """Calibrate when needed, design and train the check runs, compare, refit, draw and store the check."""
     db, scope = session.db, session.scope
-    fit_seconds = FIT_SECONDS
-    calibrated = False
-    warnings: list[str] = []
-    if active_fit(db, family, scope) is None:
-        calibrated = True
-        training = max(0.0, session.remaining() - 3.0 * fit_seconds)
-        session.say(f"scope {scope} has no {family} fit: calibration ladder first "
-                    f"({training * CALIBRATION_SHARE:.0f} s)")
-        calibration_phase(session, training * CALIBRATION_SHARE, get_fit(db, REFERENCE_FIT))
-        t0 = time.monotonic()
-        refit_scope(session)
-        fit_seconds = max(time.monotonic() - t0, 1.0)
+    calibrated, fit_seconds = _calibrate_if_needed(session, family)
     scope_fit = active_fit(db, family, scope)
     ns_fit = active_fit(db, "kaplan-ns", scope)
     if scope_fit is None:
@@ -172,15 +162,49 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
                                                     max(0.0, session.remaining() - reserve), artifacts)
     session.check_memory(specs)
     trained = session.train(specs, predictions)
+    if not any(r.status == "complete" for r in trained):
+        raise CheckFailed("no check run completed: " + "; ".join(sorted({r.error or "?" for r in trained}))[:500])
+    points = {r.id: runs_mod.get_points(db, r.id) for r in trained}
+    items = _compare(session, trained, points, scope_fit, ns_fit, family, lad, slice_tokens)
+
+    # Refit and exponents.
+    warnings: list[str] = []
+    new_fits = refit_scope(session, bootstrap=BOOTSTRAP_RESAMPLES if bootstrap else 0)
+    exponents = [_exponents(f, plan, plan_fit, lad) for f in _scope_fits(db, scope, new_fits)]
+    if bootstrap:
+        exponents = [_with_intervals(session, e, plan) if e.fit.law == "chinchilla" else e for e in exponents]
+    else:
+        warnings.append(f"no bootstrap intervals on the scope's exponents: checks under "
+                        f"{BOOTSTRAP_MIN_SECONDS / 60:g} minutes skip them")
+
+    plot_path = _picture(session, check, plan, plan_fit, scope_fit, ns_fit, trained, points, items, lad,
+                         slice_tokens, artifacts)
+    return _store(session, check, plan, plan_fit, scope_fit, items, exponents, new_fits, calibrated, warnings,
+                  plot_path)
+
+
+def _calibrate_if_needed(session: Session, family: str) -> tuple[bool, float]:
+    """A calibration ladder and a refit when the scope has no fit of ``family`` yet: (calibrated, the seconds
+    one refit took, or FIT_SECONDS when none ran)."""
+    db, scope = session.db, session.scope
+    if active_fit(db, family, scope) is not None:
+        return False, FIT_SECONDS
+    training = max(0.0, session.remaining() - 3.0 * FIT_SECONDS)
+    session.say(f"scope {scope} has no {family} fit: calibration ladder first "
+                f"({training * CALIBRATION_SHARE:.0f} s)")
+    calibration_phase(session, training * CALIBRATION_SHARE, get_fit(db, REFERENCE_FIT))
+    t0 = time.monotonic()
+    refit_scope(session)
+    return True, max(time.monotonic() - t0, 1.0)
+
+
+def _compare(session: Session, trained: Sequence[Run], points: dict[int, list], scope_fit: Fit, ns_fit: Fit | None,
+             family: str, lad: CheckLadder, slice_tokens: int | None) -> list[CheckItem]:
+    """The check's items: curves, final losses, the early stop, the allocation and the extrapolation."""
+    db, scope = session.db, session.scope
     by_role: dict[str, list[Run]] = {}
     for run in trained:
         by_role.setdefault(run.role or "", []).append(run)
-    complete = [r for r in trained if r.status == "complete"]
-    if not complete:
-        raise CheckFailed("no check run completed: " + "; ".join(sorted({r.error or "?" for r in trained}))[:500])
-
-    # Compare.
-    points = {r.id: runs_mod.get_points(db, r.id) for r in trained}
     items: list[CheckItem] = []
     measured = [r for r in trained if r.role in ("proxy", "isoflop")]
     for run in measured:
@@ -207,20 +231,14 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
                                                   starts=EXTRAPOLATION_STARTS, initial=scope_fit.coefficients
                                                   if scope_fit.law == "chinchilla" else None)
     items.append(extrapolation)
+    return items
 
-    # Refit and exponents.
-    new_fits = refit_scope(session, bootstrap=BOOTSTRAP_RESAMPLES if bootstrap else 0)
-    exponents = [_exponents(f, plan, plan_fit, lad) for f in _scope_fits(db, scope, new_fits)]
-    if bootstrap:
-        exponents = [_with_intervals(session, e, plan) if e.fit.law == "chinchilla" else e for e in exponents]
-    else:
-        warnings.append(f"no bootstrap intervals on the scope's exponents: checks under "
-                        f"{BOOTSTRAP_MIN_SECONDS / 60:g} minutes skip them")
 
-    # Picture.
-    plot_path = _picture(session, check, plan, plan_fit, scope_fit, ns_fit, trained, points, items, lad,
-                         slice_tokens, artifacts)
-
+def _store(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, items: list[CheckItem],
+           exponents: list[Exponents], new_fits: Sequence[Fit], calibrated: bool, warnings: list[str],
+           plot_path: Path | None) -> Check:
+    """Store the completed check with its verdict and summary, and say so."""
+    db = session.db
     verdict = overall_verdict(items)
     counts = {v: sum(1 for i in items if i.verdict == v) for v in ("pass", "fail", "skip")}
     warnings = [*session.warnings, *warnings]
