@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from api.body import StrictBody
 from api.controllers.fits import FitsController
 from api.controllers.operations import OperationsController
 from api.controllers.plans import PlansController
@@ -101,6 +102,8 @@ def create_app(
                      "api_keys": settings.api_keys, "settings": settings}),
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
+        dto=StrictBody,  # every handler's data decoded strictly into its struct, once
+        return_dto=None,
         middleware=middleware,
         openapi_config=openapi_config(_version()),
         request_max_body_size=settings.max_body_bytes,

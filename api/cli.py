@@ -12,18 +12,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
+
+from fits import cliutil
+from fits.cliutil import UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m api", description="Serve the scaleplan planning API.")
+    parser = cliutil.Parser(prog="python -m api", description="Serve the scaleplan planning API.")
     parser.add_argument("--host", default=os.environ.get("SCALEPLAN_HOST", "127.0.0.1"),
                         help="interface to bind (default 127.0.0.1; 0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCALEPLAN_PORT", "8000")),
                         help="TCP port (default 8000)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SCALEPLAN_WORKERS", "1")),
                         help="worker processes sharing the SQLite file (default 1)")
-    parser.add_argument("--db", default=None, help="SQLite file (default: $SCALEPLAN_DB, else ./scaleplan.db)")
+    cliutil.add_db_option(parser)
     parser.add_argument("--rate-limit", type=float, default=None,
                         help="requests per second per client (default $SCALEPLAN_RATE_LIMIT or 100; 0 = off)")
     parser.add_argument("--rate-burst", type=int, default=None,
@@ -31,17 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
                         help="log every request (default off)")
+    parser.set_defaults(run=_check_and_prepare)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    try:
-        _check(args)
-        _prepare(args)
-    except (ValueError, OSError) as exc:
-        print(f"python -m api: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    # bad settings (ValueError from api.settings) and an unusable database path (OSError) are bad input too
+    code = cliutil.dispatch(args, prefix="python -m api: ", bad_input=(ValueError, OSError))
+    if code:
+        raise SystemExit(code)
 
     import uvicorn
 
@@ -58,15 +59,20 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+def _check_and_prepare(args: argparse.Namespace) -> None:
+    _check(args)
+    _prepare(args)
+
+
 def _check(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
-        raise ValueError(f"--port {args.port} is not a TCP port")
+        raise UsageError(f"--port {args.port} is not a TCP port", field="port")
     if args.workers < 1:
-        raise ValueError(f"--workers {args.workers} must be at least 1")
+        raise UsageError(f"--workers {args.workers} must be at least 1", field="workers")
     if args.rate_limit is not None and args.rate_limit < 0:
-        raise ValueError("--rate-limit must not be negative")
+        raise UsageError("--rate-limit must not be negative", field="rate_limit")
     if args.rate_burst is not None and args.rate_burst < 1:
-        raise ValueError("--rate-burst must be at least 1")
+        raise UsageError("--rate-burst must be at least 1", field="rate_burst")
 
 
 def _prepare(args: argparse.Namespace) -> None:

@@ -79,4 +79,4 @@ def ingest_run(db: sqlite_utils.Database, run: RunIngest) -> Run:
                                    batch_tokens=batch_tokens, seq_len=run.seq_len, params_total=run.params_total,
                                    plan_id=run.plan_id, warmup_steps=run.warmup_steps, seed=run.seed)
     except ConfigError as exc:
-        raise _bad("plan_id", str(exc).removeprefix("plan_id: ")) from None
+        raise _bad(exc.field or "plan_id", exc.message) from None

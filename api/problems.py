@@ -1,8 +1,12 @@
 """Every error the service sends is an RFC 9457 problem-details body (application/problem+json).
 
 Handlers here turn litestar's own exceptions (routing, body decoding, validation, size limit, auth) and
-the domain packages' errors into problems that name the offending field and say what to change. Bad
-input never reaches the catch-all 500 handler.
+the library's errors into problems that name the offending field and say what to change. Bad input never
+reaches the catch-all 500 handler.
+
+The library's errors (fits.errors) map onto statuses by class, never by reading the message (``STATUS``):
+BadInput 422, NotFound 404, Conflict 409, Busy and Unavailable 503, Failed 500; the problem's ``field`` is
+the exception's. The client (api.errors) maps the statuses back onto its own classes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from litestar.exceptions import (
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from api.schemas import FieldError, Problem
+from fits.errors import BadInput, Busy, Conflict, Failed, NotFound, ScaleplanError, Unavailable
 
 log = logging.getLogger("api")
 P = ParamSpec("P")
@@ -238,24 +243,63 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return problem_response(request, 500, "the server failed to answer this request; it has been logged")
 
 
-def _on_plan_error(request: Request[Any, Any, Any], exc: Any) -> Response[bytes]:
-    # The planner reports an idempotency key reused for another request as a PlanError on that "field".
-    status = 409 if exc.field == "idempotency_key" else 422
-    source = "header" if status == 409 else "body"
-    field = "Idempotency-Key" if status == 409 else exc.field
-    return problem_response(
-        request, status, str(exc), field=field, errors=[FieldError(field=field, message=exc.message, source=source)]
-    )
+STATUS: dict[type[ScaleplanError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Busy: 503,
+    Unavailable: 503,
+    Failed: 500,
+    BadInput: 422,
+    ScaleplanError: 500,
+}
+"""Status of each class of the library's error tree; the first class an error is an instance of wins (so a
+planner.IdempotencyConflict, a PlanError and a Conflict, is a 409)."""
+
+HEADER_FIELDS = {"idempotency_key": "Idempotency-Key"}
+"""Library fields that arrive as request headers, by the header's name."""
+
+
+def status_of(exc: ScaleplanError) -> int:
+    return next(status for cls, status in STATUS.items() if isinstance(exc, cls))
+
+
+def library_problem(exc: ScaleplanError, *, rename: dict[str, str] | None = None) -> ApiProblem:
+    """The problem for a library error: its class's status, its field (renamed to the API's name for it)."""
+    status = status_of(exc)
+    field = exc.field
+    source = "body"
+    if field in HEADER_FIELDS:
+        field, source = HEADER_FIELDS[field], "header"
+    elif field is not None:
+        field = (rename or {}).get(field, field)
+    detail = f"{field}: {exc.message}" if field and exc.prefix_field else str(exc)
+    errors = [FieldError(field=field, message=exc.message, source=source)] if field else []
+    headers = {"Retry-After": "1"} if isinstance(exc, Busy) else None
+    return ApiProblem(status, detail, field=field, source=source, errors=errors, headers=headers)
 
 
 def value_problem(exc: ValueError, *, rename: dict[str, str] | None = None) -> ApiProblem:
-    """A 422 from a domain ValueError, whose message starts with the offending field ("field: what to do")."""
+    """A 422 from a ValueError out of the library: a BadInput carries its field (renamed as ``rename`` says)."""
+    if isinstance(exc, ScaleplanError):
+        return library_problem(exc, rename=rename)
+    return ApiProblem(422, str(exc))
+
+
+def _on_library_error(request: Request[Any, Any, Any], exc: ScaleplanError) -> Response[bytes]:
+    problem = library_problem(exc)
+    if problem.status_code >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return _on_api_problem(request, problem)
+
+
+def _msgspec_value_problem(exc: msgspec.ValidationError) -> ApiProblem:
+    """A 422 from msgspec validation raised inside the library (a struct's __post_init__), whose text starts
+    with the field that msgspec's message names ("field: what to do")."""
     message = str(exc)
     field, sep, rest = message.partition(": ")
     known = bool(sep) and re.fullmatch(r"[A-Za-z_][\w.\[\]-]*", field) is not None
     if not known:
         return ApiProblem(422, message)
-    field = (rename or {}).get(field, field)
     return ApiProblem(422, f"{field}: {rest}", field=field)
 
 
@@ -265,44 +309,22 @@ _AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.S)
 def msgspec_problem(exc: msgspec.ValidationError) -> ApiProblem:
     """A 422 from msgspec's "<what> - at `$.a.b[2]`" message, with the path as the field."""
     match = _AT_PATH.match(str(exc))
-    if match is None:
-        return ApiProblem(422, _actionable(str(exc)))
-    field = match.group("path").removeprefix(".") or None
-    message = _actionable(match.group("message"))
+    field = match.group("path").removeprefix(".") or None if match else None
+    message = _actionable(match.group("message") if match else str(exc))
     unknown = _UNKNOWN_FIELD.search(message) or _MISSING_FIELD.search(message)
     if unknown:
         field = f"{field}.{unknown.group(1)}" if field else unknown.group(1)
     return ApiProblem(422, f"{field}: {message}" if field else message, field=field)
 
 
-async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
-    """The body decoded strictly: litestar's own decoding coerces ("1e21" becomes 1e21); the schema does not."""
-    try:
-        return msgspec.json.decode(await request.body(), type=type_)
-    except msgspec.ValidationError as exc:
-        raise msgspec_problem(exc) from None
-
-
-def _on_domain_value_error(request: Request[Any, Any, Any], exc: ValueError) -> Response[bytes]:
-    return _on_api_problem(request, value_problem(exc))
-
-
-def _not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    return problem_response(request, 404, str(exc))
+def _on_domain_value_error(request: Request[Any, Any, Any], exc: msgspec.ValidationError) -> Response[bytes]:
+    return _on_api_problem(request, _msgspec_value_problem(exc))
 
 
 def exception_handlers() -> dict[type[Exception], Any]:
     """The app's exception handlers; litestar picks the most specific class in the MRO."""
-    from fits.store import FitNotFound
-    from planner import PlanError, PlanNotFound
-    from verifier.check.records import CheckNotFound
-    from verifier.runs import RunNotFound
-
     handlers: dict[type[Exception], Any] = {
-        PlanError: _on_plan_error,
-        PlanNotFound: _not_found,
-        RunNotFound: _not_found,
-        CheckNotFound: _not_found,
+        ScaleplanError: _on_library_error,
         msgspec.ValidationError: _on_domain_value_error,
         ApiProblem: _on_api_problem,
         ValidationException: _on_validation,
@@ -311,7 +333,6 @@ def exception_handlers() -> dict[type[Exception], Any]:
         NotAuthorizedException: _on_unauthorized,
         PermissionDeniedException: _on_forbidden,
         HTTPException: _on_http,
-        FitNotFound: _not_found,
         Exception: _on_unexpected,
     }
     return handlers

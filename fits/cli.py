@@ -12,11 +12,14 @@ import argparse
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+from fits import cliutil
+from fits.cliutil import UsageError
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -27,18 +30,11 @@ if TYPE_CHECKING:
 DEFAULT_SCOPE = "default"
 """Scope of fits saved from the command line unless --scope says otherwise: a fixed, predictable name, so
 repeated saves of the same data become versions of one (law, scope) instead of scattering."""
-EXIT_BAD_INPUT = 2
+__all__ = ["UsageError", "build_parser", "main"]
 
 
-class UsageError(ValueError):
-    """Bad command-line input; the message is the one line printed."""
-
-
-class Parser(argparse.ArgumentParser):
+class Parser(cliutil.Parser):
     """argparse with errors on one line (usage stays available through --help)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> Parser:
@@ -52,7 +48,7 @@ def build_parser() -> Parser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     db_opt = Parser(add_help=False)
-    db_opt.add_argument("--db", metavar="PATH", help="SQLite database file (default: $SCALEPLAN_DB or ./scaleplan.db)")
+    cliutil.add_db_option(db_opt)
     json_opt = Parser(add_help=False)
     json_opt.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -84,9 +80,10 @@ def build_parser() -> Parser:
         "near-equal minima decided by held-out extrapolation; grid: the published procedure unchanged "
         "(unbounded, lowest objective wins)",
     )
-    fit.add_argument("--bootstrap", type=_count, default=0, metavar="K", help="bootstrap resamples for 95%% intervals")
+    fit.add_argument("--bootstrap", type=cliutil.count, default=0, metavar="K",
+                     help="bootstrap resamples for 95%% intervals")
     fit.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
-    fit.add_argument("--warmup", type=_nonnegative, metavar="STEPS", help="kaplan-ns: warm-up steps to drop")
+    fit.add_argument("--warmup", type=cliutil.nonnegative, metavar="STEPS", help="kaplan-ns: warm-up steps to drop")
     fit.add_argument(
         "--batch",
         choices=BATCH_MODES,
@@ -105,7 +102,7 @@ def build_parser() -> Parser:
     fit.add_argument(
         "--budget",
         action="append",
-        type=_positive,
+        type=cliutil.positive,
         default=[],
         metavar="FLOPS",
         help="also report the compute-optimal N at this training budget, with its interval; repeatable",
@@ -114,7 +111,6 @@ def build_parser() -> Parser:
     fit.add_argument("--activate", action="store_true", help="store the fit and make it active (implies --save)")
     fit.add_argument("--scope", default=DEFAULT_SCOPE, help=f"scope to save under (default: {DEFAULT_SCOPE!r})")
     fit.add_argument("--name", help="stable name to save the fit under")
-    fit.set_defaults(run=cmd_fit)
 
     refit = sub.add_parser(
         "refit",
@@ -130,18 +126,15 @@ def build_parser() -> Parser:
     )
     refit.add_argument("--scope", help="only this scope")
     refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error")
-    refit.add_argument("--bootstrap", type=_count, default=0, metavar="K",
+    refit.add_argument("--bootstrap", type=cliutil.count, default=0, metavar="K",
                        help="bootstrap resamples for 95%% intervals on each new fit (default 0: none)")
-    refit.set_defaults(run=cmd_refit)
 
     lst = sub.add_parser("list", parents=[db_opt, json_opt], help="list stored fits", description="List stored fits.")
     lst.add_argument("--law", help="only this law family")
     lst.add_argument("--scope", help="only this scope")
-    lst.set_defaults(run=cmd_list)
 
     show = sub.add_parser("show", parents=[db_opt, json_opt], help="show one fit", description="Show one stored fit.")
     show.add_argument("ref", metavar="ID|NAME", help="fit id, or stable name (its newest version)")
-    show.set_defaults(run=cmd_show)
 
     act = sub.add_parser(
         "activate",
@@ -150,7 +143,6 @@ def build_parser() -> Parser:
         description="Make a fit the active one of its (law, scope); the switch is atomic.",
     )
     act.add_argument("id", metavar="ID", type=int, help="fit id")
-    act.set_defaults(run=cmd_activate)
 
     imp = sub.add_parser(
         "import",
@@ -165,7 +157,6 @@ def build_parser() -> Parser:
     imp.add_argument("--scope", help="scope to store under (default: the file's, else 'default')")
     imp.add_argument("--name", help="stable name (default: the file's)")
     imp.add_argument("--activate", action="store_true", help="make the imported fit active")
-    imp.set_defaults(run=cmd_import)
 
     exp = sub.add_parser(
         "export",
@@ -175,33 +166,13 @@ def build_parser() -> Parser:
     )
     exp.add_argument("ref", metavar="ID|NAME", help="fit id, or stable name (its newest version)")
     exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    exp.set_defaults(run=cmd_export)
+    cliutil.bind_commands(sub, COMMANDS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from fits.csvio import DataError
-    from fits.fitting import InsufficientData
-
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args) or 0
-    except (DataError, InsufficientData, UsageError, FileNotFoundError) as exc:
-        return _bad_input(args, exc)
-    except KeyError as exc:
-        # fits.store is imported only by the commands that use it (sqlite-utils pulls in pandas: a second
-        # of start-up that a plain fit does not need), so its "not found" error is recognised here.
-        store = sys.modules.get("fits.store")
-        if store is not None and isinstance(exc, store.FitNotFound):
-            return _bad_input(args, exc)
-        raise
-    except BrokenPipeError:
-        return 0
-
-
-def _bad_input(args: argparse.Namespace, exc: BaseException) -> int:
-    print(f"python -m fits {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return cliutil.dispatch(args, prefix=f"python -m fits {args.command}: error: ")
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -305,12 +276,12 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fits.store import save_fit
+    from fits.store import save_version
 
     fit, problems = read_fit_json(args.file, scope=args.scope, name=args.name)
     for p in problems:
         print(f"python -m fits import: warning: {p}", file=sys.stderr)
-    saved = save_fit(_open(args), fit, activate=args.activate)
+    saved = save_version(_open(args), fit, activate=args.activate)
     if args.json:
         _print_json(msgspec.to_builtins(saved))
     else:
@@ -344,11 +315,11 @@ def read_fit_json(path: str, *, scope: str | None = None, name: str | None = Non
     try:
         raw = msgspec.json.decode(Path(path).read_bytes())
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}", field="file") from None
     except msgspec.DecodeError as exc:
-        raise UsageError(f"{file}: not valid JSON: {exc}") from None
+        raise UsageError(f"{file}: not valid JSON: {exc}", field="file") from None
     if not isinstance(raw, dict):
-        raise UsageError(f"{file}: expected a JSON object with 'law' and 'coefficients'")
+        raise UsageError(f"{file}: expected a JSON object with 'law' and 'coefficients'", field="file")
     law = raw.get("law")
     if law not in law_names():
         raise UsageError(f"{file}: law: {law!r} is not one of {', '.join(law_names())}")
@@ -356,11 +327,12 @@ def read_fit_json(path: str, *, scope: str | None = None, name: str | None = Non
     if not isinstance(coefficients, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in coefficients.values()
     ):
-        raise UsageError(f"{file}: coefficients: expected an object of finite numbers")
+        raise UsageError(f"{file}: coefficients: expected an object of finite numbers", field="coefficients")
     problems = check_coefficients(law, coefficients)
     missing = [p for p in problems if p.endswith(": missing")]
     if missing:
-        raise UsageError(f"{file}: coefficients: {', '.join(p.split(':')[0] for p in missing)} missing for {law}")
+        raise UsageError(f"{file}: coefficients: {', '.join(p.split(':')[0] for p in missing)} missing for {law}",
+                         field="coefficients")
     try:
         provenance = msgspec.convert(raw.get("provenance") or {"source": "imported"}, Provenance)
         fit = msgspec.convert(
@@ -382,7 +354,7 @@ def read_fit_json(path: str, *, scope: str | None = None, name: str | None = Non
 
 def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) -> Fit:
     from fits.fit import Fit, Provenance
-    from fits.store import save_fit
+    from fits.store import save_version
 
     digest = hashlib.sha256(Path(args.data).read_bytes()).hexdigest()[:12]
     fit = Fit.from_result(
@@ -399,7 +371,7 @@ def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) 
     )
     names = list(columns)
     points = [dict(zip(names, map(float, row), strict=True)) for row in zip(*columns.values(), strict=True)]
-    return save_fit(_open(args), fit, activate=args.activate, points=points)
+    return save_version(_open(args), fit, activate=args.activate, points=points)
 
 
 def _open(args: argparse.Namespace) -> sqlite_utils.Database:
@@ -509,50 +481,26 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return " ".join(text.split())
-
-
 def _finite(v: float) -> bool:
     return v == v and v not in (float("inf"), float("-inf"))
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _finite_number(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
-    """An argparse type: a finite float above ``minimum`` (or at it, when ``inclusive``)."""
-    relation = ">=" if inclusive else ">"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (_finite(value) and (value >= minimum if inclusive else value > minimum)):
-            raise argparse.ArgumentTypeError(f"must be a finite number {relation} {minimum:g}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive = _finite_number(0.0, inclusive=False)
-_nonnegative = _finite_number(0.0, inclusive=True)
 
 
 def _pair(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"expected N,X (two numbers separated by a comma), got {text!r}")
-    return (_positive(parts[0].strip()), _positive(parts[1].strip()))
+    return (cliutil.positive(parts[0].strip()), cliutil.positive(parts[1].strip()))
+
+
+COMMANDS: dict[str, cliutil.Command] = {
+    "fit": cmd_fit,
+    "refit": cmd_refit,
+    "list": cmd_list,
+    "show": cmd_show,
+    "activate": cmd_activate,
+    "import": cmd_import,
+    "export": cmd_export,
+}
 
 
 if __name__ == "__main__":

@@ -15,17 +15,25 @@ from pathlib import Path
 
 import numpy as np
 
+from fits.errors import BadInput
 from fits.laws.registry import fittable_law_names, get_law
 
 
-class DataError(ValueError):
-    """The input file cannot be used; the message names the file and the offending line or column."""
+class DataError(BadInput):
+    """The input file cannot be used; the message names the file and the offending line or column, and
+    ``field`` is the column (or ``data`` for the file as a whole)."""
+
+    prefix_field = False
+
+    def __init__(self, message: str, *, field: str | None = "data") -> None:
+        super().__init__(message, field=field)
 
 
 def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray]:
     """The columns ``law`` needs (plus its optional ones, when present) from a CSV file, validated."""
     if law not in fittable_law_names():
-        raise DataError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(fittable_law_names())}")
+        raise DataError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(fittable_law_names())}",
+                        field="law")
     family = get_law(law)
     required = family.fit_columns
     name = Path(path).name
@@ -46,7 +54,8 @@ def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray
     if missing:
         found = ", ".join(h for h in header if h) or "none"
         plural = "s" if len(missing) > 1 else ""
-        raise DataError(f"{name}: missing column{plural} {', '.join(missing)} for {law} (found: {found})")
+        raise DataError(f"{name}: missing column{plural} {', '.join(missing)} for {law} (found: {found})",
+                        field=missing[0])
     wanted = [*required, *(c for c in family.optional_columns if c in header)]
     index = {c: header.index(c) for c in wanted}
 
@@ -59,7 +68,7 @@ def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray
             raw = row[i].strip() if i < len(row) else ""
             if column == "group":
                 if not raw:
-                    raise DataError(f"{name} line {line_no}, column group: empty value")
+                    raise DataError(f"{name} line {line_no}, column group: empty value", field="group")
                 values[column].append(raw)
             else:
                 values[column].append(_parse(name, line_no, column, raw))
@@ -71,16 +80,16 @@ def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray
 def _parse(name: str, line_no: int, column: str, raw: str) -> float:
     where = f"{name} line {line_no}, column {column}"
     if raw == "":
-        raise DataError(f"{where}: empty value")
+        raise DataError(f"{where}: empty value", field=column)
     try:
         value = float(raw)
     except ValueError:
-        raise DataError(f"{where}: not a number: {raw!r}") from None
+        raise DataError(f"{where}: not a number: {raw!r}", field=column) from None
     if not math.isfinite(value):
-        raise DataError(f"{where}: not a finite number: {raw!r}")
+        raise DataError(f"{where}: not a finite number: {raw!r}", field=column)
     if column == "warmup":
         if value < 0:
-            raise DataError(f"{where}: must be >= 0, got {raw}")
+            raise DataError(f"{where}: must be >= 0, got {raw}", field=column)
     elif value <= 0:
-        raise DataError(f"{where}: must be > 0, got {raw}")
+        raise DataError(f"{where}: must be > 0, got {raw}", field=column)
     return value

@@ -29,7 +29,7 @@ from fits.fitting import fit as fit_points
 from fits.fitting.diagnostics import heldout_split, relative_error
 from fits.fitting.engine import InsufficientData
 from fits.laws.registry import fittable_law_names, get_law
-from fits.store import activate_fit, active_fit, from_json, get_fit, save_fit, transaction
+from fits.store import activate_fit, active_fit, from_json, get_fit, save_version, transaction
 
 MIN_RUNS_FINAL = 5
 """chinchilla, kaplan-nd: one run per coefficient at least; the fit also needs two distinct sizes and token
@@ -87,7 +87,7 @@ def refit(
             with transaction(db):
                 if _covered(db, job):  # another runner recorded these runs while we were fitting
                     continue
-                saved = save_fit(db, record, points=_point_records(job))
+                saved = save_version(db, record, points=_point_records(job))
                 if activate or _earns_activation(db, saved, job):
                     activate_fit(db, saved.id)
                 written.append(get_fit(db, saved.id))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 import sqlite_utils
 
+from fits.errors import Conflict, NotFound
 from fits.fit import Fit, Provenance
 from fits.result import Diagnostics
 
@@ -32,11 +33,10 @@ T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 
 
-class FitNotFound(KeyError):
+class FitNotFound(NotFound):
     """No fit with that id or name."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "fit not found"
+    default_message = "fit not found"
 
 
 def db_path(path: str | os.PathLike[str] | None = None) -> str:
@@ -210,7 +210,9 @@ def save_fit(
 ) -> Fit:
     """Store ``fit`` as the next version of its (law, scope); optionally make it the active one.
 
-    ``points`` are the data points the fit was made on, kept so a fit can be re-examined later.
+    ``points`` are the data points the fit was made on, kept so a fit can be re-examined later. No name
+    rule: this is the store's primitive (seeding stores the published names with it); new fits go through
+    ``save_version``.
     """
     with transaction(db):
         (latest,) = db.execute(
@@ -241,6 +243,46 @@ def save_fit(
     return get_fit(db, fit_id)
 
 
+def reserved_names() -> frozenset[str]:
+    """Names of the published coefficient sets: only seeding may store a fit under one of them."""
+    from fits.laws.published import published_fits
+
+    return frozenset(f.name for f in published_fits() if f.name)
+
+
+def check_name(db: sqlite_utils.Database, name: str | None, law: str, scope: str) -> None:
+    """Conflict (field ``name``) unless ``name`` may name a new version of (law, scope).
+
+    A published name is reserved, and a name stays with one (law, scope): ``get_fit(name)`` returns the newest
+    version carrying it, which must not jump to another family or scope.
+    """
+    if name is None:
+        return
+    if name in reserved_names():
+        raise Conflict(f"{name!r} is the name of a published fit and is reserved", field="name")
+    row = db.execute("SELECT law, scope FROM fits WHERE name = ? ORDER BY version DESC LIMIT 1", [name]).fetchone()
+    if row is not None and (row[0], row[1]) != (law, scope):
+        raise Conflict(f"{name!r} already names fits of {row[0]}/{row[1]}; a name stays with one (law, scope)",
+                       field="name")
+
+
+def save_version(
+    db: sqlite_utils.Database,
+    fit: Fit,
+    *,
+    activate: bool = False,
+    points: list[dict[str, float]] | None = None,
+) -> Fit:
+    """Store a fit made by someone (the fits CLI, the API, the refit) as the next version of its (law, scope).
+
+    The name is checked (``check_name``) and the version written in one write transaction, so two savers
+    cannot both claim a name; ``points`` are the data the fit was made on. Conflict if the name is refused.
+    """
+    with transaction(db):
+        check_name(db, fit.name, fit.law, fit.scope)
+        return save_fit(db, fit, activate=activate, points=points)
+
+
 def _activate(db: sqlite_utils.Database, fit_id: int, law: str, scope: str) -> None:
     db.execute("UPDATE fits SET active = 0 WHERE law = ? AND scope = ? AND active = 1", [law, scope])
     db.execute("UPDATE fits SET active = 1 WHERE id = ?", [fit_id])
@@ -251,7 +293,7 @@ def activate_fit(db: sqlite_utils.Database, fit_id: int) -> Fit:
     with transaction(db):
         row = db.execute("SELECT law, scope FROM fits WHERE id = ?", [fit_id]).fetchone()
         if row is None:
-            raise FitNotFound(f"no fit with id {fit_id}")
+            raise FitNotFound(f"no fit with id {fit_id}", field="fit_id")
         _activate(db, fit_id, row[0], row[1])
     return get_fit(db, fit_id)
 
@@ -261,12 +303,12 @@ def get_fit(db: sqlite_utils.Database, ref: int | str) -> Fit:
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         rows = list(db["fits"].rows_where("id = ?", [int(ref)]))
         if not rows:
-            raise FitNotFound(f"no fit with id {ref}")
+            raise FitNotFound(f"no fit with id {ref}", field="fit")
     else:
         rows = list(db["fits"].rows_where("name = ?", [ref], order_by="version desc", limit=1))
         if not rows:
             known = ", ".join(r["name"] for r in db.query("SELECT DISTINCT name FROM fits WHERE name IS NOT NULL"))
-            raise FitNotFound(f"no fit named {ref!r} (known names: {known or 'none'})")
+            raise FitNotFound(f"no fit named {ref!r} (known names: {known or 'none'})", field="fit")
     return _row_to_fit(rows[0])
 
 
@@ -295,7 +337,7 @@ def list_fits(db: sqlite_utils.Database, *, law: str | None = None, scope: str |
 def fit_points(db: sqlite_utils.Database, fit_id: int) -> list[dict[str, float]] | None:
     row = db.execute("SELECT points FROM fits WHERE id = ?", [fit_id]).fetchone()
     if row is None:
-        raise FitNotFound(f"no fit with id {fit_id}")
+        raise FitNotFound(f"no fit with id {fit_id}", field="fit_id")
     return from_json(row[0], list[dict[str, float]] | None)
 
 

@@ -1,19 +1,20 @@
-"""python -m planner: plan, show, list, frontier, predict. A thin layer over the library; DB from SCALEPLAN_DB.
+"""python -m planner: plan, show, list, frontier, predict. A thin layer over the library.
 
-Bad input prints one line naming the field (and its flag) to stderr and exits with status 2.
+Every command takes ``--db PATH`` (else ``$SCALEPLAN_DB``, else ./scaleplan.db). Bad input prints one line
+naming the field (and its flag) to stderr and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 
 import msgspec
 
+from fits import cliutil
 from fits.units import PF_DAY
-from planner.errors import PlanError, PlanNotFound
+from planner.errors import PlanError
 from planner.plan import Frontier, Plan, Prediction
 from planner.request import Hardware, PlanRequest, parse_quantity
 
@@ -52,24 +53,8 @@ FLAGS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # Read "-1e21" as a (bad) value for its flag rather than as an unknown option.
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-
-    def error(self, message: str) -> None:  # one line, status 2
-        self.exit(2, f"error: {message}\n")
-
-
-def _fail(exc: Exception, field: str | None = None) -> int:
-    if isinstance(exc, PlanError):
-        flag = FLAGS.get(exc.field)
-        where = f"{exc.field} ({flag})" if flag else exc.field
-        print(f"error: {where}: {exc.message}", file=sys.stderr)
-    else:
-        print(f"error: {exc}", file=sys.stderr)
-    return 2
+class _Parser(cliutil.Parser):
+    error_format = "error: {message}"
 
 
 def _number(args: argparse.Namespace, attr: str, field: str) -> float | None:
@@ -264,7 +249,11 @@ def _add_hardware(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m planner", description="Compute-budget planning from scaling-law fits.")
+    parser = _Parser(
+        prog="python -m planner",
+        description="Compute-budget planning from scaling-law fits.",
+        epilog="Database: --db PATH, else $SCALEPLAN_DB, else ./scaleplan.db. Run 'python -m planner COMMAND --help'.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("plan", help="plan a training run for a budget or a target loss")
@@ -278,15 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_constraints(p)
     p.add_argument("--idempotency-key", help="return the stored plan if this key was used before")
     p.add_argument("--json", action="store_true", help="print the Plan as JSON")
+    cliutil.add_db_option(p)
 
     s = sub.add_parser("show", help="show a stored plan")
     s.add_argument("id", help="plan id")
     s.add_argument("--json", action="store_true")
+    cliutil.add_db_option(s)
 
     ls = sub.add_parser("list", help="list stored plans, newest first")
     ls.add_argument("--fit-id", type=str)
     ls.add_argument("--limit", type=str, default="20")
     ls.add_argument("--json", action="store_true")
+    cliutil.add_db_option(ls)
 
     f = sub.add_parser("frontier", help="the best plan per budget over a compute range")
     f.add_argument("--from", dest="start", required=True, metavar="FLOPS")
@@ -296,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit(f)
     _add_constraints(f)
     f.add_argument("--json", action="store_true")
+    cliutil.add_db_option(f)
 
     pr = sub.add_parser("predict", help="the loss a model size and training length should reach")
     pr.add_argument("--params", required=True, metavar="N", help="non-embedding parameters")
@@ -305,20 +298,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--unique-tokens", metavar="U")
     _add_fit(pr)
     pr.add_argument("--json", action="store_true")
+    cliutil.add_db_option(pr)
+    cliutil.bind_commands(sub, COMMANDS)
     return parser
 
 
-def _open_db():
+def _open_db(args: argparse.Namespace):
     from fits.store import open_db
 
-    return open_db()
+    return open_db(args.db)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from planner.service import make_plan
 
     request = request_from_args(args)
-    plan = make_plan(request, _open_db(), idempotency_key=args.idempotency_key)
+    plan = make_plan(request, _open_db(args), idempotency_key=args.idempotency_key)
     _emit(plan, args.json, format_plan)
     return 0
 
@@ -328,7 +323,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     if not args.id.isdigit():
         raise PlanError("id", f"must be a plan id (a whole number), got {args.id!r}")
-    _emit(get_plan(_open_db(), int(args.id)), args.json, format_plan)
+    _emit(get_plan(_open_db(args), int(args.id)), args.json, format_plan)
     return 0
 
 
@@ -337,7 +332,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     limit = _int(args, "limit", "limit")
     fit_id = _int(args, "fit_id", "fit_id")
-    plans = list_plans(_open_db(), fit_id=fit_id, limit=limit or 20)
+    plans = list_plans(_open_db(args), fit_id=fit_id, limit=limit or 20)
     if args.json:
         sys.stdout.write(msgspec.json.encode(plans).decode() + "\n")
         return 0
@@ -357,7 +352,7 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
     args.gpu = args.gpus = args.mfu = args.price = args.peak_tflops = None
     template = request_from_args(args)
     result = make_frontier(
-        _open_db(),
+        _open_db(args),
         parse_quantity(args.start, "start"),
         parse_quantity(args.stop, "stop"),
         per_decade=_int(args, "per_decade", "per_decade"),
@@ -386,11 +381,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         law=args.law,
         scope=args.scope,
     )
-    _emit(make_prediction(request, _open_db()), args.json, format_prediction)
+    _emit(make_prediction(request, _open_db(args)), args.json, format_prediction)
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, cliutil.Command] = {
     "plan": _cmd_plan,
     "show": _cmd_show,
     "list": _cmd_list,
@@ -401,12 +396,5 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except (PlanError, PlanNotFound) as exc:
-        return _fail(exc)
-    except FileNotFoundError as exc:  # database directory missing
-        return _fail(exc)
-    except BrokenPipeError:  # output piped into head and the like
-        sys.stderr.close()
-        return 0
+    # a missing database directory (FileNotFoundError) is bad input too
+    return cliutil.dispatch(args, prefix="error: ", flags=FLAGS)

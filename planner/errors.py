@@ -1,19 +1,22 @@
-"""Errors raised by the planner. Each names the request field a person has to change."""
+"""Errors raised by the planner, in the fits.errors tree. Each names the request field a person has to change."""
 
 from __future__ import annotations
 
+from fits.errors import BadInput, Conflict, NotFound
 
-class PlanError(ValueError):
+
+class PlanError(BadInput):
     """A plan cannot be made from this request; ``field`` names the offending input (dotted for nested ones)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
-class PlanNotFound(KeyError):
+class IdempotencyConflict(PlanError, Conflict):
+    """An idempotency key already stored for a different request (``field`` is ``idempotency_key``)."""
+
+
+class PlanNotFound(NotFound):
     """No stored plan with that id."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "plan not found"
+    default_message = "plan not found"

@@ -11,8 +11,8 @@ from fits.store import FitNotFound, active_fit, active_fits, get_fit
 from planner.errors import PlanError
 from planner.plan import Plan
 from planner.request import PlanRequest, validate
-from planner.solve import DEFAULT_FIT, DEFAULT_FIT_REASON, solve_plan
-from planner.store import find_by_key, save_plan
+from planner.solve import DEFAULT_FIT, DEFAULT_FIT_REASON, solve_validated
+from planner.store import find_by_key, store_plan
 
 
 def resolve_fit(
@@ -51,13 +51,24 @@ def make_plan(request: PlanRequest, db: sqlite_utils.Database, *, idempotency_ke
 
     With an idempotency key that was used before, the stored plan comes back without solving again.
     """
+    return make_or_replay_plan(request, db, idempotency_key=idempotency_key)[0]
+
+
+def make_or_replay_plan(
+    request: PlanRequest, db: sqlite_utils.Database, *, idempotency_key: str | None = None
+) -> tuple[Plan, bool]:
+    """``make_plan`` that also says whether the plan was replayed (stored earlier under the same key).
+
+    The request is validated once and the key looked up once; a concurrent writer that stores the same key
+    between the look-up and the insert is caught by the unique index (save_plan returns its plan).
+    """
     validate(request)
     if idempotency_key is not None:
         existing = find_by_key(db, idempotency_key, request)
         if existing is not None:
-            return existing
+            return existing, True
     fit, defaulted = resolve_fit(db, request.fit, request.law, request.scope)
-    plan = solve_plan(request, fit)
+    plan = solve_validated(request, fit)
     if defaulted:
         plan = msgspec.structs.replace(plan, assumptions=[DEFAULT_FIT_REASON, *plan.assumptions])
-    return save_plan(db, plan, idempotency_key=idempotency_key)
+    return store_plan(db, plan, idempotency_key=idempotency_key)

@@ -70,6 +70,11 @@ def solve_plan(request: PlanRequest, fit: Fit) -> Plan:
     that the law cannot be evaluated; never returns a non-finite number. An unsaved fit is referenced as id 0.
     """
     validate(request)
+    return solve_validated(request, fit)
+
+
+def solve_validated(request: PlanRequest, fit: Fit) -> Plan:
+    """``solve_plan`` for a request ``validate`` has already passed (make_plan validates once)."""
     try:
         with np.errstate(all="ignore"):
             return _solve(request, fit)

@@ -12,7 +12,7 @@ import msgspec
 import sqlite_utils
 
 from fits.store import now, transaction
-from planner.errors import PlanError, PlanNotFound
+from planner.errors import IdempotencyConflict, PlanError, PlanNotFound
 from planner.plan import Plan
 from planner.request import PlanRequest
 
@@ -37,7 +37,7 @@ def find_by_key(db: sqlite_utils.Database, key: str, request: PlanRequest | None
     """The plan stored under ``key``; PlanError if it was made from a different request."""
     plan = _by_key(db, key)
     if plan is not None and request is not None and not _same_request(plan.request, request):
-        raise PlanError(
+        raise IdempotencyConflict(
             "idempotency_key",
             f"{key!r} was already used for a different request (plan {plan.id}); use a new key",
         )
@@ -50,38 +50,38 @@ def save_plan(db: sqlite_utils.Database, plan: Plan, *, idempotency_key: str | N
     With an idempotency key already in the table, nothing is written and the stored plan comes back (a
     PlanError if that plan answered a different request).
     """
+    return store_plan(db, plan, idempotency_key=idempotency_key)[0]
+
+
+def store_plan(db: sqlite_utils.Database, plan: Plan, *, idempotency_key: str | None = None) -> tuple[Plan, bool]:
+    """``save_plan`` that also says whether the key was already taken (the stored plan came back instead).
+
+    The key is not looked up before the insert: the unique index on ``idempotency_key`` refuses a second
+    row, and only then is the stored plan read (so the usual path reads nothing).
+    """
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key.strip()):
         raise PlanError("idempotency_key", "must be a non-empty string")
     created = now()
+    stored = msgspec.structs.replace(plan, id=None, created=created)
+    row = {
+        "fit_id": plan.fit.id,
+        "created": created,
+        "compute_flops": plan.compute_flops,
+        "idempotency_key": idempotency_key,
+        "request": _encoder.encode(plan.request).decode(),
+        "plan": _encoder.encode(stored).decode(),
+    }
     try:
         with transaction(db):
-            if idempotency_key is not None:
-                existing = find_by_key(db, idempotency_key, plan.request)
-                if existing is not None:
-                    return existing
-            stored = msgspec.structs.replace(plan, id=None, created=created)
-            plan_id = (
-                db["plans"]
-                .insert(
-                    {
-                        "fit_id": plan.fit.id,
-                        "created": created,
-                        "compute_flops": plan.compute_flops,
-                        "idempotency_key": idempotency_key,
-                        "request": _encoder.encode(plan.request).decode(),
-                        "plan": _encoder.encode(stored).decode(),
-                    }
-                )
-                .last_pk
-            )
+            plan_id = db["plans"].insert(row).last_pk
     except sqlite3.IntegrityError:
-        # Another writer stored the same key between our check and insert.
+        # The key is taken (stored before, or by another writer between a look-up and this insert).
         if idempotency_key is not None:
             existing = find_by_key(db, idempotency_key, plan.request)
             if existing is not None:
-                return existing
+                return existing, True
         raise
-    return msgspec.structs.replace(plan, id=plan_id, created=created)
+    return msgspec.structs.replace(plan, id=plan_id, created=created), False
 
 
 def get_plan(db: sqlite_utils.Database, plan_id: int) -> Plan:
@@ -90,10 +90,10 @@ def get_plan(db: sqlite_utils.Database, plan_id: int) -> Plan:
         try:
             plan_id = int(plan_id)
         except (TypeError, ValueError):
-            raise PlanNotFound(f"no plan with id {plan_id!r}") from None
+            raise PlanNotFound(f"no plan with id {plan_id!r}", field="plan_id") from None
     rows = list(db["plans"].rows_where("id = ?", [plan_id], limit=1))
     if not rows:
-        raise PlanNotFound(f"no plan with id {plan_id}")
+        raise PlanNotFound(f"no plan with id {plan_id}", field="plan_id")
     return _row_to_plan(rows[0])
 
 

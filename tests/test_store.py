@@ -87,3 +87,24 @@ def test_lookup_errors_name_what_is_known(db):
 def test_open_db_in_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         open_db(tmp_path / "nope" / "x.db")
+
+
+def test_save_version_keeps_published_names_reserved_and_a_name_with_one_law_and_scope(db):
+    from fits.errors import Conflict
+    from fits.store import save_version
+
+    with pytest.raises(Conflict) as reserved:
+        save_version(db, msgspec_replace(_fit(), name="besiroglu2024"))
+    assert reserved.value.field == "name" and "reserved" in str(reserved.value)
+    first = save_version(db, msgspec_replace(_fit("a"), name="mine"))
+    second = save_version(db, msgspec_replace(_fit("a"), name="mine"))
+    assert (first.version, second.version) == (1, 2) and get_fit(db, "mine").id == second.id
+    with pytest.raises(Conflict, match="a name stays with one"):
+        save_version(db, msgspec_replace(_fit("b"), name="mine"))
+    assert [f.scope for f in list_fits(db) if f.name == "mine"] == ["a", "a"]
+
+
+def msgspec_replace(fit: Fit, **changes: object) -> Fit:
+    import msgspec
+
+    return msgspec.structs.replace(fit, **changes)

@@ -3,15 +3,14 @@
     python -m verifier run --n-layer 4 --d-model 128 --steps 1000
     python -m verifier run --params 1e6 --tokens 2e7 --corpus ./text/ --json
 
-Subcommands live in modules that add themselves to the parser: this one defines ``run``; a
-``verifier.check.cli`` module, when present, adds its own through ``add_parsers(subparsers)``.
-Bad input prints one line on stderr and exits with status 2.
+This module defines ``run``; ``check`` and ``calibrate`` come from verifier.check.cli. Every command takes
+``--db PATH`` (else ``$SCALEPLAN_DB``, else ./scaleplan.db). Bad input prints one line on stderr and exits
+with status 2; a run that started but could not finish (the loss diverged) exits with 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import subprocess
@@ -19,26 +18,10 @@ import sys
 
 import msgspec
 
+from fits import cliutil
 from verifier import runs
-from verifier.runs import ConfigError, RunConfig, RunNotFound
-
-EXIT_BAD_INPUT = 2
-_EXTENSIONS = ("verifier.check.cli",)
-
-
-def _number(text: str) -> float:
-    """Accepts 1e6, 2.5e7, 1_000_000."""
-    try:
-        return float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def _count(text: str) -> int:
-    value = _number(text)
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
-    return int(value)
+from verifier.check import cli as check_cli
+from verifier.runs import ConfigError, RunConfig
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,11 +29,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     shape.add_argument("--n-layer", type=int)
     shape.add_argument("--d-model", type=int)
     shape.add_argument("--n-head", type=int, help="default: 64-wide heads")
-    shape.add_argument("--params", type=_number, metavar="N",
+    shape.add_argument("--params", type=cliutil.number, metavar="N",
                        help="non-embedding parameter target; the shape comes from planner.shape")
     length = p.add_argument_group("length (one of)")
-    length.add_argument("--steps", type=_count)
-    length.add_argument("--tokens", type=_number, help="training tokens, rounded up to whole steps")
+    length.add_argument("--steps", type=cliutil.whole)
+    length.add_argument("--tokens", type=cliutil.number, help="training tokens, rounded up to whole steps")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16, help="sequences per step, all ranks (16)")
     opt.add_argument("--seq-len", type=int, default=256)
@@ -80,7 +63,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     rt.add_argument("--compile", action="store_true", help="torch.compile the model")
     rt.add_argument("--nproc", type=int, default=1,
                     help="processes on this host: >1 relaunches under torchrun with DDP")
-    rt.add_argument("--db", help="database file (default: $SCALEPLAN_DB or ./scaleplan.db)")
+    cliutil.add_db_option(rt)
     rt.add_argument("--run-id", type=int,
                     help="train (or continue) this existing run; without shape options, as it was configured")
     rt.add_argument("--no-resume", action="store_true",
@@ -127,13 +110,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             reader.conn.close()
         if config is None:
-            raise ConfigError(f"run_id: run {args.run_id} has no stored config to train from")
+            raise ConfigError(f"run {args.run_id} has no stored config to train from", field="run_id")
     else:
         config = config_from_args(args)
     if args.nproc > 1 and not distributed:  # bad input was reported above, once, before starting processes
         if config.batch_size % args.nproc:
-            raise ConfigError(f"batch_size: {config.batch_size} sequences do not split evenly over "
-                              f"{args.nproc} processes")
+            raise ConfigError(f"{config.batch_size} sequences do not split evenly over "
+                              f"{args.nproc} processes", field="batch_size")
         return _launch_torchrun(args.nproc, _strip_nproc(args.argv))
     if not args.quiet and main:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -173,22 +156,22 @@ def _is_rank_zero() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+COMMANDS: dict[str, cliutil.Command] = {
+    "run": cmd_run,
+    "check": check_cli.cmd_check,
+    "calibrate": check_cli.cmd_calibrate,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m verifier",
-                                     description="Train small GPT runs and check scaling-law predictions.")
+    parser = cliutil.Parser(prog="python -m verifier",
+                            description="Train small GPT runs and check scaling-law predictions.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="train one run and store its curve",
                          description="Train one GPT run; prints its id and final losses.")
     add_run_arguments(run)
-    run.set_defaults(func=cmd_run)
-    for name in _EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.add_parsers(sub)
+    check_cli.add_parsers(sub)
+    cliutil.bind_commands(sub, COMMANDS)
     return parser
 
 
@@ -198,19 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv[1:]  # the subcommand's own arguments, for relaunching under torchrun
     try:
-        return args.func(args)
-    except (ValueError, RunNotFound) as exc:  # bad input: configuration, corpus, device, memory, run id
-        if _is_rank_zero():  # under torchrun every rank fails alike; one line is enough
-            print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        # Bad input (configuration, corpus, device, memory, run id; plain ValueErrors from torch or msgspec
+        # too) is one line and 2; under torchrun every rank fails alike, so only rank 0 prints it.
+        return cliutil.dispatch(args, prefix="error: ", bad_input=(ValueError,), quiet=not _is_rank_zero())
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        from verifier.train import RunBusy, TrainingDiverged
-
-        if isinstance(exc, RunBusy | TrainingDiverged):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT if isinstance(exc, RunBusy) else 1
-        raise
 

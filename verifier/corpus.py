@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fits.errors import BadInput
+
 TOKENIZERS = ("bytes", "bpe")
 EOT = "<|endoftext|>"
 _PRETOKENIZED = (".bin", ".npy")
@@ -41,20 +43,24 @@ _SKIP_DIRS = {"__pycache__", "site-packages", "dist-packages"}
 _FORMAT = 1  # bump when the cache layout or tokenisation changes
 
 
-class CorpusError(ValueError):
-    """The corpus cannot be used; the message names the path and the problem."""
+class CorpusError(BadInput):
+    """The corpus cannot be used; ``field`` names the option (``corpus`` unless said), the message the path
+    and the problem."""
+
+    def __init__(self, message: str, *, field: str | None = "corpus") -> None:
+        super().__init__(message, field=field)
 
 
 class CorpusNotFound(CorpusError):
-    pass
+    """The corpus path does not exist."""
 
 
 class EmptyCorpus(CorpusError):
-    pass
+    """The corpus has no files or no tokens."""
 
 
 class NonTextFile(CorpusError):
-    pass
+    """A corpus file is not text."""
 
 
 def cache_dir() -> Path:
@@ -103,21 +109,21 @@ class Corpus:
         for name, part in (("training", self.train), ("validation", self.val)):
             if len(part) < seq_len + 1:
                 raise CorpusError(
-                    f"corpus: {self.source} has only {len(part)} {name} tokens, fewer than seq_len + 1 = "
+                    f"{self.source} has only {len(part)} {name} tokens, fewer than seq_len + 1 = "
                     f"{seq_len + 1}; use a larger corpus or a shorter --seq-len")
 
     def encode(self, text: str) -> list[int]:
         if self.tokenizer == "bytes":
             return list(text.encode("utf-8"))
         if self._bpe is None:
-            raise CorpusError("corpus: pre-tokenised corpora have no tokenizer to encode text with")
+            raise CorpusError("pre-tokenised corpora have no tokenizer to encode text with")
         return self._bpe.encode(text).ids
 
     def decode(self, ids) -> str:
         if self.tokenizer == "bytes":
             return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
         if self._bpe is None:
-            raise CorpusError("corpus: pre-tokenised corpora have no tokenizer to decode with")
+            raise CorpusError("pre-tokenised corpora have no tokenizer to decode with")
         return self._bpe.decode([int(i) for i in ids])
 
 
@@ -148,9 +154,9 @@ def load_corpus(path: str | os.PathLike | None = None, *, tokenizer: str = "byte
                 cache: str | os.PathLike | None = None) -> Corpus:
     """Tokenise (or reuse the cached tokens of) ``path``; None means the standard-library default."""
     if tokenizer not in TOKENIZERS:
-        raise CorpusError(f"tokenizer: must be one of {TOKENIZERS}, got {tokenizer!r}")
+        raise CorpusError(f"must be one of {TOKENIZERS}, got {tokenizer!r}", field="tokenizer")
     if not 0.0 < val_fraction < 1.0:
-        raise CorpusError(f"val_fraction: must be between 0 and 1, got {val_fraction}")
+        raise CorpusError(f"must be between 0 and 1, got {val_fraction}", field="val_fraction")
     root = Path(cache) if cache is not None else cache_dir()
 
     if path is None:
@@ -160,18 +166,18 @@ def load_corpus(path: str | os.PathLike | None = None, *, tokenizer: str = "byte
     else:
         src = Path(path).expanduser()
         if not src.exists():
-            raise CorpusNotFound(f"corpus: {src} does not exist")
+            raise CorpusNotFound(f"{src} does not exist")
         src = src.resolve()
         if src.is_file() and src.suffix in _PRETOKENIZED:
             return _load_pretokenized(src, vocab_size, val_fraction, root)
         files = [src] if src.is_file() else _list_files(src, pattern="*")
         label = str(src)
     if not files:
-        raise EmptyCorpus(f"corpus: {src} contains no files")
+        raise EmptyCorpus(f"{src} contains no files")
     if tokenizer == "bpe":
         vocab_size = 4096 if vocab_size is None else vocab_size
         if not 257 <= vocab_size <= 2**31:
-            raise CorpusError(f"vocab_size: a BPE vocabulary needs 257 or more entries, got {vocab_size}")
+            raise CorpusError(f"a BPE vocabulary needs 257 or more entries, got {vocab_size}", field="vocab_size")
     else:
         vocab_size = 256
 
@@ -238,7 +244,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _read_text(f: Path) -> bytes:
     data = f.read_bytes()
     if b"\0" in data:
-        raise NonTextFile(f"corpus: {f} is not a text file (it contains NUL bytes); "
+        raise NonTextFile(f"{f} is not a text file (it contains NUL bytes); "
                           "pass text files, or pre-tokenised .bin/.npy tokens")
     return data
 
@@ -268,7 +274,7 @@ def _build(out: Path, files: list[Path], rel: list[str], tokenizer: str, vocab_s
                         np.asarray([*enc.ids, eot], dtype=dtype).tofile(sink)
         n = (tmp / "tokens.bin").stat().st_size // dtype.itemsize
         if n == 0:
-            raise EmptyCorpus(f"corpus: {label} is empty (0 tokens)")
+            raise EmptyCorpus(f"{label} is empty (0 tokens)")
         meta = {"format": _FORMAT, "n_tokens": n, "n_train": n - max(1, math.ceil(val_fraction * n)),
                 "dtype": dtype.name, "vocab_size": vocab, "fingerprint": fingerprint,
                 "tokenizer": tokenizer if tokenizer == "bytes" else f"bpe{vocab}", "source": label,
@@ -320,17 +326,17 @@ def _load_pretokenized(src: Path, vocab_size: int | None, val_fraction: float, r
         try:
             tokens = np.load(src, mmap_mode="r")
         except ValueError as exc:
-            raise CorpusError(f"corpus: {src} is not a readable .npy array ({exc})") from exc
+            raise CorpusError(f"{src} is not a readable .npy array ({exc})") from exc
         if tokens.dtype not in (np.uint16, np.uint32) or tokens.ndim != 1:
-            raise CorpusError(f"corpus: {src} must hold a 1-D uint16 or uint32 token array, "
+            raise CorpusError(f"{src} must hold a 1-D uint16 or uint32 token array, "
                               f"got {tokens.ndim}-D {tokens.dtype}")
     else:
         if src.stat().st_size % 2:
-            raise CorpusError(f"corpus: {src} has an odd number of bytes; a .bin must hold raw uint16 tokens")
+            raise CorpusError(f"{src} has an odd number of bytes; a .bin must hold raw uint16 tokens")
         tokens = np.memmap(src, dtype=np.uint16, mode="r")
     n = len(tokens)
     if n == 0:
-        raise EmptyCorpus(f"corpus: {src} is empty (0 tokens)")
+        raise EmptyCorpus(f"{src} is empty (0 tokens)")
     fingerprint = _fingerprint(root, [src], [src.name], single=True)
     meta_path = root / "corpus" / f"{fingerprint}.tokens.json"
     try:
@@ -341,6 +347,7 @@ def _load_pretokenized(src: Path, vocab_size: int | None, val_fraction: float, r
     if vocab_size is None:
         vocab_size = max_token + 1
     elif vocab_size <= max_token:
-        raise CorpusError(f"vocab_size: {vocab_size} is too small for {src}, whose largest token is {max_token}")
+        raise CorpusError(f"{vocab_size} is too small for {src}, whose largest token is {max_token}",
+                          field="vocab_size")
     return Corpus(tokens=tokens, n_train=n - max(1, math.ceil(val_fraction * n)), vocab_size=vocab_size,
                   fingerprint=fingerprint, tokenizer="tokens", source=str(src), n_files=1)

@@ -9,9 +9,14 @@ import time
 
 import torch
 
+from fits.errors import BadInput
 
-class DeviceError(ValueError):
-    """The requested device is not usable here."""
+
+class DeviceError(BadInput):
+    """The requested device is not usable here (``field`` is ``device``)."""
+
+    def __init__(self, message: str, *, field: str | None = "device") -> None:
+        super().__init__(message, field=field)
 
 
 def cpu_count() -> int:
@@ -30,16 +35,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
-        raise DeviceError(f"device: unknown device {name!r} (use auto, cpu or cuda)") from exc
+        raise DeviceError(f"unknown device {name!r} (use auto, cpu or cuda)") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError("device: cuda was requested but CUDA is not available on this machine")
+            raise DeviceError("cuda was requested but CUDA is not available on this machine")
         if dev.index is None:  # an explicit index: set_device, DDP's device_ids and logs all want one
             dev = torch.device("cuda", torch.cuda.current_device())
         if dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device: {name} does not exist ({torch.cuda.device_count()} CUDA devices)")
+            raise DeviceError(f"{name} does not exist ({torch.cuda.device_count()} CUDA devices)")
     elif dev.type != "cpu":
-        raise DeviceError(f"device: unsupported device type {dev.type!r} (use auto, cpu or cuda)")
+        raise DeviceError(f"unsupported device type {dev.type!r} (use auto, cpu or cuda)")
     return dev
 
 

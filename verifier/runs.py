@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import sqlite_utils
 
+from fits.errors import BadInput, NotFound
 from fits.store import from_json, now, to_json, transaction
 
 if TYPE_CHECKING:
@@ -23,13 +24,14 @@ SCHEDULES = ("cosine", "linear", "constant")
 TOKENIZERS = ("bytes", "bpe")
 
 
-class ConfigError(ValueError):
-    """A run configuration value is out of range; the message names the field."""
+class ConfigError(BadInput):
+    """A run configuration value is out of range; ``field`` names it."""
 
 
-class RunNotFound(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "run not found"
+class RunNotFound(NotFound):
+    """No stored run with that id."""
+
+    default_message = "run not found"
 
 
 EVAL_CHUNK_TOKENS = 16384
@@ -84,26 +86,27 @@ class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
                     "eval_sequences", "checkpoint_every")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be a positive integer, got {getattr(self, name)}")
+                raise ConfigError(f"must be a positive integer, got {getattr(self, name)}", field=name)
         if self.d_model % self.n_head:
-            raise ConfigError(f"n_head: d_model {self.d_model} is not divisible by n_head {self.n_head}")
+            raise ConfigError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}", field="n_head")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr: must be a positive number, got {self.lr}")
+            raise ConfigError(f"must be a positive number, got {self.lr}", field="lr")
         if not 0 <= self.warmup_steps <= self.steps:
-            raise ConfigError(f"warmup_steps: must lie in 0..steps ({self.steps}), got {self.warmup_steps}")
+            raise ConfigError(f"must lie in 0..steps ({self.steps}), got {self.warmup_steps}", field="warmup_steps")
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule: must be one of {SCHEDULES}, got {self.schedule!r}")
+            raise ConfigError(f"must be one of {SCHEDULES}, got {self.schedule!r}", field="schedule")
         if self.tokenizer not in TOKENIZERS:
-            raise ConfigError(f"tokenizer: must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+            raise ConfigError(f"must be one of {TOKENIZERS}, got {self.tokenizer!r}", field="tokenizer")
         for name in ("min_lr_ratio", "dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name}: must lie in [0, 1], got {getattr(self, name)}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError("weight_decay and grad_clip must be non-negative")
+                raise ConfigError(f"must lie in [0, 1], got {getattr(self, name)}", field=name)
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be non-negative, got {getattr(self, name)}", field=name)
         if self.seed < 0:
-            raise ConfigError(f"seed: must be non-negative, got {self.seed}")
+            raise ConfigError(f"must be non-negative, got {self.seed}", field="seed")
         if self.micro_batch is not None and self.micro_batch < 1:
-            raise ConfigError(f"micro_batch: must be a positive integer, got {self.micro_batch}")
+            raise ConfigError(f"must be a positive integer, got {self.micro_batch}", field="micro_batch")
 
     @property
     def batch_tokens(self) -> int:
@@ -262,7 +265,7 @@ def create_run(db: sqlite_utils.Database, config: RunConfig, *, scope: str, n_pa
                status: str = "pending") -> Run:
     """Insert a verifier run (status 'pending' until a trainer picks it up) and return it."""
     if status not in STATUSES:
-        raise ValueError(f"status: must be one of {STATUSES}, got {status!r}")
+        raise ConfigError(f"must be one of {STATUSES}, got {status!r}", field="status")
     stamp = now()
     row = {
         "scope": scope, "plan_id": plan_id, "check_id": check_id, "role": role, "source": "verifier",
@@ -299,7 +302,7 @@ def create_ingested_run(db: sqlite_utils.Database, points: list[RunPoint], *, sc
     }
     with transaction(db):
         if plan_id is not None and db.execute("SELECT 1 FROM plans WHERE id = ?", [plan_id]).fetchone() is None:
-            raise ConfigError(f"plan_id: no plan with id {plan_id}")
+            raise ConfigError(f"no plan with id {plan_id}", field="plan_id")
         run_id = db["runs"].insert(row).last_pk
         write_points(db, run_id, points)
     return get_run(db, run_id)
@@ -308,7 +311,7 @@ def create_ingested_run(db: sqlite_utils.Database, points: list[RunPoint], *, sc
 def get_run(db: sqlite_utils.Database, run_id: int) -> Run:
     rows = list(db["runs"].rows_where("id = ?", [run_id]))
     if not rows:
-        raise RunNotFound(f"no run with id {run_id}")
+        raise RunNotFound(f"no run with id {run_id}", field="run_id")
     return _row_to_run(rows[0])
 
 
@@ -323,14 +326,14 @@ def list_runs(db: sqlite_utils.Database, *, scope: str | None = None, status: st
 def update_run(db: sqlite_utils.Database, run_id: int, **fields: Any) -> Run:
     """Set columns of a run (JSON columns take Python objects) and bump ``updated``."""
     if "status" in fields and fields["status"] not in STATUSES:
-        raise ValueError(f"status: must be one of {STATUSES}, got {fields['status']!r}")
+        raise ConfigError(f"must be one of {STATUSES}, got {fields['status']!r}", field="status")
     for key in _JSON_COLUMNS:
         if key in fields and fields[key] is not None and not isinstance(fields[key], str):
             fields[key] = to_json(fields[key])
     fields["updated"] = now()
     with transaction(db):
         if db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:
-            raise RunNotFound(f"no run with id {run_id}")
+            raise RunNotFound(f"no run with id {run_id}", field="run_id")
         db["runs"].update(run_id, fields)
     return get_run(db, run_id)
 

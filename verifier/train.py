@@ -85,9 +85,9 @@ def _stored_run(db: sqlite_utils.Database, run_id: int, config: RunConfig) -> Ru
     """The run ``run_id``, when it has this config and is not complete yet."""
     run = runs.get_run(db, run_id)
     if run.config is None or runs.config_json(run.run_config) != runs.config_json(config):
-        raise ConfigError(f"config: differs from the stored config of run {run_id}")
+        raise ConfigError(f"differs from the stored config of run {run_id}", field="config")
     if run.status == "complete":
-        raise ConfigError(f"run_id: run {run_id} is already complete")
+        raise ConfigError(f"run {run_id} is already complete", field="run_id")
     return run
 
 
@@ -161,11 +161,11 @@ def _load_data(config: RunConfig, rank: int, world: int) -> corpus_mod.Corpus:
 def _micro_batch(config: RunConfig, world: int) -> int:
     """Sequences per forward/backward on one rank; the batch must split evenly over ranks and micro-batches."""
     if config.batch_size % world:
-        raise ConfigError(f"batch_size: {config.batch_size} sequences do not split evenly over {world} ranks")
+        raise ConfigError(f"{config.batch_size} sequences do not split evenly over {world} ranks", field="batch_size")
     local_batch = config.batch_size // world
     micro = config.micro_batch or local_batch
     if local_batch % micro:
-        raise ConfigError(f"micro_batch: {micro} does not divide the per-rank batch of {local_batch}")
+        raise ConfigError(f"{micro} does not divide the per-rank batch of {local_batch}", field="micro_batch")
     return micro
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
@@ -16,14 +18,12 @@ from api.auth import require_api_key
 from api.database import Database
 from api.examples import CREATED, example, fit_example
 from api.openapi import WRITE_SECURITY, problem_responses
-from api.problems import ApiProblem, strict_body, value_problem
+from api.problems import ApiProblem, value_problem
 from api.schemas import MAX_ID, FitCreated, FitRequest
 from api.threads import SerialThread
 from fits.fit import Fit, Provenance
-from fits.laws.published import published_fits
 from fits.result import Diagnostics, FitResult
 
-PUBLISHED_NAMES = frozenset(f.name for f in published_fits())
 FIT_REQUEST_EXAMPLE = {
     "law": "chinchilla",
     "scope": "my-corpus",
@@ -96,7 +96,7 @@ def _fit(request: FitRequest, columns: dict[str, list[float]]) -> FitResult:
 
 def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, list[float]]) -> Fit:
     """Save as the next version of (law, scope) the way ``python -m fits fit --save`` does."""
-    from fits.store import save_fit, transaction
+    from fits.store import save_version
 
     body = msgspec.json.encode(request.points)
     fit = Fit.from_result(
@@ -112,21 +112,25 @@ def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, l
         ),
     )
     points = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-    with transaction(db):
-        if request.name is not None:
-            _check_name(db, request)
-        return save_fit(db, fit, activate=request.activate, points=points)
+    with _name_conflict():
+        return save_version(db, fit, activate=request.activate, points=points)
 
 
 def _check_name(db: Any, request: FitRequest) -> None:
-    if request.name in PUBLISHED_NAMES:
-        raise ApiProblem(409, f"name: {request.name!r} is the name of a published fit and is reserved",
-                         field="name", title="Conflict")
-    row = db.execute("SELECT law, scope FROM fits WHERE name = ? ORDER BY version DESC LIMIT 1",
-                     [request.name]).fetchone()
-    if row is not None and (row[0], row[1]) != (request.law, request.scope):
-        raise ApiProblem(409, f"name: {request.name!r} already names fits of {row[0]}/{row[1]}; a name stays with "
-                              "one (law, scope)", field="name")
+    from fits.store import check_name
+
+    with _name_conflict():
+        check_name(db, request.name, request.law, request.scope)
+
+
+@contextlib.contextmanager
+def _name_conflict() -> Iterator[None]:
+    from fits.errors import Conflict
+
+    try:
+        yield
+    except Conflict as exc:
+        raise ApiProblem(409, str(exc), field=exc.field, title="Conflict") from None
 
 
 def _activate(db: Any, fit_id: int) -> Fit:
@@ -202,13 +206,11 @@ class FitsController(Controller):
     )
     async def create_fit(
         self,
-        request: Request,
         database: NamedDependency[Database],
         fitter: NamedDependency[SerialThread],
         data: Annotated[FitRequest, Body(description="Points and fitting options.", examples=[
             example("Chinchilla form on nine runs", FIT_REQUEST_EXAMPLE)])],
     ) -> Response[FitCreated]:
-        data = await strict_body(request, FitRequest)  # the schema's types, without litestar's coercion
         columns = _columns(data)
         if data.name is not None:  # refuse a conflicting name before seconds of fitting (checked again on save)
             await database.run(_check_name, data)

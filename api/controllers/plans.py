@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
@@ -16,7 +16,7 @@ from api.database import Database
 from api.examples import PLAN_REQUESTS, example, plan_example
 from api.metrics import Registry
 from api.openapi import problem_responses
-from api.problems import ApiProblem, outside_the_law, strict_body
+from api.problems import ApiProblem, outside_the_law
 from api.schemas import MAX_ID, PlanPage
 from planner import Plan, PlanRequest
 from verifier.check.records import Check
@@ -27,14 +27,9 @@ MAX_PAGE = 200
 @outside_the_law
 def _create(db: Any, request: PlanRequest, key: str | None) -> tuple[Plan, bool]:
     """(plan, replayed): an idempotency key seen before returns the stored plan without solving again."""
-    from planner import make_plan
-    from planner.store import find_by_key
+    from planner.service import make_or_replay_plan
 
-    if key is not None:
-        existing = find_by_key(db, key, request)
-        if existing is not None:
-            return existing, True
-    return make_plan(request, db, idempotency_key=key), False
+    return make_or_replay_plan(request, db, idempotency_key=key)
 
 
 def _get(db: Any, plan_id: int) -> Plan:
@@ -101,7 +96,6 @@ class PlansController(Controller):
     )
     async def create_plan(
         self,
-        request: Request,
         database: NamedDependency[Database],
         registry: NamedDependency[Registry],
         data: Annotated[PlanRequest, Body(
@@ -112,7 +106,6 @@ class PlansController(Controller):
             description="Any unique string (a UUID); a retry with the same key returns the same plan.",
             examples=[example("uuid", "9b2f6c1e-5a7d-4f3b-8d1e-2c4a6b8d0e1f")])] = None,
     ) -> Response[Plan]:
-        data = await strict_body(request, PlanRequest)  # the schema's types, without litestar's coercion
         plan, replayed = await database.run(_create, data, idempotency_key)
         headers = {"Location": f"/v1/plans/{plan.id}"}
         if replayed:

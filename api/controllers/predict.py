@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, QueryParameter
@@ -14,7 +14,7 @@ from api.database import Database
 from api.examples import example, frontier_example, prediction_example
 from api.openapi import problem_responses
 from api.plotting import frontier_png
-from api.problems import outside_the_law, strict_body
+from api.problems import outside_the_law
 from api.threads import SerialThread
 from fits.fit import Fit
 from planner import Frontier, PlanRequest, Prediction, PredictRequest
@@ -86,7 +86,6 @@ class PredictController(Controller):
     )
     async def predict(
         self,
-        request: Request,
         database: NamedDependency[Database],
         data: Annotated[PredictRequest, Body(description="Model size and training length.", examples=[
             example("N and D", {"params": 1e9, "tokens": 2e10}),
@@ -94,7 +93,6 @@ class PredictController(Controller):
                                                     "fit": "kaplan2020"}),
         ])],
     ) -> Prediction:
-        data = await strict_body(request, PredictRequest)  # the schema's types, without litestar's coercion
         return await database.run(_predict, data)
 
     @get(

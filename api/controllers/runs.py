@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
@@ -14,7 +14,6 @@ from api.auth import require_api_key
 from api.database import Database
 from api.examples import CREATED, example
 from api.openapi import WRITE_SECURITY, problem_responses
-from api.problems import strict_body
 from api.schemas import MAX_ID, RunIngest
 from verifier.runs import Run, RunPoint
 
@@ -84,12 +83,10 @@ class RunsController(Controller):
     )
     async def ingest_run(
         self,
-        request: Request,
         database: NamedDependency[Database],
         data: Annotated[RunIngest, Body(description="The run and its curve.", examples=[
             example("an 85M-parameter run", RUN_EXAMPLE)])],
     ) -> Response[Run]:
-        data = await strict_body(request, RunIngest)  # the schema's types, without litestar's coercion
         run = await database.run(_ingest, data)
         return Response(run, status_code=201, headers={"Location": f"/v1/runs/{run.id}"})
 

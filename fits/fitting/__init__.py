@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fits.errors import BadInput
 from fits.fitting.bootstrap import Progress
 from fits.fitting.chinchilla_fit import fit_chinchilla
 from fits.fitting.engine import METHODS, InsufficientData
@@ -47,10 +48,11 @@ def _fittable(name: str) -> Law:
 
     try:
         law = get_law(name)
-    except ValueError:
+    except BadInput:
         law = None
     if law is None or not law.fit_columns:
-        raise ValueError(f"law: unknown or not fittable {name!r}; expected one of {', '.join(fittable_law_names())}")
+        raise BadInput(f"unknown or not fittable {name!r}; expected one of {', '.join(fittable_law_names())}",
+                       field="law")
     return law
 
 

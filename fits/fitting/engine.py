@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fits.errors import BadInput
 from fits.fitting import diagnostics as diag
 from fits.fitting import robust
 from fits.fitting.bootstrap import Progress, bootstrap, percentile_interval
@@ -23,8 +24,9 @@ BOOTSTRAP_EXTRA_STARTS = 3
 its other distinct minima, then the best distinct stage-1 end points of the grid starts."""
 
 
-class InsufficientData(ValueError):
-    """Too few points, or too few distinct sizes, to determine the coefficients."""
+class InsufficientData(BadInput):
+    """Too few points, or too few distinct sizes, to determine the coefficients; ``field`` is ``data`` (the
+    points as a whole) or the column whose values are all alike."""
 
 
 def fit_form(
@@ -43,7 +45,7 @@ def fit_form(
     """Fit ``form`` to ``points``; see fits.fitting.fit for the arguments."""
     t0 = time.perf_counter()
     if method not in METHODS:
-        raise ValueError(f"method: unknown {method!r}; expected one of {', '.join(METHODS)}")
+        raise BadInput(f"unknown {method!r}; expected one of {', '.join(METHODS)}", field="method")
     check_enough(form, points)
     is_robust = method == "robust"
     bounds = form.bounds(points) if is_robust else None
@@ -132,12 +134,12 @@ def fit_form(
 def check_enough(form: Form, points: Points) -> None:
     if len(points) < form.k:
         raise InsufficientData(
-            f"data: {len(points)} points, fewer than the {form.k} coefficients of {form.law}"
+            f"{len(points)} points, fewer than the {form.k} coefficients of {form.law}", field="data"
         )
     if np.unique(points.N).size < 2:
-        raise InsufficientData(f"N: all points have the same model size; {form.law} needs at least two")
+        raise InsufficientData(f"all points have the same model size; {form.law} needs at least two", field="N")
     if np.unique(points.X).size < 2:
-        raise InsufficientData(f"{form.x_name}: all points have the same value; {form.law} needs at least two")
+        raise InsufficientData(f"all points have the same value; {form.law} needs at least two", field=form.x_name)
 
 
 def derived_names(form: Form, predict: Sequence[tuple[float, float]], budgets: Sequence[float]) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from fits.errors import BadInput
 from fits.fitting.huber import DELTA
 
 CHUNK_ROWS = 512
@@ -50,7 +51,7 @@ def as_group(group: npt.ArrayLike | None, size: int) -> np.ndarray | None:
         return None
     out = np.asarray(group).ravel()
     if out.size != size:
-        raise ValueError(f"group: {out.size} labels for {size} points")
+        raise BadInput(f"{out.size} labels for {size} points", field="group")
     return out
 
 

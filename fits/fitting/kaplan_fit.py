@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from fits.errors import BadInput
 from fits.fitting.bootstrap import Progress
 from fits.fitting.engine import fit_form
 from fits.fitting.form import Data, Form, Points, Problem, as_group, huber_parts, linear_max, nd_points
@@ -342,7 +343,7 @@ def fit_kaplan_ns(
     bootstrapped: the bootstrap refits the four coefficients at the profiled batch). ``predict`` pairs are
     (N, S_min). Other options as for fit_chinchilla."""
     if batch not in BATCH_MODES:
-        raise ValueError(f"batch: unknown {batch!r}; expected one of {', '.join(BATCH_MODES)}")
+        raise BadInput(f"unknown {batch!r}; expected one of {', '.join(BATCH_MODES)}", field="batch")
     coefficients = law.batch_coefficients() if batch == "published" else profile_batch(N, B, step, loss, warmup)
     result = fit_form(
         KaplanNSForm(), ns_points(N, B, step, loss, warmup, batch=coefficients, group=group), method=method,

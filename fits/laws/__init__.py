@@ -20,6 +20,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from fits.errors import BadInput
+
 FloatOrArray: TypeAlias = float | np.ndarray
 """What a law function returns: a float for scalar input, an ndarray for array input."""
 
@@ -37,7 +39,7 @@ class Coefficient(msgspec.Struct, frozen=True, kw_only=True):
         return self.low <= value <= self.high
 
 
-class LawDomainError(ValueError):
+class LawDomainError(BadInput):
     """An input lies outside the domain of a law (a target loss below the asymptote, a negative size)."""
 
 
@@ -54,7 +56,7 @@ def as_result(x: npt.ArrayLike) -> FloatOrArray:
 def require_positive(name: str, x: npt.ArrayLike) -> np.ndarray:
     arr = as_array(x)
     if not np.all(arr > 0):
-        raise LawDomainError(f"{name} must be > 0, got {x!r}")
+        raise LawDomainError(f"must be > 0, got {x!r}", field=name)
     return arr
 
 

@@ -7,6 +7,7 @@ families are preferred when a request names only the scope.
 
 from __future__ import annotations
 
+from fits.errors import BadInput
 from fits.laws.base import Law
 from fits.laws.families.chinchilla import CHINCHILLA
 from fits.laws.families.kaplan import KAPLAN, KAPLAN_ND, KAPLAN_NS
@@ -15,12 +16,12 @@ _LAWS: dict[str, Law] = {}
 
 
 def register_law(law: Law) -> Law:
-    """Make ``law`` available under ``law.name``; ValueError if that name is taken by another family."""
+    """Make ``law`` available under ``law.name``; BadInput if that name is taken by another family."""
     if not isinstance(law, Law):
         raise TypeError(f"law: {law!r} does not implement the Law protocol")
     existing = _LAWS.get(law.name)
     if existing is not None and existing is not law:
-        raise ValueError(f"law: {law.name!r} is already registered")
+        raise BadInput(f"{law.name!r} is already registered", field="law")
     _LAWS[law.name] = law
     return law
 
@@ -31,11 +32,11 @@ def unregister_law(name: str) -> None:
 
 
 def get_law(name: str) -> Law:
-    """The family stored under ``name``; ValueError naming the known ones otherwise."""
+    """The family stored under ``name``; BadInput naming the known ones otherwise."""
     try:
         return _LAWS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"law: unknown family {name!r}; expected one of {', '.join(_LAWS)}") from None
+        raise BadInput(f"unknown family {name!r}; expected one of {', '.join(_LAWS)}", field="law") from None
 
 
 def law_names() -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def database_path(db: sqlite_utils.Database) -> str:
     rows = db.execute("PRAGMA database_list").fetchall()
     path = next((r[2] for r in rows if r[1] == "main"), "")
     if not path:
-        raise CheckError("db: an in-memory database cannot be shared with training workers; use a file")
+        raise CheckError("an in-memory database cannot be shared with training workers; use a file", field="db")
     return path
 
 
@@ -47,9 +47,9 @@ def check_budget(budget_minutes: float) -> float:
     if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, int | float) or not (
         math.isfinite(budget_minutes) and budget_minutes > 0
     ):
-        raise CheckError(f"budget_minutes: must be a positive number of minutes, got {budget_minutes!r}")
+        raise CheckError(f"must be a positive number of minutes, got {budget_minutes!r}", field="budget_minutes")
     if budget_minutes > 7 * 24 * 60:
-        raise CheckError(f"budget_minutes: {budget_minutes:g} is more than a week; split the work")
+        raise CheckError(f"{budget_minutes:g} is more than a week; split the work", field="budget_minutes")
     return float(budget_minutes) * 60.0
 
 
@@ -147,9 +147,9 @@ class Session:
         need = estimate_memory(worst.config(), self.corpus.vocab_size, cuda=cuda)
         if need > 0.9 * have:
             raise CheckError(
-                f"memory: a proxy of N={worst.params:.3g} parameters needs about {need / 2**20:.1f} MiB to train "
+                f"a proxy of N={worst.params:.3g} parameters needs about {need / 2**20:.1f} MiB to train "
                 f"but {source} leaves {have / 2**20:.1f} MiB per worker; free memory, use fewer workers, or "
-                "raise --memory")
+                "raise --memory", field="memory")
 
     # ------------------------------------------------------------------------------------------ training
 
@@ -232,20 +232,20 @@ def open_session(db: sqlite_utils.Database, *, corpus: str | os.PathLike | None,
     started = time.monotonic()
     seconds = check_budget(budget_minutes)
     if executor not in EXECUTORS:
-        raise CheckError(f"executor: must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+        raise CheckError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", field="executor")
     if workers is not None and workers < 1:
-        raise CheckError(f"workers: must be at least 1, got {workers}")
+        raise CheckError(f"must be at least 1, got {workers}", field="workers")
     if memory_gib is not None and not (math.isfinite(memory_gib) and memory_gib > 0):
-        raise CheckError(f"memory: must be a positive number of GiB, got {memory_gib!r}")
+        raise CheckError(f"must be a positive number of GiB, got {memory_gib!r}", field="memory")
     if seed < 0:
-        raise CheckError(f"seed: must be non-negative, got {seed}")
+        raise CheckError(f"must be non-negative, got {seed}", field="seed")
     dev = device_mod.resolve_device(device)
     path = database_path(db)
     data = corpus_mod.load_corpus(corpus)
     data.check_seq_len(ladder_mod.PROXY_SEQ_LEN)
     if data.n_train < 64 * ladder_mod.PROXY_SEQ_LEN:
-        raise CheckError(f"corpus: {data.source} has only {data.n_train} training tokens; a check needs at least "
-                         f"{64 * ladder_mod.PROXY_SEQ_LEN}")
+        raise CheckError(f"{data.source} has only {data.n_train} training tokens; a check needs at least "
+                         f"{64 * ladder_mod.PROXY_SEQ_LEN}", field="corpus")
     corpus_path = None if corpus is None else os.fspath(os.path.abspath(os.path.expanduser(corpus)))
     run_scope = scope or data.scope
     rules = Rules(hyperparams=hyperparams, critical_batch=critical_batch, seed=seed, corpus=corpus_path,
@@ -335,7 +335,7 @@ def calibrate(db: sqlite_utils.Database, *, corpus: str | os.PathLike | None, sc
               reference: str = REFERENCE_FIT, report: Callable[[str], None] = log_line) -> CalibrationResult:
     """Train a calibration ladder on ``corpus`` under ``scope`` (default: the corpus fingerprint) and refit it."""
     if scope is not None and not scope.strip():
-        raise CheckError("scope: must be a non-empty name")
+        raise CheckError("must be a non-empty name", field="scope")
     ref = get_fit(db, reference)
     session = open_session(db, corpus=corpus, budget_minutes=budget_minutes, device=device, executor=executor,
                            workers=workers, memory_gib=memory_gib, scope=scope, seed=seed, cluster=cluster,

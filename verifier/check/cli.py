@@ -18,20 +18,14 @@ from collections.abc import Iterator
 
 import msgspec
 
+from fits import cliutil
+from fits.cliutil import EXIT_FAILED, EXIT_OK
 from verifier.check.records import Check, CheckError, Exponents
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _positive_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--budget-minutes", type=_positive_float, default=10.0,
+    # numbers are checked by the library, which names the field (budget_minutes, memory)
+    p.add_argument("--budget-minutes", type=cliutil.number, default=10.0,
                    help="wall-clock time for the whole command, training and fitting included (10)")
     p.add_argument("--corpus", help="text file or directory (default: the Python standard library, as bytes)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")
@@ -40,16 +34,17 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(the 'cluster' extra); inline: one run after another in this process")
     p.add_argument("--cluster", help="submitit cluster: slurm, local or debug (default: Slurm when present)")
     p.add_argument("--workers", type=int, help="parallel runs (default: one per free core or GPU)")
-    p.add_argument("--memory", type=_positive_float, dest="memory_gib", metavar="GIB",
+    p.add_argument("--memory", type=cliutil.number, dest="memory_gib", metavar="GIB",
                    help="memory one training worker may use (default: what the device has free)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--db", help="database file (default: $SCALEPLAN_DB or ./scaleplan.db)")
+    cliutil.add_db_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def add_parsers(sub) -> None:
-    """Add ``check`` and ``calibrate`` to ``python -m verifier``'s subcommands."""
+    """Add ``check`` and ``calibrate`` to ``python -m verifier``'s subcommands (their functions are
+    ``cmd_check`` and ``cmd_calibrate``, in verifier.cli's table)."""
     check = sub.add_parser(
         "check", help="check a plan's law and rules on a corpus with proxy runs, then refit",
         description="Train proxy runs for a stored plan on a corpus, compare them with the predictions of the "
@@ -58,14 +53,12 @@ def add_parsers(sub) -> None:
     check.add_argument("--artifacts", help="directory for the check's PNG "
                                            "(default: $SCALEPLAN_ARTIFACTS, else 'checks' beside the database)")
     _common(check)
-    check.set_defaults(func=cmd_check)
 
     cal = sub.add_parser(
         "calibrate", help="train a calibration ladder on a corpus and fit its scope",
         description="Train an IsoFLOP ladder of small runs on a corpus and refit the scope from them.")
     cal.add_argument("--scope", help="name to record the runs and fits under (default: corpus fingerprint)")
     _common(cal)
-    cal.set_defaults(func=cmd_calibrate)
 
 
 @contextlib.contextmanager
@@ -105,11 +98,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                               memory_gib=args.memory_gib, artifacts=args.artifacts, seed=args.seed,
                               cluster=args.cluster, report=_report(args))
     except PlanNotFound as exc:
-        print(f"error: plan: {exc} (list plans with python -m planner list)", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise CheckError(f"{exc} (list plans with python -m planner list)", field="plan") from None
     except CheckFailed as exc:
-        print(f"error: check could not finish: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return cliutil.report(exc, prefix="error: check could not finish: ")
     finally:
         db.conn.close()
     print(msgspec.json.encode(check).decode() if args.json else format_check(check))

@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 import sqlite_utils
 
+from fits.errors import Failed
 from fits.fit import Fit, FitRef
 from fits.laws.registry import fittable_law_names, get_law
 from fits.store import active_fit, get_fit
@@ -72,7 +73,7 @@ the full refit already found, and it runs inside the check's time budget."""
 
 
 
-class CheckFailed(RuntimeError):
+class CheckFailed(Failed):
     """The check started but could not produce its comparisons (no runs finished, no fit could be made)."""
 
 

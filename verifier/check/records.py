@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 import sqlite_utils
 
+from fits.errors import BadInput, NotFound
 from fits.fit import FitRef
 from fits.store import from_json, now, to_json, transaction
 
@@ -23,15 +24,14 @@ CheckStatus = Literal["running", "complete", "failed"]
 CheckVerdict = Literal["pass", "fail", "inconclusive"]
 
 
-class CheckError(ValueError):
-    """A check cannot run with this input; the message names the offending option."""
+class CheckError(BadInput):
+    """A check cannot run with this input; ``field`` names the offending option."""
 
 
-class CheckNotFound(KeyError):
+class CheckNotFound(NotFound):
     """No stored check with that id."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "check not found"
+    default_message = "check not found"
 
 
 class CheckItem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -196,7 +196,7 @@ def save_check(db: sqlite_utils.Database, check: Check) -> Check:
 def get_check(db: sqlite_utils.Database, check_id: int) -> Check:
     rows = list(db["checks"].rows_where("id = ?", [int(check_id)]))
     if not rows:
-        raise CheckNotFound(f"no check with id {check_id}")
+        raise CheckNotFound(f"no check with id {check_id}", field="check_id")
     return _from_row(rows[0])
 
 

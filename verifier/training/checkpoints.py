@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlite_utils
 import torch
 
+from fits.errors import Busy
 from verifier import corpus as corpus_mod
 from verifier import runs
 from verifier.runs import ConfigError, RunConfig
@@ -23,7 +24,7 @@ from verifier.runs import ConfigError, RunConfig
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-class RunBusy(RuntimeError):
+class RunBusy(Busy, RuntimeError):
     """Another process is training this run right now."""
 
 

@@ -46,24 +46,24 @@ def make_config(*, n_layer: int | None = None, d_model: int | None = None, n_hea
     """
     if params is not None:
         if n_layer is not None or d_model is not None:
-            raise ConfigError("params: give either a parameter target or --n-layer/--d-model, not both")
+            raise ConfigError("give either a parameter target or --n-layer/--d-model, not both", field="params")
         n_layer, d_model, shape_head = _shape_for(params)
         n_head = n_head or shape_head
     if n_layer is None or d_model is None:
-        raise ConfigError("shape: give --n-layer and --d-model, or a --params target")
+        raise ConfigError("give --n-layer and --d-model, or a --params target", field="shape")
     if d_model < 1 or n_layer < 1:
         raise ConfigError("n_layer and d_model must be positive integers")
     n_head = n_head or default_n_head(d_model)
     if (steps is None) == (tokens is None):
-        raise ConfigError("steps: give exactly one of --steps or --tokens")
+        raise ConfigError("give exactly one of --steps or --tokens", field="steps")
     if tokens is not None:
         if not tokens > 0:
-            raise ConfigError(f"tokens: must be positive, got {tokens}")
+            raise ConfigError(f"must be positive, got {tokens}", field="tokens")
         steps = max(1, math.ceil(tokens / (batch_size * seq_len)))
     if lr is None:
         lr = kaplan_lr(non_embedding_params(n_layer, d_model, bias=fields.get("bias", False)))
         if not lr > 0:
-            raise ConfigError("lr: Kaplan's eq. D.1 gives no usable learning rate above N ≈ 1e10; pass --lr")
+            raise ConfigError("Kaplan's eq. D.1 gives no usable learning rate above N ≈ 1e10; pass --lr", field="lr")
     warmup_steps = warmup_steps if warmup_steps is not None else default_warmup(steps)
     corpus_path = None if corpus is None else os.fspath(Path(corpus).expanduser().resolve())
     try:
@@ -78,8 +78,8 @@ def _shape_for(params: float) -> tuple[int, int, int]:
     try:
         from planner.shape import shape_for_params
     except ImportError as exc:
-        raise ConfigError("params: planner.shape is not available to choose a shape; "
-                          "pass --n-layer and --d-model instead") from exc
+        raise ConfigError("planner.shape is not available to choose a shape; "
+                          "pass --n-layer and --d-model instead", field="params") from exc
     shape = shape_for_params(params)
     for warning in getattr(shape, "warnings", []):
         log.warning("shape for N=%.3g: %s", params, warning)

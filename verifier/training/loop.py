@@ -20,6 +20,7 @@ import msgspec
 import sqlite_utils
 import torch
 
+from fits.errors import Failed
 from verifier import corpus as corpus_mod
 from verifier import device as device_mod
 from verifier import runs
@@ -32,7 +33,7 @@ from verifier.training.progress import Progress
 log = logging.getLogger("verifier.train")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(Failed):
     """The loss became NaN or infinite."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from fits.errors import BadInput
 from verifier import device as device_mod
 from verifier.model import embedding_params, non_embedding_params
 from verifier.runs import RunConfig
@@ -15,7 +16,7 @@ ACTIVATION_ELEMENTS_PER_LAYER = 18
 output and statistics, projection, and the 4·d_model feed-forward input and output)."""
 
 
-class ModelTooLarge(ValueError):
+class ModelTooLarge(BadInput):
     """The estimated training memory exceeds what the device has available."""
 
 
@@ -41,6 +42,6 @@ def check_memory(config: RunConfig, vocab_size: int, dev: torch.device, *, world
     have = device_mod.available_memory(dev)
     if need > 0.9 * have:
         raise ModelTooLarge(
-            f"memory: this run needs about {need / 2**30:.2f} GiB per device (parameters, optimizer state "
+            f"this run needs about {need / 2**30:.2f} GiB per device (parameters, optimizer state "
             f"and activations) but {dev} has {have / 2**30:.2f} GiB available; use a smaller model or "
-            "batch, set --micro-batch, or spread the batch over more devices with torchrun")
+            "batch, set --micro-batch, or spread the batch over more devices with torchrun", field="memory")

@@ -1,0 +1,75 @@
+"""The one request-body decoder of the service: every handler's ``data: T`` is decoded strictly into ``T``.
+
+litestar's default body handling decodes the JSON into Python objects and then converts them into the
+handler's type with ``strict=False``, which coerces ("1e21" becomes 1e21, "true" becomes True). The schema
+promises no coercion, so the app installs ``StrictBody`` as its data DTO: it decodes the raw bytes straight
+into the annotated struct with one cached ``msgspec.json.Decoder`` per type (strict, unknown fields refused
+where the struct says ``forbid_unknown_fields``), and turns decoding failures into the same problem details
+as every other validation error. Handlers receive the decoded struct once and never read the body again.
+
+It is a DTO only in litestar's plumbing: no transfer model is generated, the OpenAPI schema is the struct's
+own, and responses are encoded as usual (the app sets ``return_dto=None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, ClassVar
+
+import msgspec
+from litestar.dto import AbstractDTO
+from litestar.typing import FieldDefinition
+
+from api.problems import ApiProblem, msgspec_problem
+from api.schemas import FieldError
+
+
+class StrictBody(AbstractDTO[Any]):
+    """Decode each handler's body strictly into its ``data`` annotation (see the module docstring)."""
+
+    _decoders: ClassVar[dict[str, msgspec.json.Decoder[Any]]] = {}
+    """handler id → the decoder of that handler's data type."""
+
+    @classmethod
+    def generate_field_definitions(cls, model_type: type[Any]) -> Generator[Any, None, None]:
+        yield from ()  # no transfer model: the struct is decoded as it is
+
+    @classmethod
+    def detect_nested_field(cls, field_definition: FieldDefinition) -> bool:
+        return False
+
+    @classmethod
+    def create_for_field_definition(cls, field_definition: FieldDefinition, handler_id: str,
+                                    backend_cls: Any = None) -> None:
+        if field_definition.name == "data":
+            cls._decoders[handler_id] = msgspec.json.Decoder(field_definition.annotation)
+
+    @classmethod
+    def create_openapi_schema(cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any) -> Any:
+        # The struct's own component first, so the body's description and examples wrap a reference to it
+        # instead of being written into the component.
+        schema_creator.for_field_definition(FieldDefinition.from_annotation(field_definition.annotation))
+        return schema_creator.for_field_definition(field_definition)
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode(self._decoders[self.asgi_connection.route_handler.handler_id], value)
+
+    def decode_builtins(self, value: dict[str, Any]) -> Any:  # pragma: no cover - JSON bodies only
+        decoder = self._decoders[self.asgi_connection.route_handler.handler_id]
+        return decode(decoder, msgspec.json.encode(value))
+
+
+def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """``body`` decoded by ``decoder``; a 400 problem when it is not JSON or not an object, else a 422 naming
+    the field."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if " - at `$" not in message and message.startswith("Expected `object`"):
+            # The body as a whole is of the wrong kind (an array, a string, a number).
+            detail = f"the request body must be a JSON object ({message.lower()})"
+            raise ApiProblem(400, detail, errors=[FieldError(field="$", message=detail)]) from None
+        raise msgspec_problem(exc) from None
+    except msgspec.DecodeError as exc:  # after ValidationError, its subclass
+        raise ApiProblem(400, f"the request body is not valid JSON ({exc})") from None
