@@ -29,18 +29,21 @@ head only to a count that leaves it out: a total count already holds the vocab_s
 so 6·N_total pays for the head (and, in the position table, for a little that is no matmul).
 
 Which N a law's published coefficients count is a property of the law family: ``PARAMS_COUNTED``.
-numpy only (no torch): the planner, the fits and the API import this.
+numpy at most (no torch), and numpy only when a count is computed: the request and plan structs import
+this module's names, and the API client imports those without numpy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-FloatOrArray = float | np.ndarray
+FloatOrArray = Any
+"""A float for scalar input, a numpy array otherwise."""
 
 FlopConvention = Literal["6N", "kaplan", "palm"]
 """How training FLOPs per token are counted from a parameter count N (see CONVENTION_TEXT)."""
@@ -88,21 +91,28 @@ def fitted_convention(law: str) -> FlopConvention:
 
 
 def _a(x: npt.ArrayLike) -> np.ndarray:
+    import numpy as np  # here, not at the top: the request and plan structs import this module's names
+
     return np.asarray(x, dtype=float)
 
 
 def _out(x: np.ndarray) -> FloatOrArray:
-    return float(x) if np.ndim(x) == 0 else x
+    return float(x) if x.ndim == 0 else x
 
 
 # ------------------------------------------------------------------------------------------ parameters
 
 
-def kaplan_params(n_layer, d_model):
-    """Kaplan's N ≈ 12·n_layer·d_model² (eq. 2.1, d_attn = d_ff/4 = d_model: weight matrices only).
+def kaplan_params(n_layer, d_model, d_ff=None, d_attn=None):
+    """Kaplan's N ≈ 2·d_model·n_layer·(2·d_attn + d_ff) (eq. 2.1: weight matrices only), which is
+    12·n_layer·d_model² for the standard shape d_attn = d_ff/4 = d_model (the default).
 
     Exact int for int arguments, else float or array."""
-    return 12 * n_layer * d_model**2
+    if d_ff is None and d_attn is None:
+        return 12 * n_layer * d_model**2
+    ff = 4 * d_model if d_ff is None else d_ff
+    attn = d_model if d_attn is None else d_attn
+    return 2 * d_model * n_layer * (2 * attn + ff)
 
 
 def non_embedding_params(n_layer, d_model, *, bias: bool = False):
@@ -210,8 +220,11 @@ def shape_flops_per_token(n_layer: npt.ArrayLike, d_model: npt.ArrayLike, seq_le
     return flops_per_token(n, layers, width, seq_len, convention, vocab_size=vocab_size)
 
 
-def describe(convention: FlopConvention, params: ParamsCount, *, head: bool = False) -> str:
-    """One line stating a count: the convention's formula, which N, and whether the head's FLOPs are added."""
+def describe(convention: FlopConvention, params: ParamsCount, *, head: bool | None = None) -> str:
+    """One line stating a count: the convention's formula, which N, and whether the head's FLOPs are added
+    (by default as law_flops_per_token adds them)."""
+    if head is None:
+        head = convention == "palm" and params == "non_embedding"
     which = "all parameters" if params == "total" else "non-embedding parameters"
     text = f"{CONVENTION_TEXT[check_convention(convention)]}, N = {which}"
     if head:
@@ -221,3 +234,16 @@ def describe(convention: FlopConvention, params: ParamsCount, *, head: bool = Fa
     else:
         text += ", no output-layer term"
     return text
+
+
+def law_flops_per_token(params: npt.ArrayLike, n_layer: npt.ArrayLike, d_model: npt.ArrayLike,
+                        seq_len: npt.ArrayLike, vocab_size: npt.ArrayLike, convention: FlopConvention,
+                        counts: ParamsCount) -> FloatOrArray:
+    """FLOPs per training token of a model whose law counts ``params`` as ``counts``, under ``convention``.
+
+    The output head's 6·d_model·vocab is added under "palm" to a non-embedding N only: PaLM's and nanoGPT's N
+    hold the (tied) output matrix, Kaplan's C ("6N", "kaplan") leaves the de-embedding out, and a total N
+    holds the head's table already (adding it again would count it twice).
+    """
+    head = check_convention(convention) == "palm" and counts == "non_embedding"
+    return flops_per_token(params, n_layer, d_model, seq_len, convention, vocab_size=vocab_size if head else None)

@@ -32,10 +32,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from fits import accounting
 from verifier import corpus as corpus_mod
 from verifier import device as device_mod
 from verifier import runs
-from verifier.model import GPT, GPTConfig, embedding_params, flops_per_token, non_embedding_params
+from verifier.model import GPT, GPTConfig
 from verifier.runs import ConfigError, Run, RunConfig, RunPoint
 
 log = logging.getLogger("verifier.train")
@@ -134,7 +135,7 @@ def make_config(*, n_layer: int | None = None, d_model: int | None = None, n_hea
             raise ConfigError(f"tokens: must be positive, got {tokens}")
         steps = max(1, math.ceil(tokens / (batch_size * seq_len)))
     if lr is None:
-        lr = kaplan_lr(non_embedding_params(n_layer, d_model, bias=fields.get("bias", False)))
+        lr = kaplan_lr(accounting.non_embedding_params(n_layer, d_model, bias=fields.get("bias", False)))
         if not lr > 0:
             raise ConfigError("lr: Kaplan's eq. D.1 gives no usable learning rate above N ≈ 1e10; pass --lr")
     warmup_steps = warmup_steps if warmup_steps is not None else default_warmup(steps)
@@ -162,9 +163,8 @@ def _shape_for(params: float) -> tuple[int, int, int]:
 def estimate_memory(config: RunConfig, vocab_size: int, *, cuda: bool, world_size: int = 1) -> int:
     """Bytes one rank needs: parameters, gradients and AdamW state in fp32, plus the activations of one
     micro-batch (bf16 under autocast on GPU, fp32 on CPU) and the fp32 logits with their gradient."""
-    n = non_embedding_params(config.n_layer, config.d_model, bias=config.bias)
-    total = n + embedding_params(vocab_size, config.seq_len, config.d_model,
-                                 tie_embeddings=config.tie_embeddings)
+    total = accounting.total_params(config.n_layer, config.d_model, vocab_size, config.seq_len,
+                                    tie_embeddings=config.tie_embeddings, bias=config.bias)
     micro = config.micro_batch or max(1, config.batch_size // world_size)
     tokens = micro * config.seq_len
     act_bytes = 2 if cuda else 4
@@ -369,7 +369,8 @@ def train(config: RunConfig, *, db: sqlite_utils.Database | None, run_id: int | 
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         if threads is None:
             threads = max(1, device_mod.cpu_count() // local_world)
-            step_flops = flops_per_token(config.n_layer, config.d_model, config.seq_len) * config.batch_tokens
+            step_flops = config.batch_tokens * accounting.shape_flops_per_token(
+                config.n_layer, config.d_model, config.seq_len, "kaplan")
             if step_flops / world < SMALL_STEP_FLOPS:
                 threads = 1
         loaded: dict[str, corpus_mod.Corpus] = {}
@@ -406,9 +407,9 @@ def train(config: RunConfig, *, db: sqlite_utils.Database | None, run_id: int | 
                 f"and activations) but {dev} has {have / 2**30:.2f} GiB available; use a smaller model or "
                 "batch, set --micro-batch, or spread the batch over more devices with torchrun")
         scope = config.scope or data.scope
-        n_params = non_embedding_params(config.n_layer, config.d_model, bias=config.bias)
-        params_total = n_params + embedding_params(data.vocab_size, config.seq_len, config.d_model,
-                                                   tie_embeddings=config.tie_embeddings)
+        counts = accounting.param_counts(config.n_layer, config.d_model, data.vocab_size, config.seq_len,
+                                         tie_embeddings=config.tie_embeddings, bias=config.bias)
+        n_params, params_total = counts.non_embedding, counts.total
         held = contextlib.ExitStack()
 
         def claim() -> tuple[int, str]:
@@ -462,7 +463,7 @@ def _train_run(config: RunConfig, db, run_id: int, ckpt_dir: Path, data: corpus_
                           vocab_size=data.vocab_size, seq_len=config.seq_len,
                           tie_embeddings=config.tie_embeddings, bias=config.bias, dropout=config.dropout,
                           attention=attention))
-    assert model.num_params() == n_params, "parameter accounting and model disagree"
+    assert sum(p.numel() for p in model.parameters()) == params_total, "parameter accounting and model disagree"
     model.to(dev)
     optimizer = _make_optimizer(model, config, dev)
 
@@ -491,7 +492,7 @@ def _train_run(config: RunConfig, db, run_id: int, ckpt_dir: Path, data: corpus_
     if compile_model:
         step_model = _compiled(step_model, model, dev, micro, config.seq_len, world)
 
-    flops_token = flops_per_token(config.n_layer, config.d_model, config.seq_len)
+    flops_token = accounting.shape_flops_per_token(config.n_layer, config.d_model, config.seq_len, "kaplan")
     train_tokens, val_tokens = data.train, data.val
     val_offsets = corpus_mod.eval_offsets(len(val_tokens), config.seq_len, config.eval_sequences)
     accum = (config.batch_size // world) // micro
