@@ -28,7 +28,8 @@ each optionally with the output head's de-embedding matmul, 6·d·vocab_size (``
 head only to a count that leaves it out: a total count already holds the vocab_size·d table (tied or not),
 so 6·N_total pays for the head (and, in the position table, for a little that is no matmul).
 
-Which N a law's published coefficients count is a property of the law family: ``PARAMS_COUNTED``.
+Which N a law's published coefficients count, and which FLOP convention they were fitted with, is a property
+of the law family: its ``conventions`` (fits.laws.base.Conventions); ``params_count_of`` reads the former.
 numpy at most (no torch), and numpy only when a count is computed: the request and plan structs import
 this module's names, and the API client imports those without numpy.
 """
@@ -61,33 +62,15 @@ ATTENTION_FACTOR: dict[str, float] = {"6N": 0.0, "kaplan": 6.0, "palm": 12.0}
 ParamsCount = Literal["total", "non_embedding"]
 """Which parameters an N counts: all of them, or all but the embedding and (untied) head tables."""
 
-PARAMS_COUNTED: dict[str, ParamsCount] = {
-    "chinchilla": "total",
-    "kaplan": "non_embedding",
-    "kaplan-nd": "non_embedding",
-    "kaplan-ns": "non_embedding",
-}
-"""The N each law family's published sets count: Hoffmann et al. (and Epoch's refit) count all parameters;
-Kaplan et al. count non-embedding parameters (§1.2, "cleaner scaling laws"). A scope's own fits of a family
-are made on the same count, so that their exponents compare with the published ones."""
-FITTED_CONVENTION: dict[str, FlopConvention] = {
-    "chinchilla": "6N",
-    "kaplan": "6N",
-    "kaplan-nd": "6N",
-    "kaplan-ns": "6N",
-}
-"""The FLOP convention each family's compute was counted in: C = 6·N·D with the family's N (Hoffmann's
-6·N_total·D; Kaplan's C = 6·N·B·S with non-embedding N and the attention term dropped, §1.3/§2.1)."""
 
 
-def params_counted(law: str) -> ParamsCount:
-    """The N law family ``law`` counts (non-embedding for an unknown family, the architecture default)."""
-    return PARAMS_COUNTED.get(law, "non_embedding")
-
-
-def fitted_convention(law: str) -> FlopConvention:
-    """The FLOP convention law family ``law`` was fitted with."""
-    return FITTED_CONVENTION.get(law, "6N")
+def params_count_of(counts: str) -> ParamsCount:
+    """The ParamsCount a law family states in its conventions (fits.laws.base.Conventions.params: "total" for
+    Hoffmann et al. and Epoch, "non-embedding" for Kaplan et al.)."""
+    key = counts.replace("-", "_")
+    if key not in ("total", "non_embedding"):
+        raise ValueError(f"a law counts 'total' or 'non-embedding' parameters, got {counts!r}")
+    return key  # type: ignore[return-value]
 
 
 def _a(x: npt.ArrayLike) -> np.ndarray:

@@ -98,7 +98,7 @@ class Plan(msgspec.Struct, kw_only=True):
     """Non-embedding parameters: the law's N for a non-embedding law, the shape's exact count otherwise (what the
     batch and learning-rate rules, fitted on non-embedding N, are given)."""
     params_counted: str = "non_embedding"
-    """What the law's N counts: "total" or "non_embedding" (fits.accounting.PARAMS_COUNTED)."""
+    """What the law's N counts: "total" or "non_embedding" (the law family's conventions.params)."""
     flops_convention: str = "6N"
     """The FLOP convention of budget_flops for an hours budget and of the time and MFU: "6N", "kaplan" or "palm"
     with the law's N (fits.accounting); by default the one the law was fitted with."""

@@ -4,7 +4,7 @@ Rules (Kaplan et al. 2020, §1.2 and §11):
     d_model is a multiple of 64; heads are 64 wide (128 from d_model 2048 when d_model allows); d_ff = 4·d_model;
     12·n_layer·d_model² within 5% of N (within 3% where a shape in the aspect band allows it); aspect ratio
     d_model/n_layer inside 20–200, aiming at 64.
-N counts what the law's N counts (fits.accounting.PARAMS_COUNTED): Kaplan's 12·n_layer·d_model² for a
+N counts what the law's N counts (the law family's conventions.params): Kaplan's 12·n_layer·d_model² for a
 non-embedding N (``counts="non_embedding"``, the default), and for a law whose N counts all parameters
 (``counts="total"``, the Chinchilla sets) the exact total of the tied, bias-free GPT: 12·n_layer·d_model²,
 LayerNorm gains and the (vocab_size + seq_len)·d_model embedding tables, so the built model is N, not N plus

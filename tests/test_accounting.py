@@ -111,9 +111,14 @@ def test_conventions_are_vectorised_and_checked():
 
 
 def test_law_families_state_their_n_and_convention():
-    assert acc.params_counted("chinchilla") == "total"
+    from fits.laws.registry import get_law
+
+    assert acc.params_count_of(get_law("chinchilla").conventions.params) == "total"
     for law in ("kaplan", "kaplan-nd", "kaplan-ns"):
-        assert acc.params_counted(law) == "non_embedding"
-    assert all(acc.fitted_convention(law) == "6N" for law in acc.PARAMS_COUNTED)
+        assert acc.params_count_of(get_law(law).conventions.params) == "non_embedding"
+    for law in ("chinchilla", "kaplan", "kaplan-nd", "kaplan-ns"):
+        assert acc.check_convention(get_law(law).conventions.flops) == "6N"
+    with pytest.raises(ValueError, match="non-embedding"):
+        acc.params_count_of("some")
     assert "all parameters" in acc.describe("6N", "total")
     assert "non-embedding" in acc.describe("palm", "non_embedding", head=True)
