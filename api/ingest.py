@@ -13,6 +13,7 @@ import sqlite_utils
 
 from api.problems import ApiProblem
 from api.schemas import RunIngest
+from fits import accounting
 from verifier.runs import ConfigError, Run, RunPoint, create_ingested_run
 
 
@@ -50,7 +51,7 @@ def _n_params(run: RunIngest) -> int:
         return run.n_params
     if run.shape is None:
         raise _bad("n_params", "give n_params (non-embedding parameters) or shape (n_layer, d_model)")
-    return 12 * run.shape.n_layer * run.shape.d_model**2
+    return accounting.kaplan_params(run.shape.n_layer, run.shape.d_model)  # the architecture is not known
 
 
 def _batch_tokens(run: RunIngest) -> int:

@@ -5,7 +5,7 @@
 
 CPU: a GPT with d_model 128, 4 layers, context 256, batch 16 sequences, vocab 256 (N ≈ 0.8M) is trained by
 ``verifier.train.train`` (the real loop: data, forward, backward, clipping, AdamW, store writes) and its
-throughput is counted as 6N + attention FLOPs per token (``verifier.model.flops_per_token``). The peak
+throughput is counted as 6N + attention FLOPs per token (fits.accounting, the "kaplan" convention). The peak
 is a 2048×2048 fp32 matmul timed in the same process before and after each training run (the larger
 of the two is used, so a busy machine during one measurement does not flatter the ratio); the verdict
 uses the median over ``--repeats`` runs. Target: at least 50% of peak, counted as above (Kaplan's causal
@@ -39,9 +39,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from fits.accounting import kaplan_params, non_embedding_params, shape_flops_per_token
 from fits.store import open_db
 from verifier import device as device_mod
-from verifier.model import flops_per_token, non_embedding_params, xformers_available
+from verifier.model import xformers_available
 from verifier.train import make_config, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +132,7 @@ def _kernels_only(shape: dict, workers: int, steps: int) -> float:
         for _ in range(steps):
             list(pool.map(step, per_worker))
         seconds = time.perf_counter() - t0
-    return steps * workers * m * flops_per_token(L, d, t) / seconds
+    return steps * workers * m * shape_flops_per_token(L, d, t, "kaplan") / seconds
 
 
 def cpu_section(db, db_path: Path, steps: int, repeats: int, compile_mode: str, ddp: bool) -> dict:
@@ -142,8 +143,8 @@ def cpu_section(db, db_path: Path, steps: int, repeats: int, compile_mode: str, 
     device_mod.configure(dev, threads=threads)
     shape = CPU_SHAPE
     n = non_embedding_params(shape["n_layer"], shape["d_model"])
-    fpt = flops_per_token(shape["n_layer"], shape["d_model"], shape["seq_len"])
-    kaplan = 12 * shape["n_layer"] * shape["d_model"] ** 2
+    fpt = shape_flops_per_token(shape["n_layer"], shape["d_model"], shape["seq_len"], "kaplan")
+    kaplan = kaplan_params(shape["n_layer"], shape["d_model"])
     print(f"CPU: {_cpu_name()}, {threads} threads, torch {torch.__version__}, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"model: n_layer {shape['n_layer']}, d_model {shape['d_model']}, context {shape['seq_len']}, "
@@ -178,7 +179,7 @@ def cpu_section(db, db_path: Path, steps: int, repeats: int, compile_mode: str, 
     summary = {}
     # PaLM's MFU convention counts the full attention square (12·L·T·d per token, as nanoGPT's estimate_mfu
     # does); Kaplan's Table 1 counts the causal half. The verdict uses Kaplan's; the other is printed beside it.
-    palm = (fpt + 6.0 * shape["n_layer"] * shape["seq_len"] * shape["d_model"]) / fpt
+    palm = shape_flops_per_token(shape["n_layer"], shape["d_model"], shape["seq_len"], "palm") / fpt
     for name, rs in rows.items():
         ratios = sorted(x["ratio"] for x in rs)
         summary[name] = {"median_ratio": statistics.median(ratios), "best_ratio": ratios[-1],
@@ -200,7 +201,7 @@ def gpu_section(db, steps: int) -> dict:
     measured = device_mod.measure_matmul_flops(dev, n=8192, dtype=torch.bfloat16, repeats=20)
     shape = GPU_SHAPE
     n = non_embedding_params(shape["n_layer"], shape["d_model"])
-    fpt = flops_per_token(shape["n_layer"], shape["d_model"], shape["seq_len"])
+    fpt = shape_flops_per_token(shape["n_layer"], shape["d_model"], shape["seq_len"], "kaplan")
     print(f"GPU: {name}; bf16 peak: data sheet {sheet / 1e12 if sheet else float('nan'):.0f} TFLOP/s, "
           f"measured 8192² matmul {measured / 1e12:.0f} TFLOP/s")
     print(f"model: n_layer {shape['n_layer']}, d_model {shape['d_model']}, context {shape['seq_len']}, "

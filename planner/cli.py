@@ -129,14 +129,16 @@ def format_plan(plan: Plan) -> str:
         f"{f.scope}{f', v{f.version}' if f.version else ''})",
         f"  compute         {_g(plan.compute_flops)} FLOPs ({_g(plan.compute_flops / PF_DAY)} PF-days)"
         + (f"   budget {_g(plan.budget_flops)}" if abs(plan.budget_flops / plan.compute_flops - 1) > 1e-6 else ""),
-        f"  params          {_g(plan.params)} non-embedding, {_g(plan.params_total)} total",
+        f"  params          {_g(plan.params)} (the law's N, {plan.params_counted.replace('_', '-')}); "
+        + (f"{_g(plan.params_non_embedding)} non-embedding, " if plan.params_non_embedding is not None else "")
+        + f"{_g(plan.params_total)} total",
         f"  tokens          {_g(plan.tokens)} ({plan.tokens_per_param:.1f} per param, "
         + (f"{plan.epochs:.3g} epochs)" if plan.request.unique_tokens else "fresh data)"),
         f"  batch           {plan.batch_tokens:,} tokens = {plan.batch_sequences:,} × {plan.seq_len}",
         f"  steps           {plan.steps:,} (warmup {plan.warmup_steps:,})",
         f"  learning rate   {plan.learning_rate:.3g} peak, {plan.lr_schedule} to {plan.final_lr_fraction:g}× peak",
         f"  shape           n_layer {s.n_layer}, d_model {s.d_model}, n_head {s.n_head} (head {s.head_dim}), "
-        f"d_ff {s.d_ff}   [{_g(s.params)} params, aspect {s.aspect_ratio:.0f}]",
+        f"d_ff {s.d_ff}   [{_g(s.params)} in 12·n_layer·d_model², aspect {s.aspect_ratio:.0f}]",
         f"  predicted loss  {plan.predicted_loss.mean:.4f}  [{plan.predicted_loss.low:.4f}, "
         f"{plan.predicted_loss.high:.4f}]",
         f"  critical batch  {_g(plan.critical_batch_tokens)} tokens;  C_min {_g(plan.c_min_flops)} FLOPs",

@@ -1,10 +1,11 @@
 """Budget and constraints -> the best (N, D) under a law model.
 
 Every constraint reduces to a 1-D problem in N:
-    * the budget fixes the training compute available at each N: all of it for a FLOPs budget; less the
-      de-embedding and attention FLOPs for an hours budget (hardware does more work per token than the law's
-      6·N); less 2·N FLOPs per served token when inference_tokens is given (the budget then covers the
-      model's lifetime, Sardana & Frankle 2023);
+    * the budget fixes the training compute available at each N: all of it for a FLOPs budget; for an hours
+      budget, the tokens its FLOPs pay for under the plan's FLOP convention (fits.accounting: the law's 6·N
+      by default, with attention, and for "palm" the de-embedding, when asked); less 2·N FLOPs per served
+      token when inference_tokens is given (the budget then covers the model's lifetime, Sardana & Frankle
+      2023);
     * max_params caps N; unique_tokens·max_epochs caps D, which sets a least N; unique_tokens alone prices
       repetition inside the loss.
 With no constraint the family's closed form answers directly; otherwise repeated vectorised grids over ln N
@@ -21,9 +22,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
+from fits import accounting
 from fits.laws.numerics import bounded_minimum
 from planner.errors import PlanError
-from planner.hardware import train_flops_per_token
 from planner.shape import smooth_width_depth
 
 N_SEARCH_MIN = 1e3
@@ -44,6 +45,10 @@ class Problem:
     unique: float | None = None
     data_cap: float | None = None
     max_params: float | None = None
+    convention: accounting.FlopConvention = "6N"
+    """FLOP convention of the hardware FLOPs an hours budget buys (fits.accounting)."""
+    params_count: accounting.ParamsCount = "non_embedding"
+    """What the law's N counts."""
 
     @property
     def unconstrained(self) -> bool:
@@ -59,7 +64,8 @@ class Problem:
         n = np.asarray(N, dtype=float)
         if self.hardware_budget:
             d, layers = smooth_width_depth(n)
-            per_token = train_flops_per_token(n, d, layers, self.seq_len, self.vocab_size)
+            per_token = accounting.law_flops_per_token(n, layers, d, self.seq_len, self.vocab_size, self.convention,
+                                                       self.params_count)
             # A served token costs a forward pass, a third of a training token's FLOPs.
             return (self.budget - self.inference_tokens * per_token / 3.0) / per_token
         return self.model.tokens(n, self.budget - 2.0 * n * self.inference_tokens)

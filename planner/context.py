@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fits.accounting import FlopConvention, ParamsCount
 from fits.fit import Fit, FitRef
 from fits.laws.base import Law, LossModel
 from fits.laws.registry import get_law
@@ -59,5 +60,9 @@ class PlanContext:
     vocab_size: int
     rule: str
     peak: float | None
+    params_count: ParamsCount = "non_embedding"
+    """What the law's N counts (the law family's conventions.params)."""
+    convention: FlopConvention = "6N"
+    """The FLOP convention of the plan's hardware FLOPs, time and MFU."""
     warnings: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import math
 
+from fits import accounting
 from planner import hardware as hw_mod
 from planner.context import PlanContext
 from planner.errors import PlanError
 from planner.plan import Shape, TimeEstimate
+
+
+def flops_per_token(ctx: PlanContext, params: float, shape: Shape) -> float:
+    """Hardware FLOPs per training token of the plan's shape under the plan's convention (fits.accounting)."""
+    return float(accounting.law_flops_per_token(params, shape.n_layer, shape.d_model, ctx.seq_len, ctx.vocab_size,
+                                                ctx.convention, ctx.params_count))
 
 
 def apply_deadline(
@@ -22,7 +29,7 @@ def apply_deadline(
     """(compute factor, batch, steps, GPUs) meeting the deadline at the same loss, or None if it already fits."""
     r, hw = ctx.request, ctx.request.hardware
     assert hw is not None and ctx.peak is not None and r.deadline_hours is not None
-    per_token = hw_mod.train_flops_per_token(params, shape.d_model, shape.n_layer, ctx.seq_len, ctx.vocab_size)
+    per_token = flops_per_token(ctx, params, shape)
     step_seconds = batch * per_token / (ctx.peak * hw.mfu * hw.count)
     if steps * step_seconds <= r.deadline_hours * 3600.0:
         return None
@@ -67,7 +74,7 @@ def time_estimate(
     """GPU-hours, wall-clock and cost of ``steps`` steps of ``batch`` tokens on ``gpus`` GPUs."""
     hw = ctx.request.hardware
     assert hw is not None and ctx.peak is not None and gpus is not None
-    per_token = hw_mod.train_flops_per_token(params, shape.d_model, shape.n_layer, ctx.seq_len, ctx.vocab_size)
+    per_token = flops_per_token(ctx, params, shape)
     flops = per_token * batch * steps
     gpu_hours = flops / (ctx.peak * hw.mfu) / 3600.0
     return TimeEstimate(
@@ -76,6 +83,7 @@ def time_estimate(
         mfu=hw.mfu,
         peak_tflops=ctx.peak / 1e12,
         flops_per_token=per_token,
+        flops_convention=ctx.convention,
         hardware_flops=flops,
         gpu_hours=gpu_hours,
         wall_clock_hours=gpu_hours / gpus,

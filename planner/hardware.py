@@ -1,9 +1,9 @@
 """GPU catalogue and the FLOP accounting that turns a plan into hours.
 
-Peaks are dense bf16 TFLOP/s without sparsity (laws.md §6). The law counts 6·N FLOPs per training token;
-hardware also does the de-embedding matmul (6·d_model·vocab per token, forward + backward) and the attention
-score/mix work (6·n_layer·seq_len·d_model per token, Kaplan Table 1 with d_attn = d_model), which matter
-for small models and long contexts. MFU is taken against that full count.
+Peaks are dense bf16 TFLOP/s without sparsity (laws.md §6). FLOPs per token are fits.accounting's, under
+the plan's convention (PlanRequest.flops_convention: by default 6·N with the law's N, the convention the
+published sets were fitted with; "kaplan" and "palm" add attention, "palm" also the de-embedding for a
+non-embedding N). MFU is taken against that count.
 """
 
 from __future__ import annotations
@@ -55,7 +55,3 @@ def budget_flops(hw: Hardware, hours: float) -> float:
     """FLOPs the hardware delivers in ``hours`` of wall-clock."""
     return throughput(hw) * hours * 3600.0
 
-
-def train_flops_per_token(params: float, d_model: float, n_layer: float, seq_len: int, vocab_size: int) -> float:
-    """Training FLOPs per token: 6·N + 6·d_model·vocab (de-embedding) + 6·n_layer·seq_len·d_model (attention)."""
-    return 6.0 * params + 6.0 * d_model * vocab_size + 6.0 * n_layer * seq_len * d_model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fits import accounting
 from fits.laws.base import LossModel
 from planner import training
 from planner.context import PlanContext, compute_range
@@ -63,10 +64,20 @@ def add_assumptions(ctx: PlanContext, model: LossModel, hardware_budget: bool) -
             "critical batch from Kaplan eq. 1.4 at the predicted loss (B_* = 2e8, α_B = 0.21): a WebText2 "
             "value used for a different data set"
         )
-    a.append(
-        f"shape: d_model a multiple of 64, d_ff = 4·d_model, aspect ratio aimed at 64 within 20–200, "
-        f"12·n_layer·d_model² within 5% of N; params_total counts (vocab_size {ctx.vocab_size} + seq_len "
+    sized = (
+        f"total parameters (12·n_layer·d_model², LayerNorm gains and (vocab_size {ctx.vocab_size} + seq_len "
+        f"{ctx.seq_len})·d_model embedding parameters, tied head) within 5% of N"
+        if ctx.params_count == "total"
+        else f"12·n_layer·d_model² within 5% of N; params_total adds (vocab_size {ctx.vocab_size} + seq_len "
         f"{ctx.seq_len})·d_model embedding parameters"
+    )
+    a.append(f"shape: d_model a multiple of 64, d_ff = 4·d_model, aspect ratio aimed at 64 within 20–200, {sized}")
+    fitted = ctx.law.conventions.flops
+    a.append(
+        f"FLOPs: compute_flops = 6·N·D with the law's N; hardware FLOPs, time and MFU per token: "
+        f"{accounting.describe(ctx.convention, ctx.params_count)} (convention {ctx.convention!r}"
+        + (", the one the law was fitted with)" if ctx.convention == fitted
+           else f"; the law was fitted with {fitted!r})")
     )
     r = ctx.request
     if r.unique_tokens is not None:
@@ -80,8 +91,8 @@ def add_assumptions(ctx: PlanContext, model: LossModel, hardware_budget: bool) -
         a.append("target loss: budget_flops is the least budget whose best plan reaches it")
     if hardware_budget:
         a.append(
-            "hours budget: FLOPs = GPUs × peak × MFU × hours, counted per token as 6·N + "
-            "6·d_model·vocab + 6·n_layer·seq_len·d_model (de-embedding and attention included)"
+            f"hours budget: FLOPs = GPUs × peak × MFU × hours, counted per token in the {ctx.convention!r} "
+            "convention above"
         )
     if r.hardware is not None:
         a.append(f"time: MFU {r.hardware.mfu:g} of a dense bf16 peak of {ctx.peak / 1e12:g} TFLOP/s per GPU")

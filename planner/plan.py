@@ -20,11 +20,17 @@ class Shape(msgspec.Struct, kw_only=True):
     d_ff: int
     head_dim: int
     params: int
-    """12·n_layer·d_model², the non-embedding count of this shape (Kaplan eq. 2.1)."""
+    """12·n_layer·d_model², Kaplan's non-embedding count of this shape (eq. 2.1)."""
     params_error: float
-    """(params − N)/N for the N the shape was chosen for."""
+    """(count − N)/N for the N the shape was chosen for, the count being the one that N counts: ``params`` for a
+    non-embedding N, ``params_total`` for an N of all parameters."""
     aspect_ratio: float
     """d_model / n_layer."""
+    params_non_embedding: int | None = None
+    """The exact non-embedding count of the bias-free GPT (LayerNorm gains included; fits.accounting)."""
+    params_total: int | None = None
+    """Every parameter of the tied, bias-free GPT with the plan's vocabulary and context (fits.accounting);
+    set when the shape was chosen for a known vocabulary and context."""
     warnings: list[str] = []
 
 
@@ -46,7 +52,9 @@ class TimeEstimate(msgspec.Struct, kw_only=True):
     mfu: float
     peak_tflops: float
     flops_per_token: float
-    """Training FLOPs per token including the de-embedding and attention terms the law's 6·N leaves out."""
+    """Training FLOPs per token under ``flops_convention`` (fits.accounting), with the law's N."""
+    flops_convention: str = "6N"
+    """The convention the time and the MFU are counted in: "6N", "kaplan" or "palm" (Plan.flops_convention)."""
     hardware_flops: float
     gpu_hours: float
     wall_clock_hours: float
@@ -82,9 +90,18 @@ class Plan(msgspec.Struct, kw_only=True):
     compute_flops: float
     """Training compute as the law counts it: 6·N·D (Kaplan fits: Kaplan's C)."""
     params: float
-    """Non-embedding parameters N, as the law counts them."""
+    """Parameters N as the law counts them: all parameters for the Chinchilla sets, non-embedding for Kaplan's
+    (``params_counted``)."""
     params_total: float
-    """params + (vocab_size + seq_len)·d_model embedding parameters."""
+    """Every parameter of the planned shape (tied head, no biases; fits.accounting.total_params)."""
+    params_non_embedding: float | None = None
+    """Non-embedding parameters: the law's N for a non-embedding law, the shape's exact count otherwise (what the
+    batch and learning-rate rules, fitted on non-embedding N, are given)."""
+    params_counted: str = "non_embedding"
+    """What the law's N counts: "total" or "non_embedding" (the law family's conventions.params)."""
+    flops_convention: str = "6N"
+    """The FLOP convention of budget_flops for an hours budget and of the time and MFU: "6N", "kaplan" or "palm"
+    with the law's N (fits.accounting); by default the one the law was fitted with."""
     tokens: float
     tokens_per_param: float
     epochs: float

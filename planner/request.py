@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from fits.accounting import CONVENTIONS, FlopConvention
 from planner.errors import PlanError
 
 # Sane outer bounds: far beyond any real run, tight enough to keep every derived number finite.
@@ -30,7 +31,9 @@ PfDays = Annotated[
     float, msgspec.Meta(ge=MIN_FLOPS / 8.64e19, lt=MAX_FLOPS / 8.64e19, description="PF-days (8.64e19 FLOPs)")
 ]
 Count = Annotated[float, msgspec.Meta(gt=0, lt=MAX_COUNT)]
-Params = Annotated[float, msgspec.Meta(ge=SMALLEST_PARAMS, lt=MAX_COUNT, description="non-embedding parameters")]
+Params = Annotated[
+    float, msgspec.Meta(ge=SMALLEST_PARAMS, lt=MAX_COUNT, description="parameters, counted as the law's N counts them")
+]
 UniqueTokens = Annotated[float, msgspec.Meta(ge=MIN_UNIQUE_TOKENS, lt=MAX_COUNT, description="tokens")]
 Hours = Annotated[float, msgspec.Meta(gt=0, lt=MAX_HOURS)]
 Loss = Annotated[float, msgspec.Meta(gt=0, lt=100, description="nats per token")]
@@ -69,7 +72,8 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     scope: str | None = None
 
     max_params: Params | None = None
-    """Largest non-embedding parameter count that fits (memory)."""
+    """Largest parameter count that fits (memory), counted as the law's N: all parameters for the Chinchilla
+    sets, non-embedding for Kaplan's."""
     unique_tokens: UniqueTokens | None = None
     """Unique training tokens available; beyond one epoch the repeated-data law prices the repetition."""
     max_epochs: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
@@ -86,6 +90,11 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     """Tokens the model will serve; the budget then covers training plus 2·N FLOPs per served token."""
     hyperparams: HyperparamsRule | None = None
     """Batch and learning-rate rule: "deepseek" (default for Chinchilla fits), "steplaw", or "kaplan"."""
+    flops_convention: FlopConvention | None = None
+    """How hardware FLOPs per token are counted for an hours budget, the time and the MFU: "6N" (the default:
+    the convention the published sets were fitted with, 6·N with the law's N), "kaplan" (+ 6·n_layer·seq_len·
+    d_model of attention) or "palm" (+ 12·n_layer·seq_len·d_model, the usual MFU convention, and the output
+    layer's 6·d_model·vocab when the law's N leaves it out). compute_flops stays the law's 6·N·D."""
 
 
 BUDGET_FIELDS = ("compute_flops", "pf_days", "hours", "target_loss")
@@ -165,6 +174,9 @@ def validate(request: PlanRequest) -> None:
         isinstance(request.fit, bool) or not isinstance(request.fit, str | int) or request.fit == ""
     ):
         raise PlanError("fit", f"must be a fit name or id, got {request.fit!r}")
+    if request.flops_convention is not None and request.flops_convention not in CONVENTIONS:
+        raise PlanError("flops_convention",
+                        f"must be one of {', '.join(CONVENTIONS)}, got {request.flops_convention!r}")
     if request.hyperparams is not None and request.hyperparams not in ("deepseek", "steplaw", "kaplan"):
         raise PlanError("hyperparams", f"must be deepseek, steplaw or kaplan, got {request.hyperparams!r}")
     if request.hardware is not None:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from fits import accounting
 from fits.fit import Fit
 from fits.laws.base import LossModel
 from fits.laws.numerics import increasing_root
@@ -21,7 +22,7 @@ from planner import hardware as hw_mod
 from planner import training
 from planner.constraints import Allocation, Problem, least_budget_for_loss, solve_budget
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
-from planner.deadline import apply_deadline, time_estimate
+from planner.deadline import apply_deadline, flops_per_token, time_estimate
 from planner.errors import PlanError
 from planner.notes import add_assumptions, add_warnings
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
@@ -60,6 +61,8 @@ def _problem(ctx: PlanContext, model, budget: float, hardware_budget: bool) -> P
         unique=None if r.unique_tokens is None else float(r.unique_tokens),
         data_cap=None if r.max_epochs is None else float(r.unique_tokens) * float(r.max_epochs),
         max_params=None if r.max_params is None else float(r.max_params),
+        convention=ctx.convention,
+        params_count=ctx.params_count,
     )
 
 
@@ -103,6 +106,8 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         vocab_size=request.vocab_size or law.conventions.vocab_size,
         rule=request.hyperparams or law.conventions.hyperparams,
         peak=hw_mod.peak_flops(hw) if hw is not None else None,
+        params_count=accounting.params_count_of(law.conventions.params),
+        convention=request.flops_convention or accounting.check_convention(law.conventions.flops),
     )
 
     if request.target_loss is not None:
@@ -123,9 +128,13 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     # Batch: the rule's value, held inside the bounds. Batch-adjusted families (Kaplan's) price a batch away
     # from B_crit through C_min = C/(1 + B/B_crit) (eq. 5.5), so they re-solve until the batch ratio settles.
     for _ in range(8):
-        shape = shape_for_params(alloc.params)
+        # The shape has the law's N as the law counts it (all parameters for the Chinchilla sets); the batch and
+        # learning-rate rules were fitted on non-embedding N and get that.
+        shape = shape_for_params(alloc.params, counts=ctx.params_count, vocab_size=ctx.vocab_size,
+                                 seq_len=ctx.seq_len)
+        non_embedding = _non_embedding(ctx, alloc.params, shape)
         b_crit, c_eff = model.critical_batch(alloc.params, alloc.train_compute, alloc.loss)
-        hyper = training.rule_values(ctx.rule, alloc.params, alloc.tokens, shape, ctx.seq_len, b_crit)
+        hyper = training.rule_values(ctx.rule, non_embedding, alloc.tokens, shape, ctx.seq_len, b_crit)
         seqs = training.batch_sequences(
             hyper.batch_tokens, ctx.seq_len, request.min_batch_tokens, request.max_batch_tokens
         )
@@ -161,9 +170,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     loss = alloc.loss
     if hardware_budget:
         # Spend the hours exactly on the real shape's per-token FLOPs (the search used a smooth width).
-        per_token = hw_mod.train_flops_per_token(
-            alloc.params, shape.d_model, shape.n_layer, ctx.seq_len, ctx.vocab_size
-        )
+        per_token = flops_per_token(ctx, alloc.params, shape)
         tokens = (budget - problem.inference_tokens * per_token / 3.0) / per_token
         if problem.data_cap is not None:
             tokens = min(tokens, problem.data_cap)
@@ -209,7 +216,10 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         budget_flops=budget,
         compute_flops=compute,
         params=alloc.params,
-        params_total=alloc.params + (ctx.vocab_size + ctx.seq_len) * shape.d_model,
+        params_total=float(shape.params_total),
+        params_non_embedding=float(non_embedding),
+        params_counted=ctx.params_count,
+        flops_convention=ctx.convention,
         tokens=tokens,
         tokens_per_param=tokens / alloc.params,
         epochs=epochs,
@@ -243,6 +253,13 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
             "where the fit can be evaluated",
         )
     return plan
+
+
+def _non_embedding(ctx: PlanContext, params: float, shape) -> float:
+    """Non-embedding N: the law's N when that is what it counts, else the shape's exact count."""
+    if ctx.params_count == "non_embedding":
+        return params
+    return float(shape.params_non_embedding)
 
 
 def _loss_band(

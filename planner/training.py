@@ -7,6 +7,8 @@
                decays in steps (to 31.6% after 80% of tokens, 10% after 90%) and reports cosine to 10% as
                equivalent, which is what is planned here.
     steplaw    B and peak LR from Li et al. 2025's Step Law in N and D; warmup and schedule as deepseek.
+Every rule takes non-embedding N (Step Law and Kaplan's LR(N) were fitted on it): for a law whose N counts
+all parameters the planner passes the shape's non-embedding count (fits.accounting), not the law's N.
 Warmup is capped at a tenth of the run: a fixed long warmup is one of the reasons Kaplan's small models
 under-performed (Porian et al. 2024).
 """
@@ -40,7 +42,8 @@ class Hyper:
 
 
 def rule_values(rule: str, params: float, tokens: float, shape: Shape, seq_len: int, critical_batch: float) -> Hyper:
-    """The rule's batch (tokens, before rounding to sequences) and peak learning rate."""
+    """The rule's batch (tokens, before rounding to sequences) and peak learning rate; ``params`` is the
+    non-embedding parameter count."""
     warnings: list[str] = []
     if rule == "kaplan":
         n_for_lr = params

@@ -63,7 +63,7 @@ def test_local_pool_runs_in_parallel_workers(db, db_file: Path, text_corpus: Pat
     with executors.LocalExecutor(str(db_file), "cpu", workers=2) as pool:
         throughput = pool.measure(0.3)
         outcomes = pool.run(ids)
-    assert throughput.flops_per_second > 0 and throughput.threads == 1
+    assert throughput.matmul_flops_per_second > 0 and throughput.threads == 1
     assert [o.status for o in outcomes] == ["complete"] * 3
     for run_id, config in zip(ids, configs, strict=True):
         check_complete(db, run_id, config)

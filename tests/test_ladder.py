@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fits.accounting import non_embedding_params
 from verifier import runs
 from verifier.check import ladder
 from verifier.check.ladder import ProxyShape, ProxySpec, Rules, Throughput
-from verifier.model import non_embedding_params
 from verifier.runs import RunConfig
 
-TP = Throughput(flops_per_second=1e10, step_overhead=0.03, run_overhead=0.5)
+TP = Throughput(matmul_flops_per_second=1e10, step_overhead=0.03, run_overhead=0.5)
 
 
 def reference_n_opt(c: float) -> float:

@@ -10,15 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
-from verifier.model import (
-    GPT,
-    GPTConfig,
-    embedding_params,
-    flops_per_token,
-    kaplan_params,
-    non_embedding_params,
-    xformers_available,
-)
+from fits.accounting import embedding_params, kaplan_params, non_embedding_params
+from fits.accounting import shape_flops_per_token as flops_per_token
+from verifier.model import GPT, GPTConfig, xformers_available
 
 
 @settings(max_examples=20, deadline=None)

@@ -7,6 +7,7 @@ import math
 import msgspec
 import pytest
 
+from fits import accounting
 from fits.fit import Fit, Provenance
 from fits.laws import chinchilla, kaplan2020
 from fits.laws.published import published_fits
@@ -83,9 +84,11 @@ def test_plan_fields_are_consistent():
     assert plan.batch_tokens == plan.batch_sequences * plan.seq_len == plan.batch_sequences * 4096
     assert plan.steps == round(plan.tokens / plan.batch_tokens)
     assert 0 < plan.warmup_steps <= plan.steps // 10
-    assert plan.params_total == pytest.approx(plan.params + (50000 + 4096) * plan.shape.d_model)
+    # besiroglu2024 counts all parameters: the shape's total (embeddings included) is N
+    s = plan.shape
+    assert plan.params_total == accounting.total_params(s.n_layer, s.d_model, 50000, 4096) == s.params_total
     assert plan.tokens_per_param == pytest.approx(plan.tokens / plan.params)
-    assert abs(plan.shape.params / plan.params - 1) <= 0.05
+    assert abs(plan.shape.params_total / plan.params - 1) <= 0.05
     assert plan.predicted_loss.low <= plan.predicted_loss.mean <= plan.predicted_loss.high
     assert plan.c_min_flops == pytest.approx(plan.compute_flops / (1 + plan.batch_tokens / plan.critical_batch_tokens))
     assert [a.params_factor for a in plan.alternatives] == [0.5, 0.7, 1.4, 2.0]
@@ -102,7 +105,8 @@ def test_deepseek_rule_is_the_chinchilla_default_and_selectable():
     kap = solve_plan(PlanRequest(compute_flops=1e20, hyperparams="kaplan"), fit)
     assert any("DeepSeek" in a for a in ds.assumptions)
     assert any("Step Law" in a for a in step.assumptions)
-    assert kap.learning_rate == pytest.approx(float(kaplan2020.learning_rate(ds.params)))
+    # Kaplan's LR(N) was fitted on non-embedding N: it gets the shape's, not the Chinchilla law's total N
+    assert kap.learning_rate == pytest.approx(float(kaplan2020.learning_rate(ds.params_non_embedding)))
     assert abs(kap.batch_tokens - kap.critical_batch_tokens) <= kap.seq_len
     assert len({ds.learning_rate, step.learning_rate, kap.learning_rate}) == 3
 
@@ -137,8 +141,11 @@ def test_hours_budget_fills_the_hours_and_prices_them():
     assert 0.98 * 72 <= plan.time.wall_clock_hours <= 72.0
     assert plan.time.cost == pytest.approx(plan.time.gpu_hours * 2.5)
     assert plan.time.gpu == "H100-SXM" and plan.time.peak_tflops == 989
-    # Hardware counts de-embedding and attention FLOPs, so the law's 6·N·D is below the hardware budget.
-    assert plan.compute_flops < plan.budget_flops
+    # By default the hours are counted as the law counts compute (6·N per token), so they buy the law's 6·N·D;
+    # counted as PaLM counts MFU (attention included), the law's 6·N·D is below the hardware budget.
+    assert plan.compute_flops == pytest.approx(plan.budget_flops, rel=1e-4)
+    palm = solve_plan(PlanRequest(hours=72.0, hardware=hw, flops_convention="palm"), FITS["besiroglu2024"])
+    assert palm.compute_flops < palm.budget_flops
 
 
 @pytest.mark.parametrize(

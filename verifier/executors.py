@@ -227,7 +227,7 @@ class LocalExecutor:
         futures = [pool.submit(_measure_task, seconds) for _ in range(self.workers)]
         samples = [f.result() for f in futures]
         # The slowest worker sets the pace of a phase; plan with it.
-        return min(samples, key=lambda t: t.flops_per_second)
+        return min(samples, key=lambda t: t.matmul_flops_per_second)
 
     def run(self, run_ids: Sequence[int], on_done: Callback | None = None) -> list[RunOutcome]:
         if not run_ids:

@@ -1,4 +1,4 @@
-"""A GPT decoder in one file, and Kaplan et al. (2020) parameter and FLOP accounting.
+"""A GPT decoder in one file (its parameter and FLOP accounting is fits.accounting).
 
 Architecture (GPT-2 style): token + learned position embedding, ``n_layer`` pre-LayerNorm blocks
 (``x + attn(ln(x))``, ``x + mlp(ln(x))``) with d_ff = 4·d_model, a final LayerNorm, and an output head.
@@ -7,15 +7,9 @@ parameters of its own); ``tie_embeddings=False`` gives it its own matrix. Linear
 have no biases by default (as nanoGPT recommends: as good, and on a CPU about 15% faster per step,
 because a bias costs a broadcast copy forward and a reduction backward); ``bias=True`` is GPT-2's layout.
 
-Parameter accounting. N is the non-embedding count: every parameter except the token embedding, the
-position embedding and (when untied) the output head, which is the same kind of vocabulary-sized table.
-Per block that is 12·d² weights plus 2·d LayerNorm gains, plus d for the final LayerNorm; with biases,
-13·d per block and 2·d for the final LayerNorm:
-
-    N = 12·n_layer·d² + 2·n_layer·d + d                    (bias=False, the default)
-    N = 12·n_layer·d² + 13·n_layer·d + 2·d                 (bias=True)
-
-Kaplan's eq. 2.1 keeps only the first term, 12·n_layer·d².
+Parameter and FLOP accounting (Kaplan's 12·n_layer·d², the exact non-embedding count, embedding and head
+tables, FLOPs per token by convention) lives in fits.accounting; ``GPT.num_params`` calls it, and
+tests/test_accounting.py checks it against the built module's tensors.
 
 Attention runs through ``xformers.ops.memory_efficient_attention`` with a causal mask when xformers is
 importable and the tensors are on CUDA, else through ``torch.nn.functional.scaled_dot_product_attention``.
@@ -29,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from fits import accounting
 
 try:  # optional GPU kernel; the model works without it
     import xformers.ops as xops
@@ -59,37 +55,6 @@ class GPTConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
         if self.attention not in ATTENTION_BACKENDS:
             raise ValueError(f"attention must be one of {ATTENTION_BACKENDS}, got {self.attention!r}")
-
-
-def non_embedding_params(n_layer: int, d_model: int, *, bias: bool = False) -> int:
-    """Exact non-embedding parameter count N of this architecture."""
-    if bias:
-        return 12 * n_layer * d_model**2 + 13 * n_layer * d_model + 2 * d_model
-    return 12 * n_layer * d_model**2 + 2 * n_layer * d_model + d_model
-
-
-def kaplan_params(n_layer: int, d_model: int) -> int:
-    """Kaplan's approximation N ≈ 12·n_layer·d_model² (eq. 2.1: weight matrices only)."""
-    return 12 * n_layer * d_model**2
-
-
-def embedding_params(vocab_size: int, seq_len: int, d_model: int, *, tie_embeddings: bool = True) -> int:
-    """Token + position embedding parameters, plus the output head when it is not tied."""
-    return (vocab_size * (1 if tie_embeddings else 2) + seq_len) * d_model
-
-
-def flops_per_token(n_layer: int, d_model: int, seq_len: int) -> float:
-    """Training FLOPs per token (forward + backward) in Kaplan's accounting: 6·N + 6·n_layer·seq_len·d_model.
-
-    Counted: N = 12·n_layer·d_model² matrix weights (QKV, attention output, the two feed-forward matrices),
-    each used in one multiply-add (2 FLOPs) forward and two backward, hence 6·N; and the attention "mask"
-    term of Table 1, 2·n_layer·seq_len·d_model forward (QKᵀ and A·V under a causal mask: each token attends
-    to seq_len/2 positions on average, two matmuls, 2 FLOPs per multiply-add), times 3 for forward +
-    backward. Not counted: embeddings, the output head (de-embedding), biases, LayerNorm, softmax, GELU
-    and the optimizer. nanoGPT's ``estimate_mfu`` counts the full, unmasked square instead
-    (12·n_layer·seq_len·d_model), so its attention term is twice this one.
-    """
-    return 6.0 * kaplan_params(n_layer, d_model) + 6.0 * n_layer * seq_len * d_model
 
 
 def xformers_available() -> bool:
@@ -181,11 +146,11 @@ class GPT(nn.Module):
         return params
 
     def num_params(self, *, non_embedding: bool = True) -> int:
-        """Counted from the module's tensors (a tied head is one tensor and counts once)."""
-        total = sum(p.numel() for p in self.parameters())
-        if non_embedding:
-            total -= sum(p.numel() for p in self.embedding_parameters())
-        return total
+        """The non-embedding (or, ``non_embedding=False``, total) parameter count, from fits.accounting."""
+        c = self.cfg
+        counts = accounting.param_counts(c.n_layer, c.d_model, c.vocab_size, c.seq_len,
+                                         tie_embeddings=c.tie_embeddings, bias=c.bias)
+        return counts.non_embedding if non_embedding else counts.total
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (b, t, vocab); with targets, (logits, mean cross-entropy in nats)."""

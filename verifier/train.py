@@ -26,10 +26,10 @@ from pathlib import Path
 import sqlite_utils
 import torch
 
+from fits import accounting
 from verifier import corpus as corpus_mod
 from verifier import device as device_mod
 from verifier import runs
-from verifier.model import embedding_params, flops_per_token, non_embedding_params
 from verifier.runs import ConfigError, Run, RunConfig
 from verifier.training.checkpoints import RunBusy, checkpoint_dir, claim_or_create, run_is_live, run_lock
 from verifier.training.config import default_n_head, default_warmup, kaplan_lr, make_config
@@ -108,9 +108,9 @@ def _prepare_and_train(config: RunConfig, db: sqlite_utils.Database | None, clai
     device_mod.configure(dev, threads=1 if shards > 1 else threads)
     check_memory(config, data.vocab_size, dev, world=world, local_world=local_world)
     scope = config.scope or data.scope
-    n_params = non_embedding_params(config.n_layer, config.d_model, bias=config.bias)
-    params_total = n_params + embedding_params(data.vocab_size, config.seq_len, config.d_model,
-                                               tie_embeddings=config.tie_embeddings)
+    counts = accounting.param_counts(config.n_layer, config.d_model, data.vocab_size, config.seq_len,
+                                     tie_embeddings=config.tie_embeddings, bias=config.bias)
+    n_params, params_total = counts.non_embedding, counts.total
     held = contextlib.ExitStack()
 
     def claim() -> tuple[int, str]:
@@ -137,7 +137,8 @@ def _prepare_and_train(config: RunConfig, db: sqlite_utils.Database | None, clai
 
 def _default_threads(config: RunConfig, world: int, local_world: int) -> int:
     """The cores this process may use, divided among local ranks; one for steps under SMALL_STEP_FLOPS."""
-    step_flops = flops_per_token(config.n_layer, config.d_model, config.seq_len) * config.batch_tokens
+    step_flops = config.batch_tokens * accounting.shape_flops_per_token(config.n_layer, config.d_model,
+                                                                        config.seq_len, "kaplan")
     if step_flops / world < SMALL_STEP_FLOPS:
         return 1
     return max(1, device_mod.cpu_count() // local_world)

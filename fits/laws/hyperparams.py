@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from fits import accounting
 from fits.laws import FloatOrArray, as_array, as_result, kaplan2020
 
 
@@ -75,9 +76,10 @@ def range_warnings(ranges: tuple[FittedRange, ...], **values: npt.ArrayLike) -> 
 
 
 def deepseek_flops_per_token(n_layer: npt.ArrayLike, d_model: npt.ArrayLike, seq_len: npt.ArrayLike) -> FloatOrArray:
-    """M = 72·n_layer·d_model² + 6·n_layer·d_model·seq_len: non-embedding training FLOPs per token."""
-    layers, width = as_array(n_layer), as_array(d_model)
-    return as_result(72.0 * layers * width**2 + 6.0 * layers * width * as_array(seq_len))
+    """M = 72·n_layer·d_model² + 6·n_layer·d_model·seq_len: non-embedding training FLOPs per token, i.e.
+    fits.accounting's "kaplan" convention on N = 12·n_layer·d_model², without the head."""
+    return as_result(accounting.shape_flops_per_token(as_array(n_layer), as_array(d_model), as_array(seq_len),
+                                                      "kaplan"))
 
 
 def deepseek_lr(C: npt.ArrayLike) -> FloatOrArray:

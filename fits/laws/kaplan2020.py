@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from fits import accounting
 from fits.laws import Coefficient, FloatOrArray, LawDomainError, as_array, as_result
 from fits.units import PF_DAY
 
@@ -620,8 +621,8 @@ def non_embedding_params(
     d_ff: npt.ArrayLike | None = None,
     d_attn: npt.ArrayLike | None = None,
 ) -> FloatOrArray:
-    """N ≈ 2·d_model·n_layer·(2·d_attn + d_ff), eq 2.1 (12·n_layer·d_model² for the standard shape)."""
-    dm = as_array(d_model)
-    ff = 4.0 * dm if d_ff is None else as_array(d_ff)
-    attn = dm if d_attn is None else as_array(d_attn)
-    return as_result(2.0 * dm * as_array(n_layer) * (2.0 * attn + ff))
+    """N ≈ 2·d_model·n_layer·(2·d_attn + d_ff), eq 2.1 (12·n_layer·d_model² for the standard shape);
+    fits.accounting.kaplan_params in the law's float-or-array convention."""
+    ff = None if d_ff is None else as_array(d_ff)
+    attn = None if d_attn is None else as_array(d_attn)
+    return as_result(accounting.kaplan_params(as_array(n_layer), as_array(d_model), ff, attn))

@@ -120,7 +120,8 @@ class Session:
     def measure(self) -> Throughput:
         self.throughput = self.executor.measure(MEASURE_SECONDS)
         tp = self.throughput
-        self.say(f"throughput per worker: {tp.flops_per_second / 1e9:.2f} GFLOP/s, {tp.token_seconds * 1e6:.2f} µs per "
+        self.say(f"throughput per worker: {tp.matmul_flops_per_second / 1e9:.2f} GFLOP/s of matmul, "
+                 f"{tp.token_seconds * 1e6:.2f} µs per "
                  f"token and {tp.step_overhead * 1e3:.1f} ms per step besides ({self.executor.workers} "
                  f"{self.executor.name} workers on {tp.device})")
         return tp
@@ -175,7 +176,7 @@ class Session:
                 budget_flops=prediction.budget_flops if prediction.budget_flops is not None else spec.budget_flops)
             stored[i] = runs_mod.create_run(
                 self.db, spec.config(), scope=spec.scope or self.scope, n_params=spec.params,
-                params_total=spec.params + (self.corpus.vocab_size + spec.seq_len) * spec.d_model,
+                params_total=spec.shape.params_total(spec.seq_len, self.corpus.vocab_size),
                 plan_id=plan_id if plan_id is not None else self.plan_id, check_id=self.check_id,
                 role=spec.role, prediction=prediction)
         ids = [stored[i].id for i in order]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import msgspec
 
+from fits import accounting
 from planner import training
 from planner.plan import Shape
 from verifier.runs import RunConfig
@@ -55,7 +56,7 @@ MIN_BATCH_SEQUENCES = 4
 EVALS_PER_RUN = 12
 """Validation points per curve."""
 EVAL_SEQUENCES = 64
-MIN_PARAMS = 2 * 12 * 16**2
+MIN_PARAMS = accounting.kaplan_params(2, 16)
 """The smallest proxy shape: 2 layers of width 16. One-layer models are left out, as Kaplan et al. did."""
 MAX_WIDTH = 1024
 
@@ -71,16 +72,22 @@ class ProxyShape:
 
     @property
     def params(self) -> int:
-        """Exact non-embedding parameters of the bias-free model (verifier.model.non_embedding_params)."""
-        return 12 * self.n_layer * self.d_model**2 + 2 * self.n_layer * self.d_model + self.d_model
+        """Exact non-embedding parameters of the bias-free model (fits.accounting.non_embedding_params)."""
+        return accounting.non_embedding_params(self.n_layer, self.d_model)
+
+    def params_total(self, seq_len: int = PROXY_SEQ_LEN, vocab_size: int = VOCAB_BYTES) -> int:
+        """Every parameter of the built (tied, bias-free) model (fits.accounting.total_params)."""
+        return accounting.total_params(self.n_layer, self.d_model, vocab_size, seq_len)
 
     def flops_per_token(self, seq_len: int = PROXY_SEQ_LEN, vocab_size: int = VOCAB_BYTES) -> float:
-        """Training FLOPs per token the hardware does: 6·N + de-embedding + attention."""
-        return 6.0 * self.params + 6.0 * self.d_model * vocab_size + 6.0 * self.n_layer * seq_len * self.d_model
+        """Training FLOPs per token the hardware does: Kaplan's convention on the exact N, plus the head
+        (6·N + 6·n_layer·seq_len·d_model + 6·d_model·vocab, fits.accounting)."""
+        return float(accounting.shape_flops_per_token(self.n_layer, self.d_model, seq_len, "kaplan",
+                                                      vocab_size=vocab_size, exact=True))
 
     def as_planner_shape(self, target: float) -> Shape:
         head_dim = self.d_model // self.n_head
-        params = 12 * self.n_layer * self.d_model**2
+        params = accounting.kaplan_params(self.n_layer, self.d_model)
         return Shape(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, d_ff=4 * self.d_model,
                      head_dim=head_dim, params=params, params_error=(params - target) / target,
                      aspect_ratio=self.d_model / self.n_layer)
@@ -218,14 +225,16 @@ def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float
 
 class Throughput(msgspec.Struct, kw_only=True):
     """How fast one worker trains: seconds per step = step_overhead + tokens · (token_seconds + FLOPs per token /
-    flops_per_second).
+    matmul_flops_per_second).
 
     Tiny models are not FLOP-bound: besides a fixed cost per step (kernel launches, the optimizer), every token
     costs memory-bound work (embedding, LayerNorm, softmax over the vocabulary, the batch gather) that does not
     grow with the width; ``token_seconds`` is that part.
     """
 
-    flops_per_second: float
+    matmul_flops_per_second: float
+    """The rate of the FLOP-proportional part of a step (the inverse slope of token time against FLOPs per token):
+    the machine's matmul speed on these shapes, not the FLOP/s a run achieves (RunResult.flops_per_second)."""
     step_overhead: float
     token_seconds: float = 0.0
     run_overhead: float = 1.0
@@ -235,7 +244,7 @@ class Throughput(msgspec.Struct, kw_only=True):
     measured_seconds: float = 0.0
 
     def token_cost(self, shape: ProxyShape, seq_len: int = PROXY_SEQ_LEN) -> float:
-        return self.token_seconds + shape.flops_per_token(seq_len) / self.flops_per_second
+        return self.token_seconds + shape.flops_per_token(seq_len) / self.matmul_flops_per_second
 
     def step_seconds(self, shape: ProxyShape, batch_tokens: int, seq_len: int = PROXY_SEQ_LEN) -> float:
         return self.step_overhead + batch_tokens * self.token_cost(shape, seq_len)
@@ -258,7 +267,7 @@ class Throughput(msgspec.Struct, kw_only=True):
     def scaled(self, factor: float) -> Throughput:
         """This throughput with every time multiplied by ``factor`` (from measured run times)."""
         factor = min(max(factor, 0.25), 4.0)
-        return msgspec.structs.replace(self, flops_per_second=self.flops_per_second / factor,
+        return msgspec.structs.replace(self, matmul_flops_per_second=self.matmul_flops_per_second / factor,
                                        step_overhead=self.step_overhead * factor,
                                        token_seconds=self.token_seconds * factor,
                                        run_overhead=self.run_overhead * factor)
@@ -324,7 +333,7 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
     f_small, f_large = small.flops_per_token(seq_len), large.flops_per_token(seq_len)
     inv_rate = max((per_token_large - per_token_small) / (f_large - f_small), 1e-15)
     token_seconds = max(per_token_small - f_small * inv_rate, 0.0)
-    return Throughput(flops_per_second=1.0 / inv_rate, step_overhead=overhead, token_seconds=token_seconds,
+    return Throughput(matmul_flops_per_second=1.0 / inv_rate, step_overhead=overhead, token_seconds=token_seconds,
                       device=str(dev), threads=threads, measured_seconds=time.perf_counter() - t_start)
 
 

@@ -107,7 +107,7 @@ def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float 
     summary = CheckSummary(
         plan_fit=FitRef.of(plan_fit), budget_seconds=budget_minutes * 60.0, device=session.device,
         executor=session.executor.name, workers=session.executor.workers,
-        flops_per_second=session.throughput.flops_per_second, corpus=session.corpus.source,
+        matmul_flops_per_second=session.throughput.matmul_flops_per_second, corpus=session.corpus.source,
         plan_budget_flops=plan.compute_flops, plan_params=plan.params, assumptions=list(ladder_mod.ASSUMPTIONS),
     )
     check = create_check(db, plan.id, session.scope, summary)
@@ -249,7 +249,7 @@ def _store(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, 
         scope_fit=FitRef.of(scope_fit),
         calibrated=calibrated,
         wall_seconds=session.elapsed(),
-        flops_per_second=session.throughput.flops_per_second if session.throughput else None,
+        matmul_flops_per_second=session.throughput.matmul_flops_per_second if session.throughput else None,
         run_ids=[r.id for r in runs_mod.list_runs(db, check_id=check.id)],
         passed=counts["pass"], failed=counts["fail"], skipped=counts["skip"],
         plan_exponents=_plan_exponents(plan_fit, plan),

@@ -98,8 +98,9 @@ class CheckSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
     device: str | None = None
     executor: str | None = None
     workers: int | None = None
-    flops_per_second: float | None = None
-    """Measured training throughput per worker (6N + attention + head FLOPs per token)."""
+    matmul_flops_per_second: float | None = None
+    """Throughput.matmul_flops_per_second of one worker: the rate of the FLOP-proportional part of a step
+    (FLOPs per token as fits.accounting's "kaplan" convention of the exact count, plus the head)."""
     corpus: str | None = None
     run_ids: list[int] = []
     passed: int = 0

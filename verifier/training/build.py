@@ -34,7 +34,8 @@ def make_model(config: RunConfig, vocab_size: int, dev: torch.device, *, attenti
     """The run's GPT on ``dev``, initialised from the run's seed (identical weights on every rank and device)."""
     torch.manual_seed(config.seed)
     model = GPT(config.model_config(vocab_size, attention=attention))
-    assert model.num_params() == n_params, "parameter accounting and model disagree"
+    tensors = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in model.embedding_parameters())
+    assert tensors == n_params, "parameter accounting (fits.accounting) and the model's tensors disagree"
     return model.to(dev)
 
 

@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from verifier.model import non_embedding_params
+from fits.accounting import non_embedding_params
 from verifier.runs import ConfigError, RunConfig
 
 log = logging.getLogger("verifier.train")

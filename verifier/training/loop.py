@@ -20,11 +20,11 @@ import msgspec
 import sqlite_utils
 import torch
 
+from fits import accounting
 from fits.errors import Failed
 from verifier import corpus as corpus_mod
 from verifier import device as device_mod
 from verifier import runs
-from verifier.model import flops_per_token
 from verifier.runs import Run, RunConfig, RunPoint
 from verifier.training import build, checkpoints
 from verifier.training.distributed import all_reduce_sum, barrier
@@ -51,7 +51,8 @@ class RunResult(msgspec.Struct, kw_only=True):
     seconds: float
     tokens_per_second: float
     flops_per_second: float
-    """Achieved training FLOP/s in ``flops_per_token`` accounting (6N + attention), all ranks together."""
+    """Achieved training FLOP/s, all ranks together, counted per token in fits.accounting's "kaplan" convention
+    on 12·n_layer·d_model² (6N + 6·n_layer·seq_len·d_model, no head)."""
     n_params: int
     params_total: int
     resumed_from: int | None
@@ -98,7 +99,8 @@ class Job:
 
     @property
     def flops_per_token(self) -> float:
-        return flops_per_token(self.config.n_layer, self.config.d_model, self.config.seq_len)
+        return float(accounting.shape_flops_per_token(self.config.n_layer, self.config.d_model,
+                                                      self.config.seq_len, "kaplan"))
 
 
 class Curve:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from fits import accounting
 from fits.errors import BadInput
 from verifier import device as device_mod
-from verifier.model import embedding_params, non_embedding_params
 from verifier.runs import RunConfig
 
 BYTES_PER_STATE_PARAM = 16
@@ -23,9 +23,8 @@ class ModelTooLarge(BadInput):
 def estimate_memory(config: RunConfig, vocab_size: int, *, cuda: bool, world_size: int = 1) -> int:
     """Bytes one rank needs: parameters, gradients and AdamW state in fp32, plus the activations of one
     micro-batch (bf16 under autocast on GPU, fp32 on CPU) and the fp32 logits with their gradient."""
-    n = non_embedding_params(config.n_layer, config.d_model, bias=config.bias)
-    total = n + embedding_params(vocab_size, config.seq_len, config.d_model,
-                                 tie_embeddings=config.tie_embeddings)
+    total = accounting.total_params(config.n_layer, config.d_model, vocab_size, config.seq_len,
+                                    tie_embeddings=config.tie_embeddings, bias=config.bias)
     micro = config.micro_batch or max(1, config.batch_size // world_size)
     tokens = micro * config.seq_len
     act_bytes = 2 if cuda else 4

@@ -99,8 +99,9 @@ class ChinchillaModel(LossModel):
         ]
         if published:
             out.append(
-                "published Chinchilla sets count all parameters in N; params reports the law's N and "
-                "params_total adds embeddings on top"
+                "published Chinchilla sets count all parameters in N: the shape is sized so that its total "
+                "parameters (embeddings included) are N, and params_non_embedding is what the batch and "
+                "learning-rate rules get"
             )
         return out
 
