@@ -177,6 +177,16 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         compute = float(model.compute_for_tokens(alloc.params, tokens))
         loss = float(model.loss(alloc.params, compute, problem.unique))
 
+    if tokens < batch * (1.0 - 1e-9):
+        # Less than one optimizer step: no schedule can be planned, and rounding up to one step would spend
+        # more than the data or the budget allows.
+        data_bound = problem.data_cap is not None and tokens >= problem.data_cap * (1.0 - 1e-9)
+        raise PlanError(
+            "unique_tokens" if data_bound else _budget_field(request),
+            f"the plan would train on {tokens:.3g} tokens, less than one batch of {batch} tokens: "
+            + ("allow more data (unique_tokens, max_epochs) or a smaller batch (max_batch_tokens)"
+               if data_bound else "give a larger budget or a smaller batch (max_batch_tokens)"),
+        )
     steps = model.steps(alloc.params, tokens, batch, b_crit, c_eff, floor_steps=hardware_budget)
     ctx.warnings += alloc.notes + hyper.warnings + shape.warnings
 
@@ -288,14 +298,21 @@ def _compute_to_reach(model, sizes: np.ndarray, loss: float, unique: float, plai
     ok = np.isfinite(plain)
     if not ok.any():
         return plain
-    lo = np.log(np.where(ok, plain, 1.0))
+    # Only the sizes that reach the loss on fresh data are searched: the others have no bracket, and a law
+    # evaluated at a made-up bracket may leave its domain.
+    sub = sizes[ok]
+    lo = np.log(plain[ok])
     hi = lo + 30.0
 
     def shortfall(x: np.ndarray) -> np.ndarray:  # rises with compute
-        return loss - np.asarray(model.loss(sizes, np.exp(x), unique), dtype=float)
+        return loss - np.asarray(model.loss(sub, np.exp(x), unique), dtype=float)
 
-    reachable = ok & (shortfall(hi) >= 0)
-    return np.where(reachable, np.exp(increasing_root(shortfall, lo, hi, xtol=1e-10)), np.inf)
+    out = np.full(sizes.shape, np.inf)
+    reachable = shortfall(hi) >= 0
+    if reachable.any():
+        roots = np.exp(increasing_root(shortfall, lo, hi, xtol=1e-10))
+        out[np.flatnonzero(ok)[reachable]] = roots[reachable]
+    return out
 
 
 def _alternatives(
