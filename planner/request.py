@@ -210,3 +210,35 @@ def parse_quantity(text: str, field: str) -> float:
         except ValueError:
             raise PlanError(field, f"must be a number such as 1e21 or 70B, got {text!r}") from None
     return float(match.group(1)) * _SUFFIXES.get(match.group(2).lower(), 1.0)
+
+
+# ---------------------------------------------------------------------------------------------- predict
+
+AtLeastOne = Annotated[float, msgspec.Meta(ge=1, lt=MAX_COUNT)]
+
+
+class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A model size and a training length: tokens, or steps at a batch."""
+
+    params: AtLeastOne
+    """Non-embedding parameters N."""
+    tokens: AtLeastOne | None = None
+    steps: AtLeastOne | None = None
+    batch_tokens: AtLeastOne | None = None
+    unique_tokens: AtLeastOne | None = None
+    fit: str | int | None = None
+    law: str | None = None
+    scope: str | None = None
+
+
+def validate_predict(request: PredictRequest) -> None:
+    if not isinstance(request, PredictRequest):
+        raise PlanError("request", f"must be a PredictRequest, got {type(request).__name__}")
+    for name in ("params", "tokens", "steps", "batch_tokens", "unique_tokens"):
+        value = getattr(request, name)
+        if value is not None and check_number(name, value, upper=MAX_COUNT) < 1:
+            raise PlanError(name, f"must be at least 1, got {value!r}")
+    if request.tokens is None and (request.steps is None or request.batch_tokens is None):
+        raise PlanError("tokens", "give tokens, or steps together with batch_tokens")
+    if request.tokens is not None and request.steps is not None:
+        raise PlanError("steps", "give tokens or steps (with batch_tokens), not both")

@@ -4,12 +4,14 @@ in the shared ``runs`` / ``run_points`` tables (schema in fits/store.py)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import sqlite_utils
 
-from fits.store import from_json, now, to_json, transaction
+from fits.db import from_json, now, to_json, transaction
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 STATUSES = ("pending", "running", "complete", "failed")
 SCHEDULES = ("cosine", "linear", "constant")
