@@ -42,7 +42,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from fits.fitting import BATCH_MODES, FITTABLE_LAWS, METHODS
+    from fits.fitting import BATCH_MODES, METHODS
+    from fits.laws.registry import fittable_law_names
 
     parser = Parser(
         prog="python -m fits",
@@ -73,7 +74,7 @@ def build_parser() -> Parser:
             "Example: python -m fits fit --law chinchilla --data points.csv --bootstrap 1000 --budget 1e21"
         ),
     )
-    fit.add_argument("--law", required=True, choices=FITTABLE_LAWS, help="law family to fit")
+    fit.add_argument("--law", required=True, choices=fittable_law_names(), help="law family to fit")
     fit.add_argument("--data", required=True, metavar="FILE.csv", help="points to fit")
     fit.add_argument(
         "--method",
@@ -210,11 +211,12 @@ def _bad_input(args: argparse.Namespace, exc: BaseException) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from fits.csvio import read_columns
     from fits.fitting import fit
+    from fits.laws.registry import get_law, laws_with_option
 
-    if args.warmup is not None and args.law != "kaplan-ns":
-        raise UsageError("--warmup applies to kaplan-ns only")
-    if args.batch != "published" and args.law != "kaplan-ns":
-        raise UsageError("--batch applies to kaplan-ns only")
+    options = get_law(args.law).fit_options
+    for option, given in (("warmup", args.warmup is not None), ("batch", args.batch != "published")):
+        if given and option not in options:
+            raise UsageError(f"--{option} applies to {', '.join(laws_with_option(option))} only")
     columns = read_columns(args.data, args.law)
     progress = _progress_bar if args.bootstrap and sys.stderr.isatty() else None
     result = fit(
@@ -336,7 +338,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def read_fit_json(path: str, *, scope: str | None = None, name: str | None = None) -> tuple[Fit, list[str]]:
     """A Fit from a JSON object with at least law and coefficients; also the out-of-range warnings."""
     from fits.fit import Fit, Provenance
-    from fits.laws import LAW_FAMILIES, check_coefficients
+    from fits.laws import check_coefficients
+    from fits.laws.registry import law_names
 
     file = Path(path).name
     try:
@@ -348,8 +351,8 @@ def read_fit_json(path: str, *, scope: str | None = None, name: str | None = Non
     if not isinstance(raw, dict):
         raise UsageError(f"{file}: expected a JSON object with 'law' and 'coefficients'")
     law = raw.get("law")
-    if law not in LAW_FAMILIES:
-        raise UsageError(f"{file}: law: {law!r} is not one of {', '.join(LAW_FAMILIES)}")
+    if law not in law_names():
+        raise UsageError(f"{file}: law: {law!r} is not one of {', '.join(law_names())}")
     coefficients = raw.get("coefficients")
     if not isinstance(coefficients, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in coefficients.values()

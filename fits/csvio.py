@@ -1,8 +1,9 @@
 """Reading fitting points from CSV, with validation that names the offending line and column.
 
-A file has a header row; the columns a family needs are looked up by name (fits.fitting.COLUMNS), extra
-columns are ignored. Every value must be a finite number > 0 (a ``warmup`` column may hold 0), except in an
-optional ``group`` column, which holds labels.
+A file has a header row; the columns a family needs are looked up by name (the family's fit_columns and
+optional_columns, fits.laws.registry), extra columns are ignored. Every value must be a finite number > 0
+(a ``warmup`` column may hold 0), except in an optional ``group`` column, which holds labels (the run a
+point comes from: the bootstrap resamples runs, not points).
 """
 
 from __future__ import annotations
@@ -14,12 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fits.fitting import COLUMNS
-
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "chinchilla": ("group",), "kaplan-nd": ("group",), "kaplan-ns": ("warmup", "group"),
-}
-"""``group``: any label naming the run a point comes from (the bootstrap resamples runs, not points)."""
+from fits.laws.registry import fittable_law_names, get_law
 
 
 class DataError(ValueError):
@@ -28,8 +24,10 @@ class DataError(ValueError):
 
 def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray]:
     """The columns ``law`` needs (plus its optional ones, when present) from a CSV file, validated."""
-    if law not in COLUMNS:
-        raise DataError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(COLUMNS)}")
+    if law not in fittable_law_names():
+        raise DataError(f"law: unknown or not fittable {law!r}; expected one of {', '.join(fittable_law_names())}")
+    family = get_law(law)
+    required = family.fit_columns
     name = Path(path).name
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -41,16 +39,15 @@ def read_columns(path: str | os.PathLike[str], law: str) -> dict[str, np.ndarray
     except csv.Error as exc:
         raise DataError(f"{name}: not valid CSV: {exc}") from None
     if not rows:
-        raise DataError(f"{name}: empty file; expected a header row with columns {', '.join(COLUMNS[law])}")
+        raise DataError(f"{name}: empty file; expected a header row with columns {', '.join(required)}")
 
     header = [h.strip() for h in rows[0]]
-    required = COLUMNS[law]
     missing = [c for c in required if c not in header]
     if missing:
         found = ", ".join(h for h in header if h) or "none"
         plural = "s" if len(missing) > 1 else ""
         raise DataError(f"{name}: missing column{plural} {', '.join(missing)} for {law} (found: {found})")
-    wanted = [*required, *(c for c in OPTIONAL_COLUMNS.get(law, ()) if c in header)]
+    wanted = [*required, *(c for c in family.optional_columns if c in header)]
     index = {c: header.index(c) for c in wanted}
 
     values: dict[str, list] = {c: [] for c in wanted}

@@ -1,9 +1,12 @@
 """The refit job: turn finished training runs into new fit versions, and activate the ones that earn it.
 
-For every scope whose complete runs differ from those its latest fit of a family was made from, fit
-  - "chinchilla" and "kaplan-nd" on (n_params, tokens, final_val_loss) of the scope's complete runs, and
-  - "kaplan-ns" on the runs' validation-loss curves (run_points after warm-up), when they span enough sizes,
-    with the critical batch of eq 5.4 profiled on those curves (kaplan_fit.profile_batch: Kaplan's B_star and
+For every scope whose complete runs differ from those its latest fit of a family was made from, fit every
+fittable family (fits.laws.registry) the runs can feed:
+  - families fitted on (N, D, loss) ("chinchilla", "kaplan-nd") on (n_params, tokens, final_val_loss) of the
+    scope's complete runs, and
+  - families fitted on curves (N, B, step, loss) ("kaplan-ns") on the runs' validation-loss curves
+    (run_points after warm-up), when they span enough sizes, with the family's refit options (kaplan-ns
+    profiles the critical batch of eq 5.4 on those curves, kaplan_fit.profile_batch: Kaplan's B_star and
     alpha_B are in GPT-2 BPE tokens and do not carry over to another tokenizer),
 record each as the next version of its (law, scope) with its held-out error and the run ids it was made from,
 and make it active when its held-out error is no worse than the active fit's (or when asked to).
@@ -23,20 +26,20 @@ import sqlite_utils
 
 from fits.fit import Fit, Provenance
 from fits.fitting import fit as fit_points
-from fits.fitting import points_for
 from fits.fitting.diagnostics import heldout_split, relative_error
 from fits.fitting.engine import InsufficientData
-from fits.laws import kaplan2020 as k20
+from fits.laws.registry import fittable_law_names, get_law
 from fits.measurements import MeasuredRun, complete_runs, measured_scopes, validation_curves
 from fits.store import activate_fit, active_fit, from_json, get_fit, save_version, transaction
 
 MIN_RUNS_FINAL = 5
 """chinchilla, kaplan-nd: one run per coefficient at least; the fit also needs two distinct sizes and token
 counts."""
-FINAL_LAWS = ("chinchilla", "kaplan-nd")
+FINAL_COLUMNS = ("N", "D", "loss")
+CURVE_COLUMNS = ("N", "B", "step", "loss")
 MIN_SIZES_NS = 3
-"""Distinct model sizes for kaplan-ns: with two, the N term interpolates exactly between two curves and its
-exponent is checked by nothing."""
+"""Distinct model sizes for a curve family (kaplan-ns): with two, the N term interpolates exactly between two
+curves and its exponent is checked by nothing."""
 METHOD = "robust"
 SEED = 0
 
@@ -65,7 +68,7 @@ def refit(
             if _covered(db, job):
                 continue
             try:
-                options = {"batch": "fitted"} if job.law == "kaplan-ns" else {}
+                options = dict(get_law(job.law).refit_options)
                 result = fit_points(job.law, job.columns, method=METHOD, seed=SEED, bootstrap=bootstrap, **options)
             except InsufficientData:
                 continue
@@ -106,14 +109,25 @@ def _jobs(db: sqlite_utils.Database, scope: str) -> list[Job]:
             "D": np.array([r.tokens for r in ok], dtype=float),
             "loss": np.array([r.final_val_loss for r in ok], dtype=float),
         }
-        jobs += [Job(law=law, scope=scope, columns=columns, run_ids=[r.id for r in ok]) for law in FINAL_LAWS]
-    ns = _ns_job(db, scope, [r for r in runs if _positive(r.n_params, r.batch_tokens)])
-    if ns is not None:
-        jobs.append(ns)
+        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=[r.id for r in ok])
+                 for name in _laws_on(FINAL_COLUMNS)]
+    curve_laws = _laws_on(CURVE_COLUMNS)
+    curves = _curve_data(db, [r for r in runs if _positive(r.n_params, r.batch_tokens)]) if curve_laws else None
+    if curves is not None:
+        columns, used = curves
+        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=used) for name in curve_laws]
     return jobs
 
 
-def _ns_job(db: sqlite_utils.Database, scope: str, runs: list[MeasuredRun]) -> Job | None:
+def _laws_on(columns: tuple[str, ...]) -> list[str]:
+    """Fittable families whose input columns are exactly these."""
+    return [name for name in fittable_law_names() if tuple(get_law(name).fit_columns) == columns]
+
+
+def _curve_data(
+    db: sqlite_utils.Database, runs: list[MeasuredRun]
+) -> tuple[dict[str, np.ndarray], list[int]] | None:
+    """(N, B, step, loss, group) columns of the runs' validation curves after warm-up, and the runs used."""
     by_id = {r.id: r for r in runs}
     if not by_id:
         return None
@@ -125,18 +139,14 @@ def _ns_job(db: sqlite_utils.Database, scope: str, runs: list[MeasuredRun]) -> J
     used = sorted({p.run_id for p in rows})
     if len({by_id[i].n_params for i in used}) < MIN_SIZES_NS:
         return None
-    return Job(
-        law="kaplan-ns",
-        scope=scope,
-        columns={
-            "N": np.array([by_id[p.run_id].n_params for p in rows], dtype=float),
-            "B": np.array([by_id[p.run_id].batch_tokens for p in rows], dtype=float),
-            "step": np.array([p.step for p in rows], dtype=float),
-            "loss": np.array([p.val_loss for p in rows], dtype=float),
-            "group": np.array([p.run_id for p in rows], dtype=float),  # the bootstrap resamples runs
-        },
-        run_ids=used,
-    )
+    columns = {
+        "N": np.array([by_id[p.run_id].n_params for p in rows], dtype=float),
+        "B": np.array([by_id[p.run_id].batch_tokens for p in rows], dtype=float),
+        "step": np.array([p.step for p in rows], dtype=float),
+        "loss": np.array([p.val_loss for p in rows], dtype=float),
+        "group": np.array([p.run_id for p in rows], dtype=float),  # the bootstrap resamples runs
+    }
+    return columns, used
 
 
 def _positive(*values: Any) -> bool:
@@ -170,9 +180,8 @@ def _earns_activation(db: sqlite_utils.Database, new: Fit, job: Job) -> bool:
 
 
 def _error_on_heldout(current: Fit, job: Job) -> float | None:
-    # kaplan-ns: convert steps as the current fit's own predictions do
-    batch = k20.batch_coefficients(current.coefficients) if job.law == "kaplan-ns" else None
-    form, points = points_for(job.law, job.columns, batch=batch)
+    # points as the current fit's own predictions see them (kaplan-ns: steps converted with its B_star, alpha_B)
+    form, points = get_law(job.law).points_for(job.columns, coefficients=current.coefficients)
     split = heldout_split(points, form.k)
     if split is None:
         return None

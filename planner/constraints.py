@@ -8,7 +8,7 @@ Every constraint reduces to a 1-D problem in N:
     * max_params caps N; unique_tokens·max_epochs caps D, which sets a least N; unique_tokens alone prices
       repetition inside the loss.
 With no constraint the family's closed form answers directly; otherwise repeated vectorised grids over ln N
-close in on the minimum (planner.numerics.bounded_minimum). A target loss is met by the least budget whose
+close in on the minimum (fits.laws.numerics.bounded_minimum). A target loss is met by the least budget whose
 best plan reaches it (Brent's method on ln budget).
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
+from fits.laws.numerics import bounded_minimum
 from planner.errors import PlanError
 from planner.hardware import train_flops_per_token
-from planner.numerics import bounded_minimum
 from planner.shape import smooth_width_depth
 
 N_SEARCH_MIN = 1e3
@@ -124,11 +124,7 @@ def solve_budget(problem: Problem, *, hint: float | None = None, xatol: float = 
     model = problem.model
     if problem.unconstrained and model.optimum is not None:
         n, tokens = model.optimum(problem.budget)
-        loss = (
-            float(model.loss(n, problem.budget))
-            if model.family != "kaplan"
-            else float(model.frontier(problem.budget).loss)
-        )
+        loss = model.optimum_loss(problem.budget)
         return Allocation(params=n, tokens=tokens, train_compute=problem.budget, loss=loss)
 
     binding: list[str] = []

@@ -1,37 +1,34 @@
-"""What a solve carries around: the fit's loss model, the fit's fitted range, and the request's settings."""
+"""What a solve carries around: the fit's family and loss model, its fitted range, and the request's settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from fits.fit import Fit, FitRef
-from planner.chinchilla_plan import PUBLISHED_COMPUTE_RANGE as CHINCHILLA_RANGE
-from planner.chinchilla_plan import ChinchillaModel
+from fits.laws.base import Law, LossModel
+from fits.laws.registry import get_law
 from planner.errors import PlanError
-from planner.kaplan_plan import PUBLISHED_COMPUTE_RANGE as KAPLAN_RANGE
-from planner.kaplan_plan import KaplanNDModel, KaplanNSModel, KaplanTable6Model
 from planner.request import PlanRequest
 
-LawModel = ChinchillaModel | KaplanTable6Model | KaplanNSModel | KaplanNDModel
+LawModel = LossModel
 """The loss models the planner searches: loss(N, C, unique), tokens(N, C), compute_for_loss(N, L), ..."""
 
-PUBLISHED_RANGES = {"kaplan2020": KAPLAN_RANGE, "hoffmann2022": CHINCHILLA_RANGE, "besiroglu2024": CHINCHILLA_RANGE}
+
+def law_for(fit: Fit) -> Law:
+    """The family of a fit (PlanError naming the fit when its law is not registered)."""
+    try:
+        return get_law(fit.law)
+    except ValueError:
+        raise PlanError("fit", f"law {fit.law!r} of fit {fit.name or fit.id} is not one the planner knows") from None
 
 
 def model_for(fit: Fit) -> LawModel:
-    """The planner's loss model for a fit's law family."""
+    """The planner's loss model for a fit, from its family."""
+    law = law_for(fit)
     try:
-        if fit.law == "chinchilla":
-            return ChinchillaModel(fit.coefficients)
-        if fit.law == "kaplan":
-            return KaplanTable6Model(fit.coefficients)
-        if fit.law == "kaplan-ns":
-            return KaplanNSModel(fit.coefficients)
-        if fit.law == "kaplan-nd":
-            return KaplanNDModel(fit.coefficients)
+        return law.model(fit.coefficients)
     except (KeyError, ValueError) as exc:
         raise PlanError("fit", f"fit {fit.name or fit.id} cannot be planned with: {exc}") from None
-    raise PlanError("fit", f"law {fit.law!r} of fit {fit.name or fit.id} is not one the planner knows")
 
 
 def compute_range(fit: Fit) -> tuple[float, float] | None:
@@ -39,7 +36,10 @@ def compute_range(fit: Fit) -> tuple[float, float] | None:
     if fit.diagnostics.compute_range and len(fit.diagnostics.compute_range) == 2:
         lo, hi = fit.diagnostics.compute_range
         return float(lo), float(hi)
-    return PUBLISHED_RANGES.get(fit.name or "")
+    try:
+        return get_law(fit.law).published_ranges.get(fit.name or "")
+    except ValueError:
+        return None
 
 
 def fit_ref(fit: Fit) -> FitRef:
@@ -54,7 +54,7 @@ class PlanContext:
 
     request: PlanRequest
     fit: Fit
-    kaplan: bool
+    law: Law
     seq_len: int
     vocab_size: int
     rule: str

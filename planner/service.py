@@ -6,14 +6,13 @@ import msgspec
 import sqlite_utils
 
 from fits.fit import Fit
+from fits.laws.registry import law_names
 from fits.store import FitNotFound, active_fit, active_fits, get_fit
 from planner.errors import PlanError
 from planner.plan import Plan
 from planner.request import PlanRequest, validate
 from planner.solve import DEFAULT_FIT, DEFAULT_FIT_REASON, solve_validated
 from planner.store import find_by_key, store_plan
-
-LAW_PREFERENCE = ("chinchilla", "kaplan-nd", "kaplan-ns", "kaplan")
 
 
 def resolve_fit(
@@ -23,7 +22,8 @@ def resolve_fit(
     scope: str | None = None,
 ) -> tuple[Fit, bool]:
     """(the fit to use, whether it is the default): by name or id, else the active fit of (law, scope),
-    else the active fit of scope (Chinchilla first), else besiroglu2024."""
+    else the active fit of scope (families in the registry's preference order, Chinchilla first), else
+    besiroglu2024."""
     if fit is not None:
         try:
             return get_fit(db, fit), False
@@ -36,7 +36,7 @@ def resolve_fit(
                 raise PlanError("law", f"no active {law!r} fit for scope {scope!r}")
             return found, False
         candidates = {f.law: f for f in active_fits(db, scope)}
-        for preferred in LAW_PREFERENCE:
+        for preferred in law_names():
             if preferred in candidates:
                 return candidates[preferred], False
         raise PlanError("scope", f"no active fit for scope {scope!r}")

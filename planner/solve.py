@@ -14,20 +14,16 @@ import math
 import numpy as np
 
 from fits.fit import Fit
-from fits.laws import kaplan2020 as k20
-from fits.laws import repeated
+from fits.laws.base import LossModel
+from fits.laws.numerics import increasing_root
 from fits.units import PF_DAY
 from planner import hardware as hw_mod
 from planner import training
-from planner.chinchilla_plan import PUBLISHED_COMPUTE_RANGE as CHINCHILLA_RANGE
-from planner.chinchilla_plan import ChinchillaModel
 from planner.constraints import Allocation, Problem, least_budget_for_loss, solve_budget
-from planner.context import PlanContext, compute_range, fit_ref, model_for
+from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
 from planner.deadline import apply_deadline, time_estimate
 from planner.errors import PlanError
-from planner.kaplan_plan import KaplanTable6Model
 from planner.notes import add_assumptions, add_warnings
-from planner.numerics import increasing_root
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
 from planner.request import MIN_FLOPS, PlanRequest, validate
 from planner.shape import shape_for_params
@@ -67,17 +63,6 @@ def _problem(ctx: PlanContext, model, budget: float, hardware_budget: bool) -> P
     )
 
 
-def _critical_batch(ctx: PlanContext, model, alloc: Allocation) -> tuple[float, float | None]:
-    """(B_crit in tokens, batch-adjusted C_eff in PF-days for the published Kaplan set)."""
-    if isinstance(model, KaplanTable6Model):
-        # On the Table 6 optimum C_eff is C_min itself; off it, the B.16 loss level of this size.
-        c_eff = float(model.c_min_pfd(alloc.train_compute))
-        if abs(alloc.params / model.n_opt(c_eff) - 1.0) > 1e-9:
-            c_eff = float(model.effective_c_min(alloc.params, alloc.train_compute))
-        return model.critical_batch_at(c_eff), c_eff
-    return float(k20.b_crit(alloc.loss, **k20.batch_coefficients(ctx.fit.coefficients))), None
-
-
 def solve_plan(request: PlanRequest, fit: Fit) -> Plan:
     """Solve ``request`` against ``fit`` without touching a database; the Plan has no id yet.
 
@@ -106,16 +91,17 @@ def _budget_field(request: PlanRequest) -> str:
 
 
 def _solve(request: PlanRequest, fit: Fit) -> Plan:
+    law = law_for(fit)
     model = model_for(fit)
-    kaplan = fit.law.startswith("kaplan")
+    adjusted = model.batch_adjusted
     hw = request.hardware
     ctx = PlanContext(
         request=request,
         fit=fit,
-        kaplan=kaplan,
-        seq_len=request.seq_len or (1024 if kaplan else 2048),
-        vocab_size=request.vocab_size or (50257 if kaplan else 32000),
-        rule=request.hyperparams or ("kaplan" if kaplan else "deepseek"),
+        law=law,
+        seq_len=request.seq_len or law.conventions.seq_len,
+        vocab_size=request.vocab_size or law.conventions.vocab_size,
+        rule=request.hyperparams or law.conventions.hyperparams,
         peak=hw_mod.peak_flops(hw) if hw is not None else None,
     )
 
@@ -134,11 +120,11 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     problem = _problem(ctx, model, budget, hardware_budget)
     alloc = solve_budget(problem)
 
-    # Batch: the rule's value, held inside the bounds. Kaplan fits price a batch away from B_crit through
-    # C_min = C/(1 + B/B_crit) (eq. 5.5), so they re-solve until the batch ratio settles.
+    # Batch: the rule's value, held inside the bounds. Batch-adjusted families (Kaplan's) price a batch away
+    # from B_crit through C_min = C/(1 + B/B_crit) (eq. 5.5), so they re-solve until the batch ratio settles.
     for _ in range(8):
         shape = shape_for_params(alloc.params)
-        b_crit, c_eff = _critical_batch(ctx, model, alloc)
+        b_crit, c_eff = model.critical_batch(alloc.params, alloc.train_compute, alloc.loss)
         hyper = training.rule_values(ctx.rule, alloc.params, alloc.tokens, shape, ctx.seq_len, b_crit)
         seqs = training.batch_sequences(
             hyper.batch_tokens, ctx.seq_len, request.min_batch_tokens, request.max_batch_tokens
@@ -149,7 +135,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
                 "min_batch_tokens",
                 f"a batch of {batch:.3g} tokens is more than the {alloc.tokens:.3g} tokens the whole run trains on",
             )
-        if not kaplan:
+        if not adjusted:
             break
         ratio = batch / b_crit
         if abs(ratio / model.q - 1.0) < 1e-3:
@@ -159,13 +145,13 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
             budget = least_budget_for_loss(_problem(ctx, model, 1.0, False), float(request.target_loss))
         problem = _problem(ctx, model, budget, hardware_budget)
         alloc = solve_budget(problem)
-    if request.target_loss is not None and kaplan and alloc.loss > request.target_loss * (1 + 1e-9):
+    if request.target_loss is not None and adjusted and alloc.loss > request.target_loss * (1 + 1e-9):
         # The batch ratio settled to within 0.1%: meet the target exactly at the settled ratio.
         budget = least_budget_for_loss(_problem(ctx, model, 1.0, False), float(request.target_loss))
         problem = _problem(ctx, model, budget, hardware_budget)
         alloc = solve_budget(problem)
     binding = list(alloc.binding)
-    if kaplan and abs(model.q - 1.0) > 1e-3:
+    if adjusted and abs(model.q - 1.0) > 1e-3:
         for name in ("min_batch_tokens", "max_batch_tokens"):
             bound = getattr(request, name)
             if bound is not None and abs(batch - bound) < ctx.seq_len:
@@ -184,7 +170,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         compute = float(model.compute_for_tokens(alloc.params, tokens))
         loss = float(model.loss(alloc.params, compute, problem.unique))
 
-    steps = _steps(model, alloc, tokens, compute, batch, b_crit, c_eff, floor_steps=hardware_budget)
+    steps = model.steps(alloc.params, tokens, batch, b_crit, c_eff, floor_steps=hardware_budget)
     ctx.warnings += alloc.notes + hyper.warnings + shape.warnings
 
     # Deadline: more GPUs at a larger batch (weak scaling keeps the time per step) and eq. 5.1 pricing.
@@ -207,7 +193,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     c_min = compute / (1.0 + batch / b_crit)
     inference_flops = 2.0 * alloc.params * request.inference_tokens if request.inference_tokens else None
     add_warnings(ctx, model, alloc.params, tokens, compute, c_min, epochs, shape, loss)
-    if not kaplan and batch > b_crit and "deadline_hours" not in binding:
+    if not adjusted and batch > b_crit and "deadline_hours" not in binding:
         ctx.warnings.append(
             f"batch {batch:.3g} tokens is above the critical batch {b_crit:.3g} at this loss (Kaplan eq. 1.4): by "
             f"eq. 5.1 the same loss then takes {(1 + batch / b_crit) / 2:.2g}× the tokens of training at B_crit; "
@@ -240,7 +226,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         predicted_loss=band,
         c_min_flops=c_min,
         critical_batch_tokens=b_crit,
-        early_stop_step=_early_stop(ctx, alloc.params, tokens, batch, loss),
+        early_stop_step=model.early_stop_steps(alloc.params, request.unique_tokens or tokens, batch, loss),
         extra_compute=extra,
         inference_flops=inference_flops,
         time=time,
@@ -259,70 +245,24 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     return plan
 
 
-def _steps(
-    model,
-    alloc: Allocation,
-    tokens: float,
-    compute: float,
-    batch: int,
-    b_crit: float,
-    c_eff: float | None,
-    *,
-    floor_steps: bool,
-) -> int:
-    if isinstance(model, KaplanTable6Model) and c_eff is not None and not floor_steps:
-        # Table 6: S = S_min·(1 + B_crit/B), times B.17 off the optimal size.
-        r = float(alloc.params / model.n_opt(c_eff))
-        s = model.s_min_at(c_eff) * (1.0 + b_crit / batch) * (model.steps_factor(r) if abs(r - 1) > 1e-9 else 1.0)
-        return max(1, round(s))
-    s = tokens / batch
-    return max(1, math.floor(s) if floor_steps else round(s))
-
-
 def _loss_band(
-    ctx: PlanContext, model, params: float, tokens: float, loss: float, steps: int, batch: int, b_crit: float
+    ctx: PlanContext, model: LossModel, params: float, tokens: float, loss: float, steps: int, batch: int,
+    b_crit: float,
 ) -> LossEstimate:
+    """The family's own band (Kaplan's Table 5 vs Table 3), else coefficient draws where the fit has
+    intervals for them (Chinchilla), else the fit's residual band."""
     fit = ctx.fit
-    if isinstance(model, ChinchillaModel):
-        rng = compute_range(fit) or CHINCHILLA_RANGE
-        band = chinchilla_band(fit, model.c, rng)
+    own = model.loss_band(params, steps, batch, b_crit, loss)
+    if own is not None:
+        return estimate(loss, *own)
+    point = model.effective_point(params, tokens, ctx.request.unique_tokens)
+    if point is not None:
+        rng = compute_range(fit) or ctx.law.reference_range
+        band = chinchilla_band(fit, fit.coefficients, rng) if rng is not None else None
         if band is not None:
-            n_eff, d_eff = params, tokens
-            unique = ctx.request.unique_tokens
-            if unique is not None:
-                n_eff = float(repeated.effective_params(params, repeated.unique_params(params, unique, model.c)))
-                d_eff = float(repeated.effective_data(tokens, unique))
-            low, high, method = band(n_eff, d_eff)
+            low, high, method = band(*point)
             return estimate(loss, low, high, method)
-        return residual_band(fit, loss)
-    if isinstance(model, KaplanTable6Model):
-        # K3 cross-check: L(N, S_min) with Table 3, S_min the batch-adjusted steps (eq. 5.4).
-        s_min = steps / (1.0 + b_crit / batch)
-        k3 = float(k20.loss_ns(params, s_min, **k20.ns_coefficients(fit.coefficients)))
-        lo, hi = min(loss, k3), max(loss, k3)
-        return estimate(
-            loss,
-            lo - 0.02,
-            hi + 0.02,
-            f"from eq. 1.3 (Table 5, {loss:.3f}) to L(N, S_min) with Table 3 ({k3:.3f}), widened by Kaplan's "
-            "0.02 seed-to-seed spread",
-        )
     return residual_band(fit, loss)
-
-
-def _early_stop(ctx: PlanContext, params: float, tokens: float, batch: int, loss: float) -> int | None:
-    """Kaplan eq. 5.7 on the unique data (the planned tokens when none were given), converted with eq. 5.4."""
-    if not ctx.kaplan:
-        return None
-    try:
-        nd = k20.nd_coefficients(ctx.fit.coefficients)
-    except ValueError:
-        return None
-    data = ctx.request.unique_tokens or tokens
-    kw = {k: ctx.fit.coefficients[k] for k in ("alpha_S", "S_c") if k in ctx.fit.coefficients}
-    s_stop = float(k20.s_stop(params, data, **nd, **kw))
-    steps = float(k20.steps_at_batch(s_stop, batch, loss, **k20.batch_coefficients(ctx.fit.coefficients)))
-    return round(steps) if math.isfinite(steps) and steps < 1e15 else None
 
 
 def _compute_to_reach(model, sizes: np.ndarray, loss: float, unique: float, plain: np.ndarray) -> np.ndarray:

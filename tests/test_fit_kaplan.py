@@ -194,7 +194,7 @@ def test_grouped_bootstrap_resamples_whole_curves():
 
 
 def test_kaplan_nd_planner_optimum_is_the_fitted_forms_and_a_minimum():
-    from planner.kaplan_plan import KaplanNDModel
+    from fits.laws.families.kaplan import KaplanNDModel
 
     model = KaplanNDModel(ND)
     for budget in (1e15, 1e19, 1e23):

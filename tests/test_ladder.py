@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from verifier import runs
 from verifier.check import ladder
-from verifier.check.ladder import ProxyShape, Rules, Throughput
+from verifier.check.ladder import ProxyShape, ProxySpec, Rules, Throughput
 from verifier.model import non_embedding_params
 from verifier.runs import RunConfig
 
@@ -139,3 +141,25 @@ def test_proxy_learning_rate_falls_as_one_over_width() -> None:
     spec = ladder.make_spec("proxy", 1e5, 1e12, Rules())
     unscaled = ladder.make_spec("proxy", 1e5, 1e12, Rules(width_scaled=False))
     assert spec.lr == pytest.approx(unscaled.lr * ladder.LR_REFERENCE_WIDTH / spec.d_model)
+
+
+def test_a_proxy_spec_is_a_run_config_and_stores_as_one() -> None:
+    spec = ladder.make_spec("proxy", 2e4, 1e11, Rules())
+    assert isinstance(spec, RunConfig)
+    assert set(RunConfig.__struct_fields__) < set(ProxySpec.__struct_fields__)  # no mirrored field list
+    assert type(spec.config()) is RunConfig
+    assert runs.config_json(spec) == runs.config_json(spec.config())  # role, budget and label are not stored
+    gpt = spec.model_config(300)
+    assert (gpt.n_layer, gpt.d_model, gpt.n_head, gpt.vocab_size, gpt.seq_len) == (
+        spec.n_layer, spec.d_model, spec.n_head, 300, spec.seq_len)
+
+
+def test_predictions_are_stored_and_read_back_typed(db) -> None:
+    prediction = runs.Prediction(seconds=1.5, budget_flops=1e11,
+                                 scope_fit=runs.FitPrediction(fit_id=3, law="chinchilla", final_loss=2.5),
+                                 planned=runs.PlannedRun(error="no plan"), s_stop_steps=40.0, stop_fit_id=4)
+    spec = ladder.make_spec("proxy", 2e4, 1e11, Rules())
+    run = runs.create_run(db, spec.config(), scope="s", role="proxy", prediction=prediction)
+    assert runs.get_run(db, run.id).prediction == prediction
+    stored = db.execute("SELECT prediction FROM runs WHERE id = ?", [run.id]).fetchone()[0]
+    assert msgspec.json.decode(stored)["fit_id"] == 4 and "plan_fit" not in msgspec.json.decode(stored)

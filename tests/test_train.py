@@ -143,11 +143,12 @@ def test_default_corpus_trains(db):
 
 def test_pending_run_from_elsewhere_is_trained_or_marked_failed(db, text: Path, tmp_path: Path):
     cfg = make_config(**TINY, steps=5, eval_every=5, corpus=text)
-    pending = runs.create_run(db, cfg, scope="test-scope", role="proxy", prediction={"loss": 3.0})
+    predicted = runs.Prediction(scope_fit=runs.FitPrediction(final_loss=3.0))
+    pending = runs.create_run(db, cfg, scope="test-scope", role="proxy", prediction=predicted)
     assert pending.status == "pending"
     result = train(cfg, db=db, run_id=pending.id, progress=False)
     assert result.run.id == pending.id and result.run.status == "complete"
-    assert result.run.role == "proxy" and result.run.prediction == {"loss": 3.0}
+    assert result.run.role == "proxy" and result.run.prediction == predicted
     with pytest.raises(ConfigError, match="already complete"):
         train(cfg, db=db, run_id=pending.id, progress=False)
 

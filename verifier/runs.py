@@ -1,5 +1,9 @@
-"""Training runs and their curves: the ``Run``, ``RunConfig`` and ``RunPoint`` records and their storage
-in the shared ``runs`` / ``run_points`` tables (schema in fits/store.py)."""
+"""Training runs and their curves: the ``Run``, ``RunConfig``, ``Prediction`` and ``RunPoint`` records and
+their storage in the shared ``runs`` / ``run_points`` tables (schema in fits/store.py).
+
+``RunConfig`` is the one description of a training run: the ladder's proxies are RunConfigs with what the
+ladder knows about them added (verifier.check.ladder.ProxySpec), the store keeps it as JSON, and the model's
+architecture comes from it (``RunConfig.model_config``)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from fits.db import from_json, now, to_json, transaction
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+if TYPE_CHECKING:
+    from verifier.model import GPTConfig
 
 STATUSES = ("pending", "running", "complete", "failed")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -108,6 +115,20 @@ class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
     def tokens(self) -> int:
         return self.steps * self.batch_tokens
 
+    def as_run_config(self) -> RunConfig:
+        """This configuration as a plain RunConfig (a subclass such as a ladder's ProxySpec carries more)."""
+        if type(self) is RunConfig:
+            return self
+        return RunConfig(**{name: getattr(self, name) for name in RunConfig.__struct_fields__})
+
+    def model_config(self, vocab_size: int, *, attention: str = "auto") -> GPTConfig:
+        """The model this run trains, on a corpus of ``vocab_size`` tokens."""
+        from verifier.model import GPTConfig
+
+        return GPTConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, vocab_size=vocab_size,
+                         seq_len=self.seq_len, tie_embeddings=self.tie_embeddings, bias=self.bias,
+                         dropout=self.dropout, attention=attention)
+
     def eval_chunk(self, vocab_size: int, micro_batch: int | None = None) -> int:
         """Sequences per evaluation forward pass. Evaluation keeps no activations for a backward pass, so it
         runs in larger chunks than training: a training micro-batch at least, else EVAL_CHUNK_TOKENS, capped
@@ -126,6 +147,51 @@ class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
         if self.schedule == "linear":
             return floor + (self.lr - floor) * (1.0 - progress)
         return floor + 0.5 * (self.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+class FitPrediction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What one fit says a run will reach (``final_loss`` absent: the fit makes no usable prediction)."""
+
+    fit_id: int | None = None
+    law: str | None = None
+    final_loss: float | None = None
+
+
+class PlannedRun(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The plan a fit gives at a proxy's budget (what the planner itself would say), or why there is none."""
+
+    params: float | None = None
+    tokens: float | None = None
+    batch_tokens: float | None = None
+    learning_rate: float | None = None
+    predicted_loss: float | None = None
+    predicted_low: float | None = None
+    predicted_high: float | None = None
+    error: str | None = None
+
+
+class Prediction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What was predicted for a run before it trained, stored with it and compared after."""
+
+    seconds: float | None = None
+    """Predicted wall time on one worker."""
+    budget_flops: float | None = None
+    """The budget C = 6·N·D the run stands for."""
+    scope_fit: FitPrediction | None = None
+    """The final loss the scope's fit predicts (what the check compares)."""
+    plan_fit: FitPrediction | None = None
+    """The plan's own fit's prediction, for reference (published fits are in another unit)."""
+    reference: FitPrediction | None = None
+    """A calibration run's prediction by the reference fit, for reference."""
+    curve_fit: FitPrediction | None = None
+    """The kaplan-ns fit the run's curve is compared with."""
+    planned: PlannedRun | None = None
+    unique_tokens: int | None = None
+    """Early-stopping run: tokens in its corpus slice."""
+    s_stop_steps: float | None = None
+    """Early-stopping run: the eq. 5.7 bound on the step of the best validation loss."""
+    stop_fit_id: int | None = msgspec.field(default=None, name="fit_id")
+    """Early-stopping run: the kaplan-ns fit that gave the bound."""
 
 
 class RunPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -155,7 +221,7 @@ class Run(msgspec.Struct, kw_only=True):
     plan_id: int | None = None
     check_id: int | None = None
     role: str | None = None
-    prediction: dict[str, Any] | None = None
+    prediction: Prediction | None = None
     n_params: int | None = None
     params_total: int | None = None
     batch_tokens: int | None = None
@@ -177,24 +243,24 @@ class Run(msgspec.Struct, kw_only=True):
 
 # ---------------------------------------------------------------------------------------------- store
 
-_JSON_COLUMNS = ("config", "prediction")
+_JSON_COLUMNS = {"config": dict[str, Any] | None, "prediction": Prediction | None}
 
 
 def _row_to_run(row: dict[str, Any]) -> Run:
     row = dict(row)
-    for key in _JSON_COLUMNS:
-        row[key] = from_json(row[key], dict[str, Any] | None)
+    for key, type_ in _JSON_COLUMNS.items():
+        row[key] = from_json(row[key], type_)
     return msgspec.convert(row, Run)
 
 
 def config_json(config: RunConfig) -> str:
     """Canonical JSON of a config (field order is fixed, so equal configs give equal text)."""
-    return to_json(config)
+    return to_json(config.as_run_config())
 
 
 def create_run(db: sqlite_utils.Database, config: RunConfig, *, scope: str, n_params: int | None = None,
                params_total: int | None = None, plan_id: int | None = None, check_id: int | None = None,
-               role: str | None = None, prediction: dict[str, Any] | None = None,
+               role: str | None = None, prediction: Prediction | None = None,
                status: str = "pending") -> Run:
     """Insert a verifier run (status 'pending' until a trainer picks it up) and return it."""
     if status not in STATUSES:

@@ -64,16 +64,18 @@ def _created_example() -> FitCreated:
 
 def _columns(request: FitRequest) -> dict[str, list[float]]:
     """Named columns as ``fits.fitting.fit`` takes them; every point must carry its law's columns."""
-    from fits.fitting import COLUMNS
+    from fits.laws.registry import get_law
 
-    needed = COLUMNS[request.law]
+    law = get_law(request.law)
+    needed = law.fit_columns
     for i, point in enumerate(request.points):
         for column in needed:
             if getattr(point, column) is None:
                 raise ApiProblem(422, f"points[{i}].{column}: {request.law} needs {', '.join(needed)} on every point",
                                  field=f"points[{i}].{column}")
     columns = {column: [float(getattr(p, column)) for p in request.points] for column in needed}
-    if request.law == "kaplan-ns" and request.warmup is None and any(p.warmup is not None for p in request.points):
+    warmups = [p.warmup for p in request.points]
+    if "warmup" in law.optional_columns and request.warmup is None and any(w is not None for w in warmups):
         columns["warmup"] = [float(p.warmup or 0.0) for p in request.points]
     return columns
 

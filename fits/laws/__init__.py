@@ -6,13 +6,14 @@ Modules:
     repeated     Muennighoff et al. 2023: effective data and parameters under repeated epochs.
     hyperparams  Learning-rate and batch-size laws (DeepSeek LLM 2024, Step Law 2025, Kaplan LR(N)).
     published    The published coefficient sets as records for seeding the store.
+    base         The Law protocol every family implements, and the loss-model base the planner searches.
+    families     One module per family (chinchilla, kaplan) implementing it; registry maps names to them.
 
 Every law function accepts floats or numpy arrays and returns a float for scalar input, an array otherwise.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TypeAlias
 
 import msgspec
@@ -57,24 +58,11 @@ def require_positive(name: str, x: npt.ArrayLike) -> np.ndarray:
     return arr
 
 
-# Law family name (as stored in Fit.law) -> (module, attribute holding its coefficient specs).
-_FAMILY_SPECS = {
-    "chinchilla": ("fits.laws.chinchilla", "COEFFICIENTS"),
-    "kaplan": ("fits.laws.kaplan2020", "COEFFICIENTS"),
-    "kaplan-nd": ("fits.laws.kaplan2020", "ND_COEFFICIENTS"),
-    "kaplan-ns": ("fits.laws.kaplan2020", "NS_COEFFICIENTS"),
-}
-
-LAW_FAMILIES: tuple[str, ...] = tuple(_FAMILY_SPECS)
-
-
 def coefficient_specs(law: str) -> tuple[Coefficient, ...]:
-    """The coefficient specs of a law family, by the name stored in Fit.law."""
-    try:
-        module_name, attr = _FAMILY_SPECS[law]
-    except KeyError:
-        raise ValueError(f"law: unknown family {law!r}; expected one of {', '.join(LAW_FAMILIES)}") from None
-    return getattr(importlib.import_module(module_name), attr)
+    """The coefficient specs of a law family, by the name stored in Fit.law (fits.laws.registry)."""
+    from fits.laws.registry import get_law
+
+    return get_law(law).coefficients
 
 
 def check_coefficients(law: str, coefficients: dict[str, float]) -> list[str]:
@@ -91,7 +79,6 @@ def check_coefficients(law: str, coefficients: dict[str, float]) -> list[str]:
 
 
 __all__ = [
-    "LAW_FAMILIES",
     "Coefficient",
     "FloatOrArray",
     "LawDomainError",

@@ -27,7 +27,7 @@ from verifier.check import ladder as ladder_mod
 from verifier.check.ladder import ProxySpec, Rules, Throughput
 from verifier.check.records import CheckError
 from verifier.executors import EXECUTORS, Executor, RunOutcome, make_executor
-from verifier.runs import Run
+from verifier.runs import FitPrediction, Prediction, Run
 
 REFERENCE_FIT = "besiroglu2024"
 """Centre of a calibration grid when nothing else is known: the default planning fit's allocation."""
@@ -153,7 +153,7 @@ class Session:
 
     # ------------------------------------------------------------------------------------------ training
 
-    def train(self, specs: Sequence[ProxySpec], predictions: Sequence[dict[str, Any] | None] | None = None,
+    def train(self, specs: Sequence[ProxySpec], predictions: Sequence[Prediction | None] | None = None,
               *, plan_id: int | None = None) -> list[Run]:
         """Store the specs as pending runs (with their predictions), train them, return the stored runs."""
         assert self.throughput is not None, "measure() first"
@@ -167,9 +167,12 @@ class Session:
         stored: dict[int, Run] = {}
         for i in order:
             spec = specs[i]
-            prediction = dict(predictions[i] or {})
-            prediction.setdefault("seconds", round(self.throughput.run_seconds(spec), 2))
-            prediction.setdefault("budget_flops", spec.budget_flops)
+            prediction = predictions[i] or Prediction()
+            prediction = msgspec.structs.replace(
+                prediction,
+                seconds=prediction.seconds if prediction.seconds is not None
+                else round(self.throughput.run_seconds(spec), 2),
+                budget_flops=prediction.budget_flops if prediction.budget_flops is not None else spec.budget_flops)
             stored[i] = runs_mod.create_run(
                 self.db, spec.config(), scope=spec.scope or self.scope, n_params=spec.params,
                 params_total=spec.params + (self.corpus.vocab_size + spec.seq_len) * spec.d_model,
@@ -274,15 +277,15 @@ def reference_n_opt(fit: Fit) -> Callable[[float], float]:
     return lambda c: float(model.optimum(c)[0])
 
 
-def plan_prediction(fit: Fit, spec: ProxySpec) -> dict[str, Any]:
+def plan_prediction(fit: Fit, spec: ProxySpec) -> FitPrediction | None:
     """What ``fit`` says the run will reach, recorded for reference (published fits are in another unit)."""
     from verifier.check.items import predict_final
 
     try:
         loss = predict_final(fit, spec.params, spec.tokens, steps=spec.steps, batch_tokens=spec.batch_tokens)
     except (ValueError, KeyError, ZeroDivisionError):
-        return {}
-    return {"fit_id": fit.id, "law": fit.law, "final_loss": loss} if math.isfinite(loss) else {}
+        return None
+    return FitPrediction(fit_id=fit.id, law=fit.law, final_loss=loss) if math.isfinite(loss) else None
 
 
 def calibration_phase(session: Session, seconds: float, reference: Fit) -> list[Run]:
@@ -295,7 +298,7 @@ def calibration_phase(session: Session, seconds: float, reference: Fit) -> list[
     budgets = sorted({s.budget_flops for s in specs})
     session.say(f"calibration ladder: {len(specs)} runs at budgets {', '.join(f'{b:.3g}' for b in budgets)} FLOPs, "
                 f"N {min(s.params for s in specs):.3g}-{max(s.params for s in specs):.3g}")
-    predictions = [{"reference": plan_prediction(reference, s)} for s in specs]
+    predictions = [Prediction(reference=plan_prediction(reference, s)) for s in specs]
     return session.train(specs, predictions)
 
 

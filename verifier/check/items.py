@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fits.fit import Fit
-from fits.laws import chinchilla
 from fits.laws import kaplan2020 as k20
+from fits.laws.registry import get_law
 from verifier.check.records import CheckItem
 from verifier.runs import Run, RunPoint
 
@@ -39,8 +39,7 @@ LOSS_UNIT = "nats/token"
 
 def final_law(plan_law: str) -> str:
     """The law family a scope fits final losses with, for a plan made with ``plan_law``."""
-    return {"chinchilla": "chinchilla", "kaplan": "kaplan-nd", "kaplan-nd": "kaplan-nd",
-            "kaplan-ns": "kaplan-ns"}[plan_law]
+    return get_law(plan_law).scope_law
 
 
 # ---------------------------------------------------------------------------------------------- predictions
@@ -49,41 +48,24 @@ def final_law(plan_law: str) -> str:
 def predict_final(fit: Fit, N: float, D: float, *, steps: int | None = None,
                   batch_tokens: float | None = None) -> float:
     """L(N, D) of a fit; for kaplan-ns fits, the loss after ``steps`` at ``batch_tokens`` (data unlimited)."""
-    c = fit.coefficients
-    if fit.law == "chinchilla":
-        return float(chinchilla.loss(N, D, **{k: c[k] for k in ("E", "A", "B", "alpha", "beta")}))
-    if fit.law in ("kaplan", "kaplan-nd"):
-        return float(k20.loss_nd(N, D, **k20.nd_coefficients(c)))
-    if fit.law == "kaplan-ns":
-        if steps is None or batch_tokens is None:
-            raise ValueError("kaplan-ns predictions need the steps and the batch")
-        return float(k20.loss_after_steps(N, steps, batch_tokens, **k20.ns_coefficients(c),
-                                          **k20.batch_coefficients(c)))
-    raise ValueError(f"law: cannot predict final losses with {fit.law!r}")
+    return get_law(fit.law).final_loss(fit.coefficients, N, D, steps=steps, batch_tokens=batch_tokens)
 
 
 def predict_curve(ns_fit: Fit, N: float, batch_tokens: float, steps: Sequence[int]) -> np.ndarray:
     """L(N, S) of a kaplan-ns fit along a run's steps (batch-adjusted as the fit was, eq. 5.4)."""
-    c = ns_fit.coefficients
     s = np.asarray(steps, dtype=float)
-    return np.asarray(k20.loss_after_steps(N, s, batch_tokens, **k20.ns_coefficients(c),
-                                           **k20.batch_coefficients(c)), dtype=float).reshape(s.shape)
+    loss = get_law(ns_fit.law).loss_after_steps(ns_fit.coefficients, N, s, batch_tokens)
+    return np.asarray(loss, dtype=float).reshape(s.shape)
 
 
 def s_stop_steps(final_fit: Fit, ns_fit: Fit, N: float, unique_tokens: float, batch_tokens: float) -> float | None:
     """Kaplan eq. 5.7 in optimizer steps at ``batch_tokens``: S_c/[L(N, D) − L(N, ∞)]^(1/α_S), converted
     from S_min with eq. 5.4. L(N, D) − L(N, ∞) comes from the scope's final-loss fit (for the Chinchilla form
     it is exactly its data term B/D^β), S_c and α_S from its kaplan-ns fit."""
-    c = final_fit.coefficients
-    if final_fit.law == "chinchilla":
-        excess = c["B"] / unique_tokens ** c["beta"]
-        l_nd = float(predict_final(final_fit, N, unique_tokens))
-    elif final_fit.law in ("kaplan", "kaplan-nd"):
-        nd = k20.nd_coefficients(c)
-        l_nd = float(k20.loss_nd(N, unique_tokens, **nd))
-        excess = l_nd - float(k20.loss_n(N, alpha_N=nd["alpha_N"], N_c=nd["N_c"]))
-    else:
+    penalty = get_law(final_fit.law).data_penalty(final_fit.coefficients, N, unique_tokens)
+    if penalty is None:
         return None
+    l_nd, excess = penalty
     if not excess > 0:
         return None
     ns = k20.ns_coefficients(ns_fit.coefficients)
@@ -232,7 +214,7 @@ def extrapolation_item(law: str, runs: Sequence[Run], *, tolerance: float = EXTR
         return CheckItem(**base, name="largest run", predicted=None, observed=None, error=None, verdict="skip",
                          note="fewer than two complete runs"), None
     largest, rest = done[-1], done[:-1]
-    fit_law = "chinchilla" if law == "chinchilla" else "kaplan-nd"  # final losses are (N, D) points
+    fit_law = get_law(law).final_law  # final losses are (N, D) points
     name = f"{_label(largest)} from the {len(rest)} smaller runs ({fit_law})"
     columns = {"N": [r.n_params for r in rest], "D": [r.tokens for r in rest],
                "loss": [r.final_val_loss for r in rest]}
@@ -258,23 +240,24 @@ def extrapolation_item(law: str, runs: Sequence[Run], *, tolerance: float = EXTR
                      note=note), result.coefficients
 
 
-def bootstrap_chinchilla(runs: Sequence[Run], coefficients: Mapping[str, float], budget: float, *,
-                         resamples: int, seed: int = 0) -> dict[str, list[float]]:
-    """95% bootstrap intervals of alpha, beta, the allocation exponent a = beta/(alpha+beta) and N_opt at
-    ``budget``, refitting resamples of the runs' final losses from ``coefficients`` (the full-data optimum)."""
+def bootstrap_exponents(law: str, runs: Sequence[Run], coefficients: Mapping[str, float], budget: float, *,
+                        resamples: int, seed: int = 0) -> dict[str, list[float]]:
+    """95% bootstrap intervals of a final-loss family's reported exponents (Chinchilla: alpha, beta and the
+    allocation exponent a = beta/(alpha+beta)) and of N_opt at ``budget``, refitting resamples of the runs'
+    final losses from ``coefficients`` (the full-data optimum)."""
     from fits.fitting import points_for
     from fits.fitting.bootstrap import bootstrap, percentile_interval
 
+    family = get_law(law)
     done = [r for r in runs if r.status == "complete" and r.final_val_loss is not None]
     columns = {"N": [r.n_params for r in done], "D": [r.tokens for r in done],
                "loss": [r.final_val_loss for r in done]}
-    form, points = points_for("chinchilla", columns)
+    form, points = points_for(law, columns)
     theta0 = form.to_theta(dict(coefficients))[None, :]
     samples = bootstrap(form, points, theta0, resamples, seed=seed, bounds=form.bounds(points))
     coefs = [form.to_coefficients(t) for t in samples.theta]
-    alpha = np.array([c["alpha"] for c in coefs])
-    beta = np.array([c["beta"] for c in coefs])
+    values = [family.exponents(c) for c in coefs]
     with np.errstate(all="ignore"):
         n_opt = np.array([form.n_opt(c, budget) for c in coefs], dtype=float)
-    return {"alpha": percentile_interval(alpha), "beta": percentile_interval(beta),
-            "a": percentile_interval(beta / (alpha + beta)), "n_opt": percentile_interval(n_opt)}
+    out = {k: percentile_interval(np.array([v[k] for v in values])) for k in values[0]} if values else {}
+    return {**out, "n_opt": percentile_interval(n_opt)}

@@ -31,6 +31,7 @@ import msgspec
 
 from planner import training
 from planner.plan import Shape
+from verifier.runs import RunConfig
 
 PROXY_SEQ_LEN = 64
 """Context length of every proxy run (tokens)."""
@@ -118,29 +119,18 @@ def _proxy_shape(n: float) -> ProxyShape:
 # ---------------------------------------------------------------------------------------------- runs
 
 
-class ProxySpec(msgspec.Struct, kw_only=True, frozen=True):
-    """One run a ladder asks for, with everything the training library needs."""
+class ProxySpec(RunConfig, kw_only=True, frozen=True):
+    """One run a ladder asks for: its RunConfig, and what the ladder knows about it besides (its role, the budget
+    it stands for, a label). ``config()`` is the RunConfig alone, what is stored and trained."""
 
     role: str
     """"calibration", "proxy", "isoflop" or "early_stop"."""
     budget_flops: float
     """The budget C = 6·N·D this run stands for (the run's own 6·N·D differs by rounding)."""
-    n_layer: int
-    d_model: int
-    n_head: int
-    steps: int
-    batch_size: int
-    lr: float
-    warmup_steps: int
-    min_lr_ratio: float
+    label: str = ""
     seq_len: int = PROXY_SEQ_LEN
-    schedule: str = "cosine"
     eval_every: int = 1
     eval_sequences: int = EVAL_SEQUENCES
-    seed: int = 0
-    corpus: str | None = None
-    scope: str | None = None
-    label: str = ""
 
     @property
     def shape(self) -> ProxyShape:
@@ -151,27 +141,13 @@ class ProxySpec(msgspec.Struct, kw_only=True, frozen=True):
         return self.shape.params
 
     @property
-    def batch_tokens(self) -> int:
-        return self.batch_size * self.seq_len
-
-    @property
-    def tokens(self) -> int:
-        return self.steps * self.batch_tokens
-
-    @property
     def compute(self) -> float:
         """6·N·D of the run as trained."""
         return 6.0 * self.params * self.tokens
 
-    def config(self):
+    def config(self) -> RunConfig:
         """The training library's RunConfig for this run."""
-        from verifier.runs import RunConfig
-
-        return RunConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, steps=self.steps,
-                         lr=self.lr, warmup_steps=self.warmup_steps, seq_len=self.seq_len,
-                         batch_size=self.batch_size, schedule=self.schedule, min_lr_ratio=self.min_lr_ratio,
-                         eval_every=self.eval_every, eval_sequences=self.eval_sequences, seed=self.seed,
-                         corpus=self.corpus, scope=self.scope)
+        return self.as_run_config()
 
 
 @dataclass(frozen=True)
@@ -272,7 +248,7 @@ class Throughput(msgspec.Struct, kw_only=True):
         """
         shape = spec.shape
         evals = spec.steps // spec.eval_every + 1
-        chunk = spec.config().eval_chunk(VOCAB_BYTES)
+        chunk = spec.eval_chunk(VOCAB_BYTES)
         passes = math.ceil(spec.eval_sequences / chunk)
         forward = (passes * 0.5 * self.step_overhead
                    + spec.eval_sequences * spec.seq_len * self.token_cost(shape, spec.seq_len) / 3.0)

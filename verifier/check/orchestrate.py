@@ -21,15 +21,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
 import sqlite_utils
 
 from fits.fit import Fit, FitRef
-from fits.laws import chinchilla as chin
-from fits.laws import kaplan2020 as k20
+from fits.laws.registry import fittable_law_names, get_law
 from fits.store import active_fit, get_fit
 from verifier import runs as runs_mod
 from verifier.check import items as compare
@@ -58,7 +56,7 @@ from verifier.check.records import (
     overall_verdict,
     save_check,
 )
-from verifier.runs import Run
+from verifier.runs import FitPrediction, PlannedRun, Prediction, Run
 
 CALIBRATION_SHARE = 0.45
 """Share of the training time a first check on a fresh scope gives its calibration ladder."""
@@ -72,8 +70,6 @@ EXTRAPOLATION_STARTS = 300
 the full refit already found, and it runs inside the check's time budget."""
 
 
-SCOPE_LAWS = ("chinchilla", "kaplan-nd", "kaplan-ns")
-"""Families the refit makes for a scope, in the order the check reports their exponents."""
 
 
 class CheckFailed(RuntimeError):
@@ -81,7 +77,7 @@ class CheckFailed(RuntimeError):
 
 
 def rule_for(plan_fit: Fit, hyperparams: str | None) -> str:
-    return hyperparams or ("kaplan" if plan_fit.law.startswith("kaplan") else "deepseek")
+    return hyperparams or get_law(plan_fit.law).conventions.hyperparams
 
 
 def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float = 10.0, device: str = "auto",
@@ -101,8 +97,8 @@ def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float 
     rule = rule_for(plan_fit, plan.request.hyperparams)
     critical_batch = None
     if rule == "kaplan":
-        batch = k20.batch_coefficients(plan_fit.coefficients)
-        critical_batch = lambda loss: float(k20.b_crit(loss, **batch))  # noqa: E731
+        plan_law = get_law(plan_fit.law)
+        critical_batch = lambda loss: plan_law.critical_batch(plan_fit.coefficients, loss)  # noqa: E731
     session = open_session(db, corpus=corpus, budget_minutes=budget_minutes, device=device, executor=executor,
                            workers=workers, memory_gib=memory_gib, hyperparams=rule, critical_batch=critical_batch,
                            seed=seed, cluster=cluster, report=report)
@@ -158,7 +154,8 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
         refit_scope(session)
         fit_seconds = max(time.monotonic() - t0, 1.0)
     scope_fit = active_fit(db, family, scope)
-    ns_fit = active_fit(db, "kaplan-ns", scope)
+    curve_law = _curve_law()
+    ns_fit = active_fit(db, curve_law, scope) if curve_law is not None else None
     if scope_fit is None:
         raise CheckFailed(f"scope {scope} has no {family} fit and the calibration runs could not make one "
                           "(too few complete runs or sizes); give the check more time")
@@ -189,12 +186,12 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
         if ns_fit is not None:
             items.append(compare.curve_item(run, points[run.id], ns_fit))
     for run in measured:
-        pred = (run.prediction or {}).get("scope_fit", {})
-        items.append(compare.final_item(run, pred.get("final_loss"), pred.get("fit_id")))
+        pred = _scope_prediction(run)
+        items.append(compare.final_item(run, pred.final_loss, pred.fit_id))
     for run in by_role.get("early_stop", []):
-        pred = run.prediction or {}
-        items.append(compare.early_stop_item(run, points[run.id], pred.get("s_stop_steps"), pred.get("fit_id"),
-                                             unique_tokens=float(pred.get("unique_tokens") or slice_tokens or 0)))
+        pred = run.prediction or Prediction()
+        items.append(compare.early_stop_item(run, points[run.id], pred.s_stop_steps, pred.stop_fit_id,
+                                             unique_tokens=float(pred.unique_tokens or slice_tokens or 0)))
     proxies = by_role.get("proxy", [])
     iso = by_role.get("isoflop", [])
     middle = proxies[len(proxies) // 2] if proxies else None
@@ -203,16 +200,18 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
         items.append(compare.allocation_item(middle, [iso[0], middle, iso[1]], lad.triple_budget, scope_fit.id,
                                              planned_n=planned_n))
     scope_runs = runs_mod.list_runs(db, scope=scope, status="complete")
-    extrapolation, _ = compare.extrapolation_item(family, scope_runs, seed=session.seed,
-                                                  starts=EXTRAPOLATION_STARTS, initial=scope_fit.coefficients
-                                                  if scope_fit.law == "chinchilla" else None)
+    # The scope fit seeds the extrapolation's starts when it is of the family that item fits.
+    same = get_law(scope_fit.law) is get_law(get_law(family).final_law)
+    extrapolation, _ = compare.extrapolation_item(family, scope_runs, seed=session.seed, starts=EXTRAPOLATION_STARTS,
+                                                  initial=scope_fit.coefficients if same else None)
     items.append(extrapolation)
 
     # Refit and exponents.
     new_fits = refit_scope(session, bootstrap=BOOTSTRAP_RESAMPLES if bootstrap else 0)
     exponents = [_exponents(f, plan, plan_fit, lad) for f in _scope_fits(db, scope, new_fits)]
     if bootstrap:
-        exponents = [_with_intervals(session, e, plan) if e.fit.law == "chinchilla" else e for e in exponents]
+        exponents = [_with_intervals(session, e, plan) if get_law(e.fit.law).reports_allocation else e
+                     for e in exponents]
     else:
         warnings.append(f"no bootstrap intervals on the scope's exponents: checks under "
                         f"{BOOTSTRAP_MIN_SECONDS / 60:g} minutes skip them")
@@ -249,22 +248,28 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     return stored
 
 
+def _curve_law() -> str | None:
+    """The fittable family that predicts loss curves in steps (kaplan-ns), which the curve items use."""
+    return next((name for name in fittable_law_names() if get_law(name).in_steps), None)
+
+
 def _scope_fits(db: sqlite_utils.Database, scope: str, new_fits: Sequence[Fit]) -> list[Fit]:
     """The scope's newest fit of each family the refit makes (new ones first, else the active ones)."""
     out: dict[str, Fit] = {f.law: f for f in new_fits}
-    for law in SCOPE_LAWS:
-        if law not in out:
-            found = active_fit(db, law, scope)
+    names = fittable_law_names()  # the families the refit makes, in the order the check reports them
+    for name in names:
+        if name not in out:
+            found = active_fit(db, name, scope)
             if found is not None:
-                out[law] = found
-    return [out[law] for law in SCOPE_LAWS if law in out]
+                out[name] = found
+    return [out[name] for name in names if name in out]
 
 
 # ---------------------------------------------------------------------------------------------- design
 
 
 def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit, seconds: float,
-            artifacts: str | os.PathLike | None) -> tuple[CheckLadder, list[ProxySpec], list[dict], int | None]:
+            artifacts: str | os.PathLike | None) -> tuple[CheckLadder, list[ProxySpec], list[Prediction], int | None]:
     """The check ladder that fills ``seconds``, with the predictions each run is checked against."""
     from planner.solve import model_for
 
@@ -299,28 +304,36 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
     session.say(f"check ladder: {len(lad.proxies)} proxies at {', '.join(f'{b:.3g}' for b in budgets)} FLOPs "
                 f"(N {', '.join(f'{s.params:.3g}' for s in lad.proxies)}), IsoFLOP triple at "
                 f"{lad.triple_budget:.3g}" + (f", early-stop run on {slice_tokens:,} tokens" if slicing else ""))
-    predictions = []
-    for spec in specs:
-        pred: dict[str, Any] = {
-            "scope_fit": {"fit_id": scope_fit.id, "law": scope_fit.law,
-                          "final_loss": compare.predict_final(scope_fit, spec.params, spec.tokens, steps=spec.steps,
-                                                              batch_tokens=spec.batch_tokens)},
-            "plan_fit": plan_prediction(plan_fit, spec),
-        }
-        if ns_fit is not None:
-            pred["curve_fit"] = {"fit_id": ns_fit.id, "law": "kaplan-ns"}
-        if spec.role == "proxy":
-            pred["planned"] = _planned(session, scope_fit, spec)
-        if spec.role == "early_stop" and ns_fit is not None and slice_tokens is not None:
-            pred["unique_tokens"] = slice_tokens
-            pred["s_stop_steps"] = compare.s_stop_steps(scope_fit, ns_fit, spec.params, slice_tokens,
-                                                        spec.batch_tokens)
-            pred["fit_id"] = ns_fit.id
-        predictions.append(pred)
+    predictions = [_predict(session, spec, scope_fit, ns_fit, plan_fit, slice_tokens) for spec in specs]
     return lad, specs, predictions, slice_tokens
 
 
-def _planned(session: Session, scope_fit: Fit, spec: ProxySpec) -> dict[str, Any]:
+def _predict(session: Session, spec: ProxySpec, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
+             slice_tokens: int | None) -> Prediction:
+    """What the run is checked against, recorded before it trains."""
+    pred = Prediction(
+        scope_fit=FitPrediction(fit_id=scope_fit.id, law=scope_fit.law,
+                                final_loss=compare.predict_final(scope_fit, spec.params, spec.tokens, steps=spec.steps,
+                                                                 batch_tokens=spec.batch_tokens)),
+        plan_fit=plan_prediction(plan_fit, spec),
+    )
+    if ns_fit is not None:
+        pred = msgspec.structs.replace(pred, curve_fit=FitPrediction(fit_id=ns_fit.id, law=ns_fit.law))
+    if spec.role == "proxy":
+        pred = msgspec.structs.replace(pred, planned=_planned(session, scope_fit, spec))
+    if spec.role == "early_stop" and ns_fit is not None and slice_tokens is not None:
+        pred = msgspec.structs.replace(
+            pred, unique_tokens=slice_tokens, stop_fit_id=ns_fit.id,
+            s_stop_steps=compare.s_stop_steps(scope_fit, ns_fit, spec.params, slice_tokens, spec.batch_tokens))
+    return pred
+
+
+def _scope_prediction(run: Run) -> FitPrediction:
+    """The scope fit's prediction for a run (empty when none was recorded)."""
+    return (run.prediction.scope_fit if run.prediction is not None else None) or FitPrediction()
+
+
+def _planned(session: Session, scope_fit: Fit, spec: ProxySpec) -> PlannedRun:
     """The scope fit's plan at the proxy's budget (what the planner itself would say), for the record."""
     from planner.request import PlanRequest
     from planner.solve import solve_plan
@@ -330,10 +343,10 @@ def _planned(session: Session, scope_fit: Fit, spec: ProxySpec) -> dict[str, Any
                                       seq_len=spec.seq_len, vocab_size=session.corpus.vocab_size,
                                       hyperparams=session.rules.hyperparams), scope_fit)
     except ValueError as exc:
-        return {"error": str(exc)[:300]}
-    return {"params": plan.params, "tokens": plan.tokens, "batch_tokens": plan.batch_tokens,
-            "learning_rate": plan.learning_rate, "predicted_loss": plan.predicted_loss.mean,
-            "predicted_low": plan.predicted_loss.low, "predicted_high": plan.predicted_loss.high}
+        return PlannedRun(error=str(exc)[:300])
+    return PlannedRun(params=plan.params, tokens=plan.tokens, batch_tokens=plan.batch_tokens,
+                      learning_rate=plan.learning_rate, predicted_loss=plan.predicted_loss.mean,
+                      predicted_low=plan.predicted_loss.low, predicted_high=plan.predicted_loss.high)
 
 
 def _early_stop_spec(session: Session, lad: CheckLadder, scope_fit: Fit, ns_fit: Fit) -> tuple[ProxySpec, int, float]:
@@ -393,16 +406,8 @@ def _write_slice(session: Session, unique_tokens: int, artifacts: str | os.PathL
 
 
 def _values(fit: Fit) -> dict[str, float]:
-    c = fit.coefficients
-    if fit.law == "chinchilla":
-        return {"alpha": c["alpha"], "beta": c["beta"], "a": chin.allocation_exponent(**c)}
-    if fit.law in ("kaplan", "kaplan-ns"):
-        ns = k20.ns_coefficients(c)
-        return {"alpha_N": ns["alpha_N"], "alpha_S": ns["alpha_S"]}
-    if fit.law == "kaplan-nd":
-        nd = k20.nd_coefficients(c)
-        return {"alpha_N": nd["alpha_N"], "alpha_D": nd["alpha_D"]}
-    return {}
+    """The exponents the fit's family reports."""
+    return get_law(fit.law).exponents(fit.coefficients)
 
 
 def _n_opt(fit: Fit, budget: float) -> float | None:
@@ -426,10 +431,12 @@ def _exponents(fit: Fit, plan, plan_fit: Fit, lad: CheckLadder) -> Exponents:
     N_opt at the largest proxy budget carried to the plan's budget with this scope's allocation exponent."""
     values = _values(fit)
     transfer = None
-    if fit.law == "chinchilla" and plan_fit.law == "chinchilla" and lad.proxies:
+    law = get_law(fit.law)
+    if law.reports_allocation and law is get_law(plan_fit.law) and lad.proxies:
         top = max(s.budget_flops for s in lad.proxies)
-        a_plan = chin.allocation_exponent(**plan_fit.coefficients)
-        transfer = float(plan.params) * (plan.compute_flops / top) ** (values["a"] - a_plan)
+        a_plan = law.allocation_exponent(plan_fit.coefficients)
+        transfer = float(plan.params) * (plan.compute_flops / top) ** (law.allocation_exponent(fit.coefficients)
+                                                                        - a_plan)
     return Exponents(fit=FitRef.of(fit), values=values, intervals=dict(fit.intervals),
                      n_opt=_n_opt(fit, plan.compute_flops), n_opt_transfer=transfer)
 
@@ -440,7 +447,7 @@ def _with_intervals(session: Session, exp: Exponents, plan) -> Exponents:
     fit = get_fit(session.db, exp.fit.id)
     t0 = time.monotonic()
     try:
-        intervals = compare.bootstrap_chinchilla(runs, fit.coefficients, plan.compute_flops,
+        intervals = compare.bootstrap_exponents(fit.law, runs, fit.coefficients, plan.compute_flops,
                                                  resamples=BOOTSTRAP_RESAMPLES, seed=session.seed)
     except (ValueError, FloatingPointError) as exc:
         session.say(f"no bootstrap intervals: {exc}")
@@ -465,7 +472,7 @@ def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit
         if run.status != "complete":
             continue
         pts = [p for p in points[run.id] if p.val_loss is not None and p.step > 0]
-        pred = (run.prediction or {}).get("scope_fit", {})
+        pred = _scope_prediction(run)
         if run.role in ("proxy", "isoflop") and pts:
             steps = np.array([p.step for p in pts], dtype=float)
             curve = None
@@ -476,17 +483,17 @@ def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit
                 tokens=np.array([p.tokens for p in pts], dtype=float),
                 val_loss=np.array([p.val_loss for p in pts], dtype=float),
                 predicted_tokens=steps * run.batch_tokens if curve is not None else None,
-                predicted_loss=curve, predicted_final=pred.get("final_loss")))
-        if run.role in ("proxy", "isoflop") and pred.get("final_loss") and run.final_val_loss:
+                predicted_loss=curve, predicted_final=pred.final_loss))
+        if run.role in ("proxy", "isoflop") and pred.final_loss and run.final_val_loss:
             picture.finals.append(plot.FinalPoint(label=f"run {run.id}", role=run.role or "",
-                                                  predicted=float(pred["final_loss"]),
+                                                  predicted=float(pred.final_loss),
                                                   observed=float(run.final_val_loss)))
         if run.role == "early_stop" and pts:
             best = min(pts, key=lambda p: p.val_loss)
             picture.early_stop = plot.EarlyStop(
                 steps=np.array([p.step for p in pts], dtype=float),
                 val_loss=np.array([p.val_loss for p in pts], dtype=float),
-                bound=(run.prediction or {}).get("s_stop_steps"), best_step=best.step,
+                bound=run.prediction.s_stop_steps if run.prediction else None, best_step=best.step,
                 unique_tokens=float(slice_tokens or 0))
     allocation = next((i for i in items if i.kind == "allocation"), None)
     if allocation is not None:
@@ -495,7 +502,7 @@ def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit
         sizes = np.geomspace(min(r.n_params for r in triple) / 2, max(r.n_params for r in triple) * 2, 60) \
             if triple else None
         curve = None
-        if sizes is not None and scope_fit.law != "kaplan-ns":  # L(N, D) along the budget's IsoFLOP line
+        if sizes is not None and not get_law(scope_fit.law).in_steps:  # L(N, D) along the budget's IsoFLOP line
             curve = np.array([compare.predict_final(scope_fit, n, lad.triple_budget / (6.0 * n)) for n in sizes])
         picture.isoflop = plot.IsoFlop(budget=lad.triple_budget, sizes=[r.n_params for r in triple],
                                        losses=[r.final_val_loss for r in triple],

@@ -1,4 +1,4 @@
-"""Small numerical tools the planner needs: a vectorised root finder and a 1-D bounded minimiser."""
+"""Small numerical tools the law models and the planner share: a vectorised root finder and a 1-D bounded minimiser."""
 
 from __future__ import annotations
 
