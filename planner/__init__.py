@@ -10,6 +10,8 @@ Plans, predictions and frontiers are msgspec Structs; the HTTP service serves th
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 # Name -> module it lives in. Attributes load on first use (PEP 562), so ``from planner import Plan`` costs
@@ -71,6 +73,21 @@ __all__ = [
     "solve_plan",
     "validate",
 ]
+
+
+_SHADOWED = frozenset(name for name, module in _EXPORTS.items() if module == f"planner.{name}")
+"""Exports named like the module they live in (``planner.frontier``, ``planner.predict``): the function wins."""
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing the submodule binds it on the package; keep the function of that name instead.
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
