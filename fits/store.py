@@ -106,6 +106,7 @@ def save_fit(
         fit_id = db["fits"].insert(row).last_pk
         if activate:
             _activate(db, fit_id, fit.law, fit.scope)
+        _pause_point()
     return get_fit(db, fit_id)
 
 
@@ -147,6 +148,25 @@ def save_version(
     with transaction(db):
         check_name(db, fit.name, fit.law, fit.scope)
         return save_fit(db, fit, activate=activate, points=points)
+
+
+PAUSE_IN_SAVE = "SCALEPLAN_TEST_PAUSE_IN_SAVE"
+"""Fault injection for the durability tests: with this set to a path, ``save_fit`` writes the path once its
+rows are written (new version, activation) and then waits up to a minute before committing, so a test can
+kill the process inside the save's transaction."""
+
+
+def _pause_point() -> None:
+    marker = os.environ.get(PAUSE_IN_SAVE)
+    if not marker:
+        return
+    import time
+    from pathlib import Path
+
+    Path(marker).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _activate(db: sqlite_utils.Database, fit_id: int, law: str, scope: str) -> None:
