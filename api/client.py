@@ -13,17 +13,15 @@ when the connection was never made.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import random
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-import httpx
 import msgspec
 
 from api.errors import ProblemError, ScaleplanError, TransportError, problem_class
@@ -33,16 +31,41 @@ from planner import Frontier, Plan, PlanRequest, Prediction, PredictRequest
 from verifier.check.records import Check
 from verifier.runs import Run, RunPoint
 
+if TYPE_CHECKING:
+    import httpx
+
+# httpx (with asyncio, ssl and, through its command line, click and rich) is imported when the first client
+# is made, not when this module is: ``from api import Client`` stays cheap for programs that only need types.
+
 DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-"""Seconds: 5 to connect, 30 for each of write, read and pool; fitting with a bootstrap may need more."""
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+"""``DEFAULT_TIMEOUT`` (an ``httpx.Timeout``): 5 s to connect, 30 s for each of write, read and pool; fitting with
+a bootstrap may need more."""
 DEFAULT_RETRIES = 3
 FIT_READ_TIMEOUT = 600.0
 """Seconds create_fit waits for its answer at least."""
 
 _encoder = msgspec.json.Encoder()
-# Errors where the request certainly never reached the server, so repeating it cannot duplicate anything.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_TIMEOUT":
+        return _default_timeout()
+    raise AttributeError(f"module 'api.client' has no attribute {name!r}")
+
+
+def _default_timeout() -> httpx.Timeout:
+    import httpx
+
+    return httpx.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
+
+
+def _not_sent(error: Exception) -> bool:
+    """The request certainly never reached the server, so repeating it cannot duplicate anything."""
+    import httpx
+
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 class _Call(NamedTuple):
@@ -87,13 +110,17 @@ class _Base:
         base_url: str | None = None,
         *,
         api_key: str | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout | None = None,
         retries: int = DEFAULT_RETRIES,
         backoff: float = 0.25,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = (base_url or os.environ.get("SCALEPLAN_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("SCALEPLAN_API_KEY")
+        import httpx
+
+        if timeout is None:
+            timeout = _default_timeout()
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retries = retries
         self.backoff = backoff
@@ -141,6 +168,8 @@ class _Base:
     def _create_fit(self, request: Any, fields: dict[str, Any]) -> _Call:
         if request is not None and fields:
             raise TypeError("pass either a request or keyword fields, not both")
+        import httpx
+
         # Fitting takes seconds, each bootstrap resample about as long again: wait longer for the answer.
         timeout = httpx.Timeout(self.timeout.connect, read=max(self.timeout.read or 0, FIT_READ_TIMEOUT),
                                 write=self.timeout.write, pool=self.timeout.pool)
@@ -193,7 +222,7 @@ class _Base:
         if attempt >= self.retries:
             return False
         if error is not None:
-            return call.repeatable or isinstance(error, _NOT_SENT)
+            return call.repeatable or _not_sent(error)
         return response is not None and response.status_code == 503 and call.repeatable
 
     def _result(self, call: _Call, response: httpx.Response) -> Any:
@@ -218,6 +247,8 @@ class Client(_Base):
 
     def __init__(self, base_url: str | None = None, *, transport: httpx.BaseTransport | None = None,
                  **options: Any) -> None:
+        import httpx
+
         super().__init__(base_url, **options)
         self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout, headers=self._headers,
                                   transport=transport)
@@ -232,6 +263,8 @@ class Client(_Base):
         self._http.close()
 
     def _send(self, call: _Call) -> Any:
+        import httpx
+
         attempt = 0
         while True:
             try:
@@ -315,6 +348,8 @@ class AsyncClient(_Base):
 
     def __init__(self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
                  **options: Any) -> None:
+        import httpx
+
         super().__init__(base_url, **options)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout, headers=self._headers,
                                        transport=transport)
@@ -329,6 +364,10 @@ class AsyncClient(_Base):
         await self._http.aclose()
 
     async def _send(self, call: _Call) -> Any:
+        import asyncio
+
+        import httpx
+
         attempt = 0
         while True:
             try:

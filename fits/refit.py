@@ -29,6 +29,7 @@ from fits.fitting import fit as fit_points
 from fits.fitting.diagnostics import heldout_split, relative_error
 from fits.fitting.engine import InsufficientData
 from fits.laws.registry import fittable_law_names, get_law
+from fits.measurements import MeasuredRun, complete_runs, measured_scopes, validation_curves
 from fits.store import activate_fit, active_fit, from_json, get_fit, save_version, transaction
 
 MIN_RUNS_FINAL = 5
@@ -95,31 +96,23 @@ def refit(
 
 
 def _scopes(db: sqlite_utils.Database, scope: str | None) -> list[str]:
-    if scope is not None:
-        return [scope]
-    return [r[0] for r in db.execute("SELECT DISTINCT scope FROM runs WHERE status = 'complete' ORDER BY scope")]
+    return [scope] if scope is not None else measured_scopes(db)
 
 
 def _jobs(db: sqlite_utils.Database, scope: str) -> list[Job]:
-    runs = list(
-        db.query(
-            "SELECT id, n_params, tokens, batch_tokens, warmup_steps, final_val_loss FROM runs "
-            "WHERE scope = ? AND status = 'complete' ORDER BY id",
-            [scope],
-        )
-    )
+    runs = complete_runs(db, scope)
     jobs = []
-    ok = [r for r in runs if _positive(r["n_params"], r["tokens"], r["final_val_loss"])]
+    ok = [r for r in runs if _positive(r.n_params, r.tokens, r.final_val_loss)]
     if len(ok) >= MIN_RUNS_FINAL:
         columns = {
-            "N": np.array([r["n_params"] for r in ok], dtype=float),
-            "D": np.array([r["tokens"] for r in ok], dtype=float),
-            "loss": np.array([r["final_val_loss"] for r in ok], dtype=float),
+            "N": np.array([r.n_params for r in ok], dtype=float),
+            "D": np.array([r.tokens for r in ok], dtype=float),
+            "loss": np.array([r.final_val_loss for r in ok], dtype=float),
         }
-        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=[int(r["id"]) for r in ok])
+        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=[r.id for r in ok])
                  for name in _laws_on(FINAL_COLUMNS)]
     curve_laws = _laws_on(CURVE_COLUMNS)
-    curves = _curve_data(db, [r for r in runs if _positive(r["n_params"], r["batch_tokens"])]) if curve_laws else None
+    curves = _curve_data(db, [r for r in runs if _positive(r.n_params, r.batch_tokens)]) if curve_laws else None
     if curves is not None:
         columns, used = curves
         jobs += [Job(law=name, scope=scope, columns=columns, run_ids=used) for name in curve_laws]
@@ -132,31 +125,26 @@ def _laws_on(columns: tuple[str, ...]) -> list[str]:
 
 
 def _curve_data(
-    db: sqlite_utils.Database, runs: list[dict[str, Any]]
+    db: sqlite_utils.Database, runs: list[MeasuredRun]
 ) -> tuple[dict[str, np.ndarray], list[int]] | None:
     """(N, B, step, loss, group) columns of the runs' validation curves after warm-up, and the runs used."""
-    by_id = {r["id"]: r for r in runs}
+    by_id = {r.id: r for r in runs}
     if not by_id:
         return None
-    placeholders = ",".join("?" * len(by_id))
     rows = [
         p
-        for p in db.query(
-            f"SELECT run_id, step, val_loss FROM run_points WHERE run_id IN ({placeholders}) "
-            "AND val_loss IS NOT NULL ORDER BY run_id, step",
-            list(by_id),
-        )
-        if _positive(p["step"], p["val_loss"]) and p["step"] > (by_id[p["run_id"]]["warmup_steps"] or 0)
+        for p in validation_curves(db, list(by_id))
+        if _positive(p.step, p.val_loss) and p.step > (by_id[p.run_id].warmup_steps or 0)
     ]
-    used = sorted({p["run_id"] for p in rows})
-    if len({by_id[i]["n_params"] for i in used}) < MIN_SIZES_NS:
+    used = sorted({p.run_id for p in rows})
+    if len({by_id[i].n_params for i in used}) < MIN_SIZES_NS:
         return None
     columns = {
-        "N": np.array([by_id[p["run_id"]]["n_params"] for p in rows], dtype=float),
-        "B": np.array([by_id[p["run_id"]]["batch_tokens"] for p in rows], dtype=float),
-        "step": np.array([p["step"] for p in rows], dtype=float),
-        "loss": np.array([p["val_loss"] for p in rows], dtype=float),
-        "group": np.array([p["run_id"] for p in rows], dtype=float),  # the bootstrap resamples runs
+        "N": np.array([by_id[p.run_id].n_params for p in rows], dtype=float),
+        "B": np.array([by_id[p.run_id].batch_tokens for p in rows], dtype=float),
+        "step": np.array([p.step for p in rows], dtype=float),
+        "loss": np.array([p.val_loss for p in rows], dtype=float),
+        "group": np.array([p.run_id for p in rows], dtype=float),  # the bootstrap resamples runs
     }
     return columns, used
 

@@ -1,36 +1,32 @@
-"""The one SQLite file behind scaleplan: schema, migrations, and the versioned fit store.
+"""The versioned fit store: the ``fits`` table (declared in fits.schema), and opening the shared file.
 
-Every package keeps its records here (fits, plans, runs, run points, checks). The schema is owned by this
-module and grows only through the migrations below, so every process that opens the file agrees on it.
-
-Concurrency: WAL mode lets readers run beside one writer; a busy timeout makes writers queue instead of
-failing; every read-check-write runs inside ``transaction(db)`` (``BEGIN IMMEDIATE``), which takes the
-write lock up front so two processes cannot both decide on the same state.
+``open_db`` opens the SQLite file every package shares (fits.db: connection, the one migration mechanism
+that creates each package's tables, write transactions) and seeds the published coefficient sets. Every
+read-check-write runs inside ``transaction(db)`` (``BEGIN IMMEDIATE``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import os
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
 import sqlite_utils
 
+# The shared file's plumbing (fits.db) is re-exported here, where callers have always found it.
+from fits.db import (  # noqa: F401
+    BUSY_TIMEOUT_MS,
+    DEFAULT_DB,
+    connect,
+    db_path,
+    from_json,
+    migrations,
+    now,
+    to_json,
+    transaction,
+)
 from fits.errors import Conflict, NotFound
 from fits.fit import Fit, Provenance
 from fits.result import Diagnostics
-
-DEFAULT_DB = "scaleplan.db"
-BUSY_TIMEOUT_MS = 30_000
-
-T = TypeVar("T")
-
-_encoder = msgspec.json.Encoder()
 
 
 class FitNotFound(NotFound):
@@ -39,143 +35,12 @@ class FitNotFound(NotFound):
     default_message = "fit not found"
 
 
-def db_path(path: str | os.PathLike[str] | None = None) -> str:
-    """Resolve the database path: the argument, else ``SCALEPLAN_DB``, else ``./scaleplan.db``."""
-    return os.fspath(path) if path is not None else os.environ.get("SCALEPLAN_DB", DEFAULT_DB)
-
-
-def now() -> str:
-    """UTC timestamp with microseconds; sorts lexically in time order."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-def to_json(obj: Any) -> str:
-    return _encoder.encode(obj).decode()
-
-
-def from_json(text: str | bytes | None, type_: type[T]) -> T:
-    return msgspec.json.decode(text or "null", type=type_)
-
-
-# ---------------------------------------------------------------------------------------------- schema
-
-migrations = sqlite_utils.Migrations("scaleplan")
-
-
-@migrations(name="0001_initial")
-def _initial(db: sqlite_utils.Database) -> None:
-    db["fits"].create(
-        {
-            "id": int, "name": str, "law": str, "scope": str, "version": int,
-            "coefficients": str, "intervals": str, "provenance": str, "points": str,
-            "objective": float, "n_points": int, "heldout_error": float, "diagnostics": str,
-            "warnings": str, "created": str, "active": int,
-        },
-        pk="id",
-        not_null={"law", "scope", "version", "coefficients", "created", "active"},
-        defaults={"active": 0, "n_points": 0},
-    )
-    db["fits"].create_index(["law", "scope", "version"], unique=True)
-    db["fits"].create_index(["name"])
-    # The database itself refuses a second active fit for a (law, scope).
-    db.execute("CREATE UNIQUE INDEX fits_one_active ON fits(law, scope) WHERE active = 1")
-
-    db["plans"].create(
-        {
-            "id": int, "fit_id": int, "created": str, "compute_flops": float,
-            "idempotency_key": str, "request": str, "plan": str,
-        },
-        pk="id",
-        foreign_keys=[("fit_id", "fits", "id")],
-        not_null={"fit_id", "created", "plan"},
-    )
-    db["plans"].create_index(["idempotency_key"], unique=True)
-    db["plans"].create_index(["fit_id", "id"])
-    db["plans"].create_index(["created"])
-
-    db["checks"].create(
-        {
-            "id": int, "plan_id": int, "scope": str, "created": str, "status": str, "verdict": str,
-            "items": str, "summary": str, "plot_path": str, "refit_fit_ids": str,
-        },
-        pk="id",
-        foreign_keys=[("plan_id", "plans", "id")],
-        not_null={"created", "status"},
-    )
-    db["checks"].create_index(["plan_id"])
-
-    db["runs"].create(
-        {
-            "id": int, "scope": str, "plan_id": int, "check_id": int, "role": str, "source": str,
-            "status": str, "config": str, "prediction": str, "n_params": int, "params_total": int,
-            "batch_tokens": int, "seq_len": int, "tokens": int, "steps": int, "warmup_steps": int,
-            "seed": int, "final_val_loss": float, "best_val_step": int, "error": str,
-            "created": str, "updated": str,
-        },
-        pk="id",
-        foreign_keys=[("plan_id", "plans", "id"), ("check_id", "checks", "id")],
-        not_null={"scope", "status", "source", "created", "updated"},
-    )
-    db["runs"].create_index(["scope", "status", "updated"])
-    db["runs"].create_index(["check_id"])
-
-    db["run_points"].create(
-        {
-            "run_id": int, "step": int, "tokens": int, "train_loss": float, "val_loss": float,
-            "lr": float, "seconds": float,
-        },
-        pk=("run_id", "step"),
-        foreign_keys=[("run_id", "runs", "id")],
-        not_null={"run_id", "step"},
-    )
-
-
-# ---------------------------------------------------------------------------------------------- opening
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    # isolation_level=None: sqlite3 never opens transactions behind our back; transaction() does it.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    # NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
 def open_db(path: str | os.PathLike[str] | None = None, *, seed: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the scaleplan database, apply pending migrations and seed published fits."""
-    resolved = db_path(path)
-    if resolved != ":memory:":
-        parent = Path(resolved).expanduser().resolve().parent
-        if not parent.is_dir():
-            raise FileNotFoundError(f"database directory does not exist: {parent}")
-    db = sqlite_utils.Database(_connect(resolved))
-    if migrations.pending(db):
-        # Under the write lock apply() re-reads what is applied, so two processes starting at once
-        # migrate exactly once; each migration nests as a savepoint.
-        with transaction(db):
-            migrations.apply(db)
+    db = connect(path)
     if seed:
         seed_published(db)
     return db
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """One write transaction that takes the write lock up front (BEGIN IMMEDIATE); nested use joins it."""
-    conn = db.conn
-    if conn.in_transaction:
-        yield db
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 # ---------------------------------------------------------------------------------------------- fits
@@ -240,6 +105,7 @@ def save_fit(
         fit_id = db["fits"].insert(row).last_pk
         if activate:
             _activate(db, fit_id, fit.law, fit.scope)
+        _pause_point()
     return get_fit(db, fit_id)
 
 
@@ -281,6 +147,25 @@ def save_version(
     with transaction(db):
         check_name(db, fit.name, fit.law, fit.scope)
         return save_fit(db, fit, activate=activate, points=points)
+
+
+PAUSE_IN_SAVE = "SCALEPLAN_TEST_PAUSE_IN_SAVE"
+"""Fault injection for the durability tests: with this set to a path, ``save_fit`` writes the path once its
+rows are written (new version, activation) and then waits up to a minute before committing, so a test can
+kill the process inside the save's transaction."""
+
+
+def _pause_point() -> None:
+    marker = os.environ.get(PAUSE_IN_SAVE)
+    if not marker:
+        return
+    import time
+    from pathlib import Path
+
+    Path(marker).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _activate(db: sqlite_utils.Database, fit_id: int, law: str, scope: str) -> None:

@@ -2,11 +2,3 @@
 
 PF_DAY = 8.64e19
 """FLOPs in one petaFLOP/s-day (1e15 FLOP/s for 24 hours), as Kaplan et al. 2020 use it."""
-
-
-def flops_to_pf_days(flops: float) -> float:
-    return flops / PF_DAY
-
-
-def pf_days_to_flops(pf_days: float) -> float:
-    return pf_days * PF_DAY

@@ -21,7 +21,6 @@ PEAK_TFLOPS: dict[str, float] = {
     "L40S": 362.0,
 }
 ALIASES = {"H100": "H100-SXM", "H100SXM": "H100-SXM", "H100PCIE": "H100-PCIE", "A100-SXM": "A100"}
-DEFAULT_MFU = 0.4
 
 
 def _key(name: str) -> str:
@@ -45,13 +44,4 @@ def peak_flops(hw: Hardware) -> float:
         raise PlanError("hardware.gpu", f"unknown GPU {hw.gpu!r}; known: {known} (or give hardware.peak_tflops)")
     return PEAK_TFLOPS[name] * 1e12
 
-
-def throughput(hw: Hardware, gpus: int | None = None) -> float:
-    """Sustained FLOP/s of ``gpus`` (default hw.count) GPUs at hw.mfu."""
-    return peak_flops(hw) * hw.mfu * (hw.count if gpus is None else gpus)
-
-
-def budget_flops(hw: Hardware, hours: float) -> float:
-    """FLOPs the hardware delivers in ``hours`` of wall-clock."""
-    return throughput(hw) * hours * 3600.0
 

@@ -10,9 +10,6 @@ eq. 1.5 directly.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import msgspec
 import numpy as np
 import sqlite_utils
 
@@ -20,38 +17,9 @@ from fits.fit import Fit
 from planner.context import compute_range, fit_ref, law_for, model_for
 from planner.errors import PlanError
 from planner.plan import Prediction, non_finite_fields
-from planner.request import MAX_COUNT, check_number
+from planner.request import PredictRequest, validate_predict
 from planner.service import resolve_fit
 from planner.uncertainty import chinchilla_band, estimate, residual_band
-
-Count = Annotated[float, msgspec.Meta(ge=1, lt=MAX_COUNT)]
-
-
-class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
-    """A model size and a training length: tokens, or steps at a batch."""
-
-    params: Count
-    """Non-embedding parameters N."""
-    tokens: Count | None = None
-    steps: Count | None = None
-    batch_tokens: Count | None = None
-    unique_tokens: Count | None = None
-    fit: str | int | None = None
-    law: str | None = None
-    scope: str | None = None
-
-
-def validate_predict(request: PredictRequest) -> None:
-    if not isinstance(request, PredictRequest):
-        raise PlanError("request", f"must be a PredictRequest, got {type(request).__name__}")
-    for name in ("params", "tokens", "steps", "batch_tokens", "unique_tokens"):
-        value = getattr(request, name)
-        if value is not None and check_number(name, value, upper=MAX_COUNT) < 1:
-            raise PlanError(name, f"must be at least 1, got {value!r}")
-    if request.tokens is None and (request.steps is None or request.batch_tokens is None):
-        raise PlanError("tokens", "give tokens, or steps together with batch_tokens")
-    if request.tokens is not None and request.steps is not None:
-        raise PlanError("steps", "give tokens or steps (with batch_tokens), not both")
 
 
 def predict(request: PredictRequest, fit: Fit) -> Prediction:

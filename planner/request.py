@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from fits.accounting import CONVENTIONS, FlopConvention
+from fits.units import PF_DAY
 from planner.errors import PlanError
 
 # Sane outer bounds: far beyond any real run, tight enough to keep every derived number finite.
@@ -22,13 +23,15 @@ MAX_COUNT = 1e30  # parameters, tokens
 MAX_HOURS = 1e7
 MIN_FLOPS = 1e9
 """Smallest budget planned: about 3,000 tokens for the smallest shape."""
+DEFAULT_MFU = 0.4
+"""Model FLOPs utilisation assumed when a request names hardware without one."""
 SMALLEST_PARAMS = 12 * 64 * 64
 """One layer of width 64 (planner.shape's smallest shape)."""
 MIN_UNIQUE_TOKENS = 1e3
 
 Flops = Annotated[float, msgspec.Meta(ge=MIN_FLOPS, lt=MAX_FLOPS, description="FLOPs")]
 PfDays = Annotated[
-    float, msgspec.Meta(ge=MIN_FLOPS / 8.64e19, lt=MAX_FLOPS / 8.64e19, description="PF-days (8.64e19 FLOPs)")
+    float, msgspec.Meta(ge=MIN_FLOPS / PF_DAY, lt=MAX_FLOPS / PF_DAY, description="PF-days (8.64e19 FLOPs)")
 ]
 Count = Annotated[float, msgspec.Meta(gt=0, lt=MAX_COUNT)]
 Params = Annotated[
@@ -46,7 +49,7 @@ class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_de
     gpu: str
     """Catalogue name: A100, H100 (SXM), H100-PCIe, H200, L40S; any name when peak_tflops is given."""
     count: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 1
-    mfu: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.4
+    mfu: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_MFU
     """Model FLOPs utilisation: the fraction of the dense bf16 peak the training code sustains."""
     price_per_gpu_hour: Annotated[float, msgspec.Meta(ge=0, lt=1e6)] | None = None
     peak_tflops: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
@@ -101,7 +104,7 @@ BUDGET_FIELDS = ("compute_flops", "pf_days", "hours", "target_loss")
 
 _POSITIVE_FLOATS: dict[str, float] = {
     "compute_flops": MAX_FLOPS,
-    "pf_days": MAX_FLOPS / 8.64e19,
+    "pf_days": MAX_FLOPS / PF_DAY,
     "hours": MAX_HOURS,
     "target_loss": 100.0,
     "max_params": MAX_COUNT,
@@ -222,3 +225,35 @@ def parse_quantity(text: str, field: str) -> float:
         except ValueError:
             raise PlanError(field, f"must be a number such as 1e21 or 70B, got {text!r}") from None
     return float(match.group(1)) * _SUFFIXES.get(match.group(2).lower(), 1.0)
+
+
+# ---------------------------------------------------------------------------------------------- predict
+
+AtLeastOne = Annotated[float, msgspec.Meta(ge=1, lt=MAX_COUNT)]
+
+
+class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A model size and a training length: tokens, or steps at a batch."""
+
+    params: AtLeastOne
+    """Non-embedding parameters N."""
+    tokens: AtLeastOne | None = None
+    steps: AtLeastOne | None = None
+    batch_tokens: AtLeastOne | None = None
+    unique_tokens: AtLeastOne | None = None
+    fit: str | int | None = None
+    law: str | None = None
+    scope: str | None = None
+
+
+def validate_predict(request: PredictRequest) -> None:
+    if not isinstance(request, PredictRequest):
+        raise PlanError("request", f"must be a PredictRequest, got {type(request).__name__}")
+    for name in ("params", "tokens", "steps", "batch_tokens", "unique_tokens"):
+        value = getattr(request, name)
+        if value is not None and check_number(name, value, upper=MAX_COUNT) < 1:
+            raise PlanError(name, f"must be at least 1, got {value!r}")
+    if request.tokens is None and (request.steps is None or request.batch_tokens is None):
+        raise PlanError("tokens", "give tokens, or steps together with batch_tokens")
+    if request.tokens is not None and request.steps is not None:
+        raise PlanError("steps", "give tokens or steps (with batch_tokens), not both")

@@ -1,4 +1,4 @@
-"""Plans in the shared SQLite file (table ``plans``, created by fits.store's migrations).
+"""Plans in the shared SQLite file (table ``plans``, declared in planner.schema).
 
 A plan is stored with the id of the fit it used, so it can be re-read and re-explained after refits.
 An idempotency key makes a retried request return the plan the first attempt stored.

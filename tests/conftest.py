@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("SCALEPLAN_SHARED") or REPO.parent / "shared")
+"""The read-only spec and data beside the checkout (``../shared``); the product never needs it."""
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under SHARED; the calling test is skipped (not failed) when the checkout has no ../shared."""
+    path = SHARED.joinpath(*parts)
+    if not path.is_file():
+        pytest.skip(f"needs {path} (the shared data beside the checkout; set SCALEPLAN_SHARED to point elsewhere)")
+    return path
 
 
 @pytest.fixture

@@ -273,3 +273,14 @@ def test_rate_limited_exposes_retry_after():
             pytest.raises(api.RateLimited) as exc:
         client.fits()
     assert exc.value.retry_after == 3.0 and exc.value.detail == "slow down"
+
+
+def test_the_client_imports_without_the_numerical_or_storage_stack():
+    """``from api import Client`` loads msgspec and the record structs only (issue: ≤ 0.15 s, no numpy)."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "scipy", "sqlite_utils", "torch", "pandas", "litestar", "httpx")
+    code = f"import sys; from api import Client; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

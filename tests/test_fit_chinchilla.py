@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,13 +17,14 @@ from fits.fitting.huber import huber
 from fits.fitting.lbfgs import minimize_batched
 from fits.laws.chinchilla import BESIROGLU2024_INTERVALS, loss, optimal_allocation
 
-EPOCH_POINTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla-epoch" / "points.csv"
 NAMES = ("E", "A", "B", "alpha", "beta")
+EPOCH_POINTS = ("data", "chinchilla-epoch", "points.csv")
+"""Under ../shared: the tests that read it skip without it."""
 
 
 def epoch_240() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Epoch's 240 points: points.csv without its 5 highest-loss rows."""
-    d = np.genfromtxt(EPOCH_POINTS, delimiter=",", names=True)
+    d = np.genfromtxt(shared_file(*EPOCH_POINTS), delimiter=",", names=True)
     keep = np.sort(np.argsort(d["loss"])[:-5])
     return d["N"][keep], d["D"][keep], d["loss"][keep]
 

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_file
 
 from fits.cli import main
 from fits.laws import kaplan2020 as k20
 from fits.laws.chinchilla import BESIROGLU2024_INTERVALS
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCH_POINTS = REPO.parent / "shared" / "data" / "chinchilla-epoch" / "points.csv"
+EPOCH_POINTS = ("data", "chinchilla-epoch", "points.csv")
+"""Under ../shared: the tests that read it skip without it."""
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,7 +49,7 @@ def nd_csv(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def epoch_csv(tmp_path: Path) -> Path:
-    lines = EPOCH_POINTS.read_text().splitlines()
+    lines = shared_file(*EPOCH_POINTS).read_text().splitlines()
     rows = sorted(lines[1:], key=lambda r: float(r.split(",")[-1]))[:-5]  # drop the 5 highest-loss rows
     return write_csv(tmp_path / "epoch240.csv", lines[0], rows)
 

@@ -108,3 +108,25 @@ def msgspec_replace(fit: Fit, **changes: object) -> Fit:
     import msgspec
 
     return msgspec.structs.replace(fit, **changes)
+
+
+def test_each_package_migrates_its_own_tables_once_in_one_recorded_transaction(db):
+    recorded = db.execute("SELECT package, version FROM schema_migrations ORDER BY rowid").fetchall()
+    assert recorded == [("fits", 1), ("planner", 1), ("verifier", 1)]
+    owners = {m.package for m in migrations.all()}
+    assert owners == {"fits", "planner", "verifier"}
+    assert migrations.apply(db) == []
+
+
+def test_a_file_made_by_the_single_legacy_migration_is_adopted(tmp_path):
+    import sqlite_utils
+
+    path = tmp_path / "old.db"
+    legacy = sqlite_utils.Database(path)
+    for migration in migrations.all():  # the tables as the one "0001_initial" migration created them
+        migration.apply(legacy)
+    legacy["_sqlite_migrations"].insert({"migration_set": "scaleplan", "name": "0001_initial", "applied_at": "x"})
+    legacy.conn.close()
+    db = open_db(path)
+    assert [k for k in migrations.applied(db)] == [("fits", 1), ("planner", 1), ("verifier", 1)]
+    assert not migrations.pending(db) and db["fits"].count >= 3

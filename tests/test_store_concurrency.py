@@ -15,7 +15,7 @@ import pytest
 
 from fits.fit import Fit, Provenance
 from fits.laws import kaplan2020 as k20
-from fits.store import active_fit, from_json, list_fits, open_db, save_fit
+from fits.store import PAUSE_IN_SAVE, active_fit, from_json, list_fits, open_db, save_fit
 
 REPO = Path(__file__).resolve().parents[1]
 COEFFS = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
@@ -106,23 +106,30 @@ def test_process_killed_during_a_fit_leaves_the_previous_active_fit(db_file: Pat
     db = open_db(db_file)
     previous = save_fit(db, fit_record("kill"), activate=True)
     rng = np.random.default_rng(0)
-    n, d = np.exp(rng.uniform(16, 22, 200)), np.exp(rng.uniform(19, 25, 200))
-    data = tmp_path / "big.csv"
+    n, d = np.exp(rng.uniform(16, 22, 40)), np.exp(rng.uniform(19, 25, 40))
+    data = tmp_path / "points.csv"
     data.write_text("N,D,loss\n" + "\n".join(f"{a},{b},{1.8 + 480 / a**0.35 + 2100 / b**0.37}"
                                              for a, b in zip(n, d, strict=True)) + "\n")
-    # 100,000 resamples take minutes; 1,000 sometimes finished within the 3 s below on a fast machine.
+    # The save pauses inside its transaction, after writing the new version and its activation: the kill
+    # lands there, not in the fitting before it.
+    marker = tmp_path / "in-save"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fits", "fit", "--law", "chinchilla", "--data", os.fspath(data), "--bootstrap",
-         "100000", "--save", "--activate", "--scope", "kill", "--db", os.fspath(db_file)],
+        [sys.executable, "-m", "fits", "fit", "--law", "chinchilla", "--data", os.fspath(data), "--save",
+         "--activate", "--scope", "kill", "--db", os.fspath(db_file)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, PAUSE_IN_SAVE: os.fspath(marker)},
     )
-    time.sleep(3.0)
-    assert proc.poll() is None, "the fit finished before it could be killed"
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, "the fit ended without reaching the save"
+        assert time.monotonic() < deadline, "the save was not reached within two minutes"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     db = open_db(db_file)
     assert active_fit(db, "chinchilla", "kill").id == previous.id
     assert [f.id for f in list_fits(db, scope="kill")] == [previous.id]
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 SAVE_LOOP = """

@@ -11,10 +11,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import sqlite_utils
 
+from fits.db import from_json, now, to_json, transaction
 from fits.errors import BadInput, NotFound
-from fits.store import from_json, now, to_json, transaction
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 if TYPE_CHECKING:
     from verifier.model import GPTConfig

@@ -17,9 +17,3 @@ def huber(r: np.ndarray, delta: float = DELTA) -> np.ndarray:
     """Huber_δ(r) = r²/2 for |r| ≤ δ, δ·(|r| − δ/2) beyond; elementwise."""
     c = np.clip(r, -delta, delta)
     return c * (r - 0.5 * c)
-
-
-def huber_objective(log_pred: np.ndarray, log_obs: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Σ_i w_i·Huber_δ(ln pred_i − ln obs_i)."""
-    h = huber(np.asarray(log_pred) - np.asarray(log_obs))
-    return float(h.sum() if weights is None else (weights * h).sum())

@@ -349,10 +349,6 @@ def makespan(seconds: Sequence[float], workers: int) -> float:
     return max(loads)
 
 
-def longest_first(specs: Sequence[ProxySpec], throughput: Throughput) -> list[ProxySpec]:
-    return sorted(specs, key=throughput.run_seconds, reverse=True)
-
-
 def fit_to_time(build: Callable[[float], list[ProxySpec]], seconds: float, throughput: Throughput, workers: int,
                 *, valid: Callable[[list[ProxySpec]], bool] | None = None, low: float = 1e8,
                 high: float = 1e20) -> tuple[float, list[ProxySpec]]:
@@ -506,10 +502,6 @@ def size_ladder(sizes: Sequence[float], steps: Sequence[int], *, batch_size: int
     return specs
 
 
-def with_seed(spec: ProxySpec, seed: int) -> ProxySpec:
-    return msgspec.structs.replace(spec, seed=seed)
-
-
 __all__ = [
     "EVAL_SEQUENCES",
     "MIN_PARAMS",
@@ -523,7 +515,6 @@ __all__ = [
     "check_ladder",
     "distinct_grid",
     "fit_to_time",
-    "longest_first",
     "make_spec",
     "makespan",
     "measure_throughput",

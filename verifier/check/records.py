@@ -9,14 +9,16 @@ records (it imports no training code), so the HTTP service can serve them cheapl
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-import sqlite_utils
 
+from fits.db import from_json, now, to_json, transaction
 from fits.errors import BadInput, NotFound
 from fits.fit import FitRef
-from fits.store import from_json, now, to_json, transaction
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 ItemKind = Literal["curve", "final_loss", "early_stop", "allocation", "extrapolation"]
 ItemVerdict = Literal["pass", "fail", "skip"]

@@ -213,10 +213,6 @@ class KaplanTable6Model(_Kaplan):
     def compute_for_tokens(self, N, D):
         return 6.0 * np.asarray(N, dtype=float) * np.asarray(D, dtype=float) / self.tokens_ratio
 
-    def size_ratio(self, N, C) -> float:
-        """N / N_opt(C_eff): how far a size-N model with compute C sits from the Table 6 optimum."""
-        return float(np.asarray(N) / self.n_opt(self.effective_c_min(N, C)))
-
     def steps_factor(self, r: float) -> float:
         """B.17: steps relative to the optimal size at the same loss."""
         return float(k20.excess_steps(r, alpha_N=self.alpha_N, alpha_S=self.alpha_S))
