@@ -39,6 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from fits.errors import BadInput
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -69,7 +71,7 @@ def params_count_of(counts: str) -> ParamsCount:
     Hoffmann et al. and Epoch, "non-embedding" for Kaplan et al.)."""
     key = counts.replace("-", "_")
     if key not in ("total", "non_embedding"):
-        raise ValueError(f"a law counts 'total' or 'non-embedding' parameters, got {counts!r}")
+        raise BadInput(f"a law counts 'total' or 'non-embedding' parameters, got {counts!r}", field="params")
     return key  # type: ignore[return-value]
 
 
@@ -157,7 +159,7 @@ def count_params(which: ParamsCount, n_layer, d_model, vocab_size, seq_len, *, t
         return total_params(n_layer, d_model, vocab_size, seq_len, tie_embeddings=tie_embeddings, bias=bias)
     if which == "non_embedding":
         return non_embedding_params(n_layer, d_model, bias=bias)
-    raise ValueError(f"params count must be 'total' or 'non_embedding', got {which!r}")
+    raise BadInput(f"params count must be 'total' or 'non_embedding', got {which!r}", field="params")
 
 
 # ------------------------------------------------------------------------------------------ FLOPs
@@ -165,7 +167,8 @@ def count_params(which: ParamsCount, n_layer, d_model, vocab_size, seq_len, *, t
 
 def check_convention(convention: str) -> FlopConvention:
     if convention not in ATTENTION_FACTOR:
-        raise ValueError(f"FLOP convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+        raise BadInput(f"FLOP convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}",
+                       field="flops_convention")
     return convention  # type: ignore[return-value]
 
 

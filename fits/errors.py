@@ -30,10 +30,10 @@ refusal, 1 for Failed), by class, never by reading the message.
     │   └── planner.IdempotencyConflict   a key reused for another request
     ├── Busy                          someone else holds the resource; try again later
     │   └── verifier.train.RunBusy
-    ├── Unavailable                   a dependency this needs is not there (an optional extra, a service)
+    ├── Unavailable (RuntimeError)    a dependency this needs is not there (an optional extra, a service)
     └── Failed (RuntimeError)         it started but could not finish
         ├── verifier.train.TrainingDiverged
-        └── verifier.checking.CheckFailed
+        └── verifier.check.orchestrate.CheckFailed
 
 ``NotFound`` is a ``LookupError`` but not a ``KeyError``, so ``str(exc)`` is the message, not its quoted repr.
 The domain classes above stay importable from their modules; they only add a default ``field`` or a name.
@@ -121,7 +121,7 @@ class Busy(ScaleplanError):
     default_message = "busy; try again later"
 
 
-class Unavailable(ScaleplanError):
+class Unavailable(ScaleplanError, RuntimeError):
     """Something this needs is not there (an optional extra, a device, a service)."""
 
     default_message = "not available"

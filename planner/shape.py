@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fits import accounting
+from fits.errors import BadInput
 from planner.plan import Shape
 
 WIDTH_STEP = 64
@@ -132,7 +133,7 @@ def shape_for_params(N: float, *, counts: accounting.ParamsCount = "non_embeddin
     """
     n = float(N)
     if not math.isfinite(n) or n <= 0:
-        raise ValueError(f"N: must be a positive finite parameter count, got {N!r}")
+        raise BadInput(f"must be a positive finite parameter count, got {N!r}", field="N")
     if counts == "total":
         if vocab_size is None or seq_len is None:
             raise ValueError("counts='total' needs vocab_size and seq_len (the embedding tables are part of N)")

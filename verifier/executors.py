@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
+from fits.errors import BadInput
+
 if TYPE_CHECKING:
     from verifier.check.ladder import Throughput
 
@@ -367,4 +369,4 @@ def make_executor(name: str, db_path: str, device: str = "auto", *, workers: int
     if name == "submitit":
         folder = folder or Path(db_path).resolve().parent / "submitit"
         return SubmititExecutor(db_path, folder, device, cluster=cluster, workers=workers)
-    raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    raise BadInput(f"must be one of {', '.join(EXECUTORS)}, got {name!r}", field="executor")

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fits import accounting
+from fits.errors import BadInput, Unavailable
 
 try:  # optional GPU kernel; the model works without it
     import xformers.ops as xops
@@ -50,11 +51,11 @@ class GPTConfig:
     def __post_init__(self) -> None:
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "seq_len"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+                raise BadInput(f"must be a positive integer, got {getattr(self, name)}", field=name)
         if self.d_model % self.n_head:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+            raise BadInput(f"{self.d_model} must be divisible by n_head ({self.n_head})", field="d_model")
         if self.attention not in ATTENTION_BACKENDS:
-            raise ValueError(f"attention must be one of {ATTENTION_BACKENDS}, got {self.attention!r}")
+            raise BadInput(f"must be one of {ATTENTION_BACKENDS}, got {self.attention!r}", field="attention")
 
 
 def xformers_available() -> bool:
@@ -73,7 +74,7 @@ class CausalSelfAttention(nn.Module):
     def _use_xformers(self, x: torch.Tensor) -> bool:
         if self.backend == "xformers":
             if xops is None or not x.is_cuda:
-                raise RuntimeError("attention='xformers' needs xformers installed and CUDA tensors")
+                raise Unavailable("'xformers' needs xformers installed and CUDA tensors", field="attention")
             return True
         return self.backend == "auto" and xops is not None and x.is_cuda
 
@@ -156,7 +157,7 @@ class GPT(nn.Module):
         """Logits (b, t, vocab); with targets, (logits, mean cross-entropy in nats)."""
         t = idx.shape[1]
         if t > self.cfg.seq_len:
-            raise ValueError(f"sequence length {t} exceeds the model's seq_len {self.cfg.seq_len}")
+            raise BadInput(f"sequence length {t} exceeds the model's seq_len {self.cfg.seq_len}", field="seq_len")
         pos = torch.arange(t, device=idx.device)
         x = F.dropout(self.tok_emb(idx) + self.pos_emb(pos), self.cfg.dropout, self.training)
         for block in self.blocks:

@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from fits.errors import BadInput
 from fits.laws import Coefficient, FloatOrArray, as_array, as_result
 from fits.laws.numerics import bounded_minimum, increasing_root
 
@@ -270,7 +271,7 @@ class LawFamily:
 
     def loss_after_steps(self, coefficients: Mapping[str, float], N: npt.ArrayLike, S: npt.ArrayLike,
                          B: npt.ArrayLike) -> FloatOrArray:
-        raise ValueError(f"law: {self.name} has no loss after S steps at batch B")
+        raise BadInput(f"{self.name} has no loss after S steps at batch B", field="law")
 
     def final_loss(self, coefficients: Mapping[str, float], N: float, D: float, *, steps: float | None = None,
                    batch_tokens: float | None = None) -> float:
@@ -303,7 +304,7 @@ class LawFamily:
         return self.model(coefficients).b_crit(loss)
 
     def form(self, points: Points) -> Form:
-        raise ValueError(f"law: {self.name} is not fittable")
+        raise BadInput(f"{self.name} is not fittable", field="law")
 
     def points_for(self, columns: Mapping[str, Any], warmup: float | None = None, *,
                    batch: Mapping[str, float] | None = None,
@@ -338,4 +339,4 @@ def reject_options(law: Law, *, warmup: float | None, batch: str) -> None:
 
     del warmup
     if batch != "published" and "batch" not in law.fit_options:
-        raise ValueError(f"batch: applies to {', '.join(laws_with_option('batch'))} only")
+        raise BadInput(f"applies to {', '.join(laws_with_option('batch'))} only", field="batch")

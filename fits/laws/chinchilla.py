@@ -106,7 +106,7 @@ def compute_for_loss(
     """
     lt = as_array(L_target)
     if np.any(lt <= E):
-        raise LawDomainError(f"L_target: {lt!s} is not above the irreducible loss E = {E}; unreachable")
+        raise LawDomainError(f"{lt!s} is not above the irreducible loss E = {E}; unreachable", field="L_target")
     k, gamma = _frontier_scale(A, B, alpha, beta)
     return as_result(6.0 * (k / (lt - E)) ** (1.0 / gamma))
 

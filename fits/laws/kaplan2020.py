@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fits import accounting
+from fits.errors import BadInput
 from fits.laws import Coefficient, FloatOrArray, LawDomainError, as_array, as_result
 from fits.units import PF_DAY
 
@@ -151,7 +152,7 @@ def _pick(coeffs: Mapping[str, float], names: tuple[str, ...], prefix: str) -> d
         return {n: float(coeffs[prefix + n]) for n in names}
     missing = [n for n in names if n not in coeffs]
     if missing:
-        raise ValueError(f"coefficients: missing {', '.join(missing)} (or their {prefix} forms)")
+        raise BadInput(f"missing {', '.join(missing)} (or their {prefix} forms)", field="coefficients")
     return {n: float(coeffs[n]) for n in names}
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 import msgspec
 
 from fits import accounting
+from fits.errors import BadInput
 from planner import training
 from planner.plan import Shape
 from verifier.runs import RunConfig
@@ -104,7 +105,7 @@ def proxy_shape(N: float) -> ProxyShape:
     8 from 16, heads 8 wide (16 wide from width 128). One head width for the whole range keeps the
     architecture family fixed; at these sizes fewer, wider heads train measurably slower per step."""
     if not (math.isfinite(N) and N > 0):
-        raise ValueError(f"N: must be a positive parameter count, got {N!r}")
+        raise BadInput(f"must be a positive parameter count, got {N!r}", field="N")
     return _proxy_shape(float(f"{N:.4g}"))
 
 
@@ -488,7 +489,7 @@ def size_ladder(sizes: Sequence[float], steps: Sequence[int], *, batch_size: int
     same size would end at, so a few runs give a whole (N, D) surface to fit.
     """
     if len(sizes) != len(steps):
-        raise ValueError("steps: give one step count per size")
+        raise BadInput("give one step count per size", field="steps")
     specs = []
     for n, s in zip(sizes, steps, strict=True):
         shape = proxy_shape(n)

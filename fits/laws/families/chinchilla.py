@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fits.errors import BadInput
 from fits.laws import chinchilla, repeated
 from fits.laws.base import Conventions, LawFamily, LossModel, PredictParts
 
@@ -31,7 +32,7 @@ class ChinchillaModel(LossModel):
     def __init__(self, coefficients: Mapping[str, float]) -> None:
         missing = [k for k in KEYS if k not in coefficients]
         if missing:
-            raise ValueError(f"fit: chinchilla coefficients missing {', '.join(missing)}")
+            raise BadInput(f"chinchilla coefficients missing {', '.join(missing)}", field="fit")
         self.raw = {k: float(v) for k, v in coefficients.items()}
         self.c = {k: float(coefficients[k]) for k in KEYS}
         self.floor = self.c["E"]
