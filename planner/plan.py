@@ -20,7 +20,8 @@ class Shape(msgspec.Struct, kw_only=True):
     d_ff: int
     head_dim: int
     params: int
-    """12·n_layer·d_model², Kaplan's non-embedding count of this shape (eq. 2.1)."""
+    """12·n_layer·d_model², Kaplan's non-embedding count of this shape (eq. 2.1; (10 + 2·n_kv_head/n_head)·n_layer·
+    d_model² with grouped-query attention)."""
     params_error: float
     """(count − N)/N for the N the shape was chosen for, the count being the one that N counts: ``params`` for a
     non-embedding N, ``params_total`` for an N of all parameters."""
@@ -31,6 +32,10 @@ class Shape(msgspec.Struct, kw_only=True):
     params_total: int | None = None
     """Every parameter of the tied, bias-free GPT with the plan's vocabulary and context (fits.accounting);
     set when the shape was chosen for a known vocabulary and context."""
+    n_kv_head: int | None = None
+    """Key/value heads: n_head (multi-head attention) unless grouped-query attention was asked for."""
+    vocab_size: int | None = None
+    """The vocabulary the shape was built with, padded up to a multiple of 128."""
     warnings: list[str] = []
 
 

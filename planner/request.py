@@ -94,7 +94,10 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
     """Context length; default 1024 for Kaplan fits, 2048 for Chinchilla fits."""
     vocab_size: Annotated[int, msgspec.Meta(ge=2, le=100_000_000)] | None = None
-    """Vocabulary for total parameters and embedding FLOPs; default 50257 (Kaplan) or 32000 (Chinchilla)."""
+    """Vocabulary for total parameters and embedding FLOPs; default 50257 (Kaplan) or 32000 (Chinchilla). The plan
+    pads it up to a multiple of 128 (plan.vocab_size)."""
+    kv_heads: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    """Grouped-query attention: key/value heads (the shape takes the largest divisor of n_head not above it)."""
     inference_tokens: Annotated[float, msgspec.Meta(ge=0, lt=MAX_COUNT)] | None = None
     """Tokens the model will serve; the budget then covers training plus 2·N FLOPs per served token."""
     hyperparams: HyperparamsRule | None = None
@@ -182,6 +185,8 @@ def validate(request: PlanRequest) -> None:
         _check_int("seq_len", request.seq_len, 1, 10_000_000)
     if request.vocab_size is not None:
         _check_int("vocab_size", request.vocab_size, 2, 100_000_000)
+    if request.kv_heads is not None:
+        _check_int("kv_heads", request.kv_heads, 1, 1024)
     if request.fit is not None and (
         isinstance(request.fit, bool) or not isinstance(request.fit, str | int) or request.fit == ""
     ):

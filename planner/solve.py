@@ -107,7 +107,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         fit=fit,
         law=law,
         seq_len=request.seq_len or law.conventions.seq_len,
-        vocab_size=request.vocab_size or law.conventions.vocab_size,
+        vocab_size=accounting.padded_vocab(request.vocab_size or law.conventions.vocab_size),
         rule=request.hyperparams or law.conventions.hyperparams,
         peak=hw_mod.peak_flops(hw) if hw is not None else None,
         params_count=accounting.params_count_of(law.conventions.params),
@@ -135,7 +135,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         # The shape has the law's N as the law counts it (all parameters for the Chinchilla sets); the batch and
         # learning-rate rules were fitted on non-embedding N and get that.
         shape = shape_for_params(alloc.params, counts=ctx.params_count, vocab_size=ctx.vocab_size,
-                                 seq_len=ctx.seq_len)
+                                 seq_len=ctx.seq_len, kv_heads=request.kv_heads)
         non_embedding = _non_embedding(ctx, alloc.params, shape)
         b_crit, c_eff = model.critical_batch(alloc.params, alloc.train_compute, alloc.loss)
         hyper = training.rule_values(ctx.rule, non_embedding, alloc.tokens, shape, ctx.seq_len, b_crit)
