@@ -70,6 +70,9 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     pf_days: PfDays | None = None
     hours: Hours | None = None
     """Wall-clock budget on ``hardware``; its FLOPs include the embedding and attention work."""
+    budget_usd: Annotated[float, msgspec.Meta(gt=0, lt=1e13)] | None = None
+    """Money budget: hours = budget_usd / (price per GPU-hour × hardware.count), the price the request's or the
+    catalogue's."""
     target_loss: Loss | None = None
     """Instead of a budget: plan the least compute that reaches this loss."""
     hardware: Hardware | None = None
@@ -102,6 +105,8 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     """Tokens the model will serve; the budget then covers training plus 2·N FLOPs per served token."""
     hyperparams: HyperparamsRule | None = None
     """Batch and learning-rate rule: "deepseek" (default for Chinchilla fits), "steplaw", or "kaplan"."""
+    require_fit: bool = False
+    """Refuse (hardware.count) a plan whose model fits on no parallel layout of the GPUs, instead of a warning."""
     flops_convention: FlopConvention | None = None
     """How hardware FLOPs per token are counted for an hours budget, the time and the MFU: "6N" (the default:
     the convention the published sets were fitted with, 6·N with the law's N), "kaplan" (+ 6·n_layer·seq_len·
@@ -109,12 +114,13 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     layer's 6·d_model·vocab when the law's N leaves it out). compute_flops stays the law's 6·N·D."""
 
 
-BUDGET_FIELDS = ("compute_flops", "pf_days", "hours", "target_loss")
+BUDGET_FIELDS = ("compute_flops", "pf_days", "hours", "budget_usd", "target_loss")
 
 _POSITIVE_FLOATS: dict[str, float] = {
     "compute_flops": MAX_FLOPS,
     "pf_days": MAX_FLOPS / PF_DAY,
     "hours": MAX_HOURS,
+    "budget_usd": 1e13,
     "target_loss": 100.0,
     "max_params": MAX_COUNT,
     "unique_tokens": MAX_COUNT,
@@ -201,11 +207,16 @@ def validate(request: PlanRequest) -> None:
 
     given = [name for name in BUDGET_FIELDS if getattr(request, name) is not None]
     if not given:
-        raise PlanError("compute_flops", "no budget: give compute_flops, pf_days, hours (with hardware) or target_loss")
+        raise PlanError("compute_flops", "no budget: give compute_flops, pf_days, hours or budget_usd (with hardware) "
+                        "or target_loss")
     if len(given) > 1:
         raise PlanError(given[1], f"give one budget only, got {' and '.join(given)}")
     if request.hours is not None and request.hardware is None:
         raise PlanError("hardware", "an hours budget needs hardware (gpu, count) to turn hours into FLOPs")
+    if request.budget_usd is not None and request.hardware is None:
+        raise PlanError("hardware", "a money budget needs hardware (gpu, count) to turn money into GPU-hours")
+    if not isinstance(request.require_fit, bool):
+        raise PlanError("require_fit", f"must be true or false, got {request.require_fit!r}")
     if request.deadline_hours is not None and request.hardware is None:
         raise PlanError("hardware", "a deadline needs hardware (gpu, count) to turn steps into hours")
     if request.max_epochs is not None and request.unique_tokens is None:

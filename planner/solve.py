@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import msgspec
 import numpy as np
 
 from fits import accounting
@@ -25,6 +24,7 @@ from planner.constraints import Allocation, Problem, least_budget_for_loss, solv
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
 from planner.deadline import apply_deadline, flops_per_token, time_estimate
 from planner.errors import PlanError
+from planner.layout import plan_layout
 from planner.notes import add_assumptions, add_warnings
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
 from planner.request import MIN_FLOPS, PlanRequest, validate
@@ -91,16 +91,17 @@ def solve_validated(request: PlanRequest, fit: Fit) -> Plan:
 
 
 def _budget_field(request: PlanRequest) -> str:
-    return next((f for f in ("compute_flops", "pf_days", "hours", "target_loss") if getattr(request, f)), "request")
+    return next((f for f in ("compute_flops", "pf_days", "budget_usd", "hours", "target_loss") if getattr(request, f)),
+                "request")
 
 
 def _solve(request: PlanRequest, fit: Fit) -> Plan:
     law = law_for(fit)
     model = model_for(fit)
     adjusted = model.batch_adjusted
-    asked = request  # the plan echoes the request as asked; time.mfu states the MFU used
-    if request.hardware is not None and request.hardware.mfu is None:  # the device's default MFU
-        request = msgspec.structs.replace(request, hardware=hw_mod.resolved(request.hardware))
+    asked = request  # the plan echoes the request as asked; time states the MFU and price used
+    if request.hardware is not None:  # the device's default MFU and price; a money budget becomes hours
+        request = hw_mod.with_defaults(request)
     hw = request.hardware
     ctx = PlanContext(
         request=request,
@@ -209,6 +210,12 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     band = _loss_band(ctx, model, alloc.params, tokens, loss, steps, batch, b_crit)
     base_compute = compute / (1.0 + extra)
     time = time_estimate(ctx, alloc.params, shape, batch, steps, gpus) if hw is not None else None
+    placement = None
+    if time is not None:
+        time.conventions = hw_mod.conventions(alloc.params, shape.n_layer, shape.d_model, ctx.seq_len,
+                                              ctx.vocab_size, ctx.convention, ctx.params_count, time.mfu)
+        time.price_per_gpu_hour = hw.price_per_gpu_hour
+        placement = plan_layout(ctx, alloc.params, shape, seqs, steps, time.gpus)
     alternatives = _alternatives(ctx, model, problem, alloc, base_compute, compute, loss, time)
     epochs = tokens / request.unique_tokens if request.unique_tokens else 1.0
     c_min = compute / (1.0 + batch / b_crit)
@@ -258,6 +265,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         binding=binding,
         warnings=ctx.warnings,
         assumptions=ctx.assumptions,
+        layout=placement,
     )
     bad = non_finite_fields(plan)
     if bad:
