@@ -20,6 +20,7 @@ from fits.laws.numerics import increasing_root
 from fits.units import PF_DAY
 from planner import hardware as hw_mod
 from planner import training
+from planner.compare import is_best
 from planner.constraints import Allocation, Problem, least_budget_for_loss, solve_budget
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
 from planner.deadline import apply_deadline, flops_per_token, time_estimate
@@ -74,6 +75,10 @@ def solve_plan(request: PlanRequest, fit: Fit) -> Plan:
     that the law cannot be evaluated; never returns a non-finite number. An unsaved fit is referenced as id 0.
     """
     validate(request)
+    if is_best(request):  # every catalogue accelerator planned, the best returned with the comparison
+        from planner.compare import best_plan
+
+        return best_plan(request, fit)
     return solve_validated(request, fit)
 
 
