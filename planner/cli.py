@@ -220,7 +220,7 @@ def format_comparison(c: HardwareComparison) -> list[str]:
         f"{'fits':>4}  layout",
     ]
     for o in c.options:
-        if o.params != o.params:  # NaN: no plan on this one
+        if o.params is None:  # no plan on this one
             lines.append(f"  {o.gpu:<10} {o.gpus:>5}   -  {o.note}")
             continue
         cost = f"{o.cost:,.0f}" if o.cost is not None else "-"

@@ -4,8 +4,8 @@ Each option is the plan for the same request on that accelerator at the request'
 request's or the catalogue's): a money or hours budget buys each device different FLOPs, so the model, the loss,
 the wall-clock and the cost all differ; a FLOP budget or a target loss trains the same model everywhere and only
 the time and cost differ. ``hardware.gpu = "best"`` takes, among the options whose model fits on a layout, the
-lowest predicted loss for a money or hours budget (ties: lower cost), else the lowest cost where every option
-has a price, else the shortest wall-clock.
+lowest predicted loss for a money or hours budget (ties: lower cost), else the lowest cost among those with a
+price, else the shortest wall-clock.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def _option(name: str, plan: Plan | None, error: str | None, request: PlanReques
         return HardwareOption(gpu=acc.name, gpus=hw.count, peak_tflops=acc.bf16_tflops,
                               mfu=hw.mfu or acc.default_mfu,
                               price_per_gpu_hour=hw.price_per_gpu_hour or acc.price_per_hour,
-                              compute_flops=math.nan, params=math.nan, tokens=math.nan, predicted_loss=math.nan,
-                              wall_clock_hours=math.nan, gpu_hours=math.nan, cost=None, fits=False, layout=None,
+                              compute_flops=None, params=None, tokens=None, predicted_loss=None,
+                              wall_clock_hours=None, gpu_hours=None, cost=None, fits=False, layout=None,
                               memory_gb=None, note=error or "")
     t, lay = plan.time, plan.layout
     note = next((w for w in plan.warnings if w.startswith("no parallel layout fits")), "")
@@ -60,9 +60,9 @@ def compare(request: PlanRequest, fit: Fit, gpus: list[str] | None = None) -> tu
         raise PlanError("hardware", "comparing hardware needs hardware (at least a GPU count; gpu may be 'best')")
     names = gpus or [acc.name for acc in catalogue.catalogue()]
     resolved = []
-    for i, name in enumerate(names):
+    for name in names:
         try:
-            resolved.append(catalogue.lookup(name, field=f"gpus[{i}]").name)
+            resolved.append(catalogue.lookup(name, field="gpus").name)
         except BadInput as exc:
             raise PlanError(exc.field or "gpus", exc.message) from None
     options, plans = [], {}
@@ -87,9 +87,12 @@ def choose(request: PlanRequest, options: list[HardwareOption]) -> tuple[str | N
         kind = "money" if request.budget_usd is not None else "time"
         return top.gpu, (f"the lowest predicted loss for the {kind} budget ({top.predicted_loss:.4f}) among the "
                          f"{len(fitting)} accelerators whose model fits")
-    if all(o.cost is not None for o in fitting):
-        top = min(fitting, key=lambda o: o.cost)
-        return top.gpu, f"the lowest cost for the same model ({top.cost:,.0f}) among the {len(fitting)} that fit"
+    priced = [o for o in fitting if o.cost is not None]
+    if priced:
+        top = min(priced, key=lambda o: o.cost)
+        unpriced = len(fitting) - len(priced)
+        return top.gpu, (f"the lowest cost for the same model ({top.cost:,.0f}) among the {len(priced)} that fit and "
+                         "have a price" + (f" ({unpriced} without a price left out)" if unpriced else ""))
     top = min(fitting, key=lambda o: o.wall_clock_hours)
     return top.gpu, (f"the shortest wall-clock for the same model ({top.wall_clock_hours:,.1f} h) among the "
                      f"{len(fitting)} that fit (not every one has a price)")

@@ -136,12 +136,12 @@ class HardwareOption(msgspec.Struct, kw_only=True):
     peak_tflops: float
     mfu: float
     price_per_gpu_hour: float | None
-    compute_flops: float
-    params: float
-    tokens: float
-    predicted_loss: float
-    wall_clock_hours: float
-    gpu_hours: float
+    compute_flops: float | None
+    params: float | None
+    tokens: float | None
+    predicted_loss: float | None
+    wall_clock_hours: float | None
+    gpu_hours: float | None
     cost: float | None
     fits: bool
     layout: str | None
