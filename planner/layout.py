@@ -4,9 +4,9 @@ Search: tensor parallel t a power of two inside one scale-up domain (node) divid
 KV heads, or divided by them); pipeline stages p dividing the GPUs left, at most one per layer; data parallel
 d = GPUs/(t·p); micro-batch b a power of two dividing the sequences per data-parallel rank (m = sequences/(d·b)
 micro-batches per step; the batch may be rounded to a multiple of d by up to 2%, which the layout states);
-ZeRO stage 0–3; selective recompute (what FlashAttention does: the attention scores are never stored) or full
-recompute. Each layout's bytes per GPU come from planner.memory; it fits when they are at most (1 − headroom)
-of the GPU's memory (default 10% headroom, for the framework, the allocator's fragmentation and communication
+ZeRO stage 1–3 (0 without data parallelism); selective recompute (what FlashAttention does: the attention
+scores are never stored) or full recompute. Each layout's bytes per GPU come from planner.memory; it fits
+when they are at most (1 − headroom) of the GPU's memory (default 10% headroom, for the framework, the allocator's fragmentation and communication
 buffers). A device without a known interconnect gets no tensor parallelism and no data parallelism across it.
 
 Step time of a layout (stated in the plan's ``why``):
@@ -125,7 +125,8 @@ def _search(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, 
             grads = 2.0 * (d - 1) / d * grad_bytes / max(dp_bandwidth, 1.0)
             if d > 1 and dp_bandwidth <= 0:
                 continue
-            for zero in (0, 1, 2, 3) if d > 1 else (0,):
+            # ZeRO-1 shards the optimizer at no extra communication, so with data parallelism it replaces stage 0
+            for zero in (1, 2, 3) if d > 1 else (0,):
                 states = state_bytes(dims, Layout(dp=d, tp=t, pp=p, zero=zero))
                 state_total = states[0] + states[1] + states[2]
                 if usable is not None and state_total > usable:

@@ -2,8 +2,9 @@
 
 Rules (each is stated in the plan's assumptions, RULES below):
     width      d_model a multiple of 128 (64 below N = 1e6, where 128 leaves no shape within 5% of N: the
-               verifier's smallest models); from d_model 2048 a multiple of 1024, so the head count is a
-               multiple of 8 and the model shards 8 ways by tensor parallelism (Megatron splits heads)
+               verifier's smallest models); from d_model 1024 (N ≈ 2e8, where tensor parallelism starts to be
+               used) only widths whose head count is a multiple of 8, so the model shards 8 ways by tensor
+               parallelism (Megatron splits heads): 1024, 1536, then multiples of 1024 from 2048
     heads      head_dim 128 from d_model 2048, 64 below (the widths of GPT-3 and Llama); n_head = d_model/head_dim
     KV heads   grouped-query attention on request: n_kv_head is the largest divisor of n_head not above the
                number asked for (8 for every multiple-of-8 head count); K and V are then d·n_kv_head·head_dim
@@ -35,7 +36,7 @@ from planner.plan import Shape
 
 WIDTH_STEP = 64
 """The finest width step (below N = 1e6)."""
-FINE_STEP, TP_STEP, TP_WIDTH = 128, 1024, 2048
+FINE_STEP, TP_STEP, TP_WIDTH, HEADS8_WIDTH = 128, 1024, 2048, 1024
 SMALL_N = 1e6
 ASPECT_LOW, ASPECT_HIGH, ASPECT_TARGET = 20.0, 200.0, 64.0
 WIDE_ASPECT_TARGET, WIDE_FROM, WIDE_AT = 128.0, 1e10, 1e11
@@ -49,8 +50,9 @@ SMALLEST_PARAMS = 12 * WIDTH_STEP**2  # 1 layer, d_model 64
 MAX_WIDTH = 1 << 18
 
 RULES = (
-    "shape: d_model a multiple of 128 (64 below N = 1e6), and of 1024 from d_model 2048 so that n_head is a multiple "
-    "of 8 and shards 8 ways by tensor parallelism; head_dim 128 from d_model 2048, else 64; d_ff = 4·d_model; "
+    "shape: d_model a multiple of 128 (64 below N = 1e6); from d_model 1024 only 1024, 1536 and multiples of 1024, "
+    "so that n_head is a multiple of 8 and shards 8 ways by tensor parallelism; head_dim 128 from d_model 2048, "
+    "else 64; d_ff = 4·d_model; "
     "aspect ratio d_model/n_layer within 20–200, aimed at 64 up to N = 1e10 and at 128 from N = 1e11 (geometric "
     "in between); vocabulary padded up to a multiple of 128; grouped-query attention when kv_heads is given "
     "(n_kv_head the largest divisor of n_head not above it)"
@@ -58,8 +60,10 @@ RULES = (
 
 
 def _widths(step: int) -> list[int]:
-    fine = list(range(step, TP_WIDTH, step))
-    return fine + list(range(TP_WIDTH, MAX_WIDTH + 1, TP_STEP))
+    # below 1024 every multiple of the step; from 1024 only widths whose head count is a multiple of 8
+    # (64-wide heads: 1024 and 1536; 128-wide from 2048: multiples of 1024)
+    fine = list(range(step, HEADS8_WIDTH, step))
+    return [*fine, 1024, 1536, *range(TP_WIDTH, MAX_WIDTH + 1, TP_STEP)]
 
 
 WIDTHS = {WIDTH_STEP: _widths(WIDTH_STEP), FINE_STEP: _widths(FINE_STEP)}
