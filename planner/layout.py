@@ -6,8 +6,9 @@ d = GPUs/(t·p); micro-batch b a power of two dividing the sequences per data-pa
 micro-batches per step; the batch may be rounded to a multiple of d by up to 2%, which the layout states);
 ZeRO stage 1–3 (0 without data parallelism); selective recompute (what FlashAttention does: the attention
 scores are never stored) or full recompute. Each layout's bytes per GPU come from planner.memory; it fits
-when they are at most (1 − headroom) of the GPU's memory (default 10% headroom, for the framework, the allocator's fragmentation and communication
-buffers). A device without a known interconnect gets no tensor parallelism and no data parallelism across it.
+when they are at most (1 − headroom) of the GPU's memory (default 10% headroom, for the framework, the
+allocator's fragmentation and communication buffers). A device without a known interconnect gets no tensor
+parallelism and no data parallelism across it.
 
 Step time of a layout (stated in the plan's ``why``):
 
