@@ -339,3 +339,22 @@ def test_browser_fit_and_check_pages_linked_from_the_plan(browser: object, serve
     assert page.locator("tr[data-fit]").count() >= 3
     assert tab.errors == []
     tab.close()
+
+
+def test_templates_and_assets_ship_in_the_package_and_the_image() -> None:
+    """pyproject's package data covers every template and asset, and .dockerignore keeps them in the image
+    (the Dockerfile copies api/ and pip-installs the package, so the image serves what the wheel holds)."""
+    import fnmatch
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["api.web"]
+    web = repo / "api" / "web"
+    shipped = [p.relative_to(web).as_posix() for p in web.rglob("*") if p.is_file() and p.suffix != ".py"
+               and "__pycache__" not in p.parts]
+    assert shipped and all(any(fnmatch.fnmatch(name, pat) for pat in patterns) for name in shipped), shipped
+    ignored = [line.strip() for line in (repo / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    assert not [n for n in shipped for pat in ignored if fnmatch.fnmatch(Path(n).name, pat.lstrip("*/"))]
+    dockerfile = (repo / "Dockerfile").read_text()
+    assert "COPY api ./api" in dockerfile and "RUN pip install ." in dockerfile

@@ -232,7 +232,7 @@ class WebController(Controller):
         has_png = bool(check.plot_path) and Path(check.plot_path).is_file()
         return render(request, "check.html", check=check, chart=chart, chart_svg=Markup(svg.render(chart)),
                       chart_legend=Markup(svg.legend(chart)), has_png=has_png,
-                      summary=fields.rows_of(check.summary, "summary.")[0])
+                      summary=[r for r in fields.rows_of(check.summary, "summary.")[0] if r.text not in ("—", "none")])
 
     @get("/checks/{check_id:int}/picture.png")
     async def check_png(self, request: Request[Any, Any, Any], database: NamedDependency[Database],

@@ -192,6 +192,7 @@ def check_chart(check: Check) -> Chart:
     count = max(len(check.items), 1)
     return Chart(key="check", title=f"Check {check.id}: error of each item against its tolerance",
                  x_label="item", y_label="error / tolerance", x_log=False, y_log=False,
-                 series=[Series(verdict, pts, styles.get(verdict, 0)) for verdict, pts in sorted(by_verdict.items())],
+                 series=[Series(verdict, pts, styles.get(verdict, 0), line=False)
+                         for verdict, pts in sorted(by_verdict.items())],
                  bands=[Band("within tolerance", [0.5, count + 0.5], [-1.0, -1.0], [1.0, 1.0], 1)],
                  note="Points inside the shaded band are within the item's tolerance.")

@@ -28,6 +28,8 @@ class Series:
     points: list[Point]
     style: int = 0
     """Index of the colour class (``s0`` …) in the stylesheet."""
+    line: bool = True
+    """Join the points (a curve); False for separate items."""
 
 
 @dataclass
@@ -152,7 +154,7 @@ def render(chart: Chart) -> str:
         pts = [p for p in series.points if _finite(p.x, X.log) and _finite(p.y, Y.log)]
         name = escape(series.name)
         out.append(f'<g class="series s{series.style % 4}" data-series="{name}">')
-        if len(pts) > 1:
+        if series.line and len(pts) > 1:
             path = " ".join(f"{'M' if i == 0 else 'L'}{_num(X(p.x))},{_num(Y(p.y))}" for i, p in enumerate(pts))
             out.append(f'<path class="line" d="{path}"/>')
         for p in pts:
