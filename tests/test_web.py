@@ -166,8 +166,9 @@ def _html_text(text: str) -> str:
 
 def _chromium() -> str:
     path = os.environ.get("SCALEPLAN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("browser tests need Chromium: apt-get install -y chromium (or set SCALEPLAN_CHROMIUM)")
+    if not path or not Path(path).is_file():
+        pytest.skip(f"browser tests need Chromium ({path or 'chromium not on PATH'}): apt-get install -y chromium "
+                    "(or set SCALEPLAN_CHROMIUM to its path)")
     return path
 
 
@@ -195,12 +196,13 @@ class Tab:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.requests.append(r.url))
 
-    def shot(self, name: str, selector: str | None = None) -> Path:
+    def shot(self, name: str, selector: str | None = None, full: bool = True) -> Path:
         path = self.folder / f"{name}.png"
         if selector:
             self.page.locator(selector).screenshot(path=path)
         else:
-            self.page.screenshot(path=path, full_page=True)
+            self.page.screenshot(path=path, full_page=full)
+        assert path.stat().st_size > 2000, f"{name}: blank screenshot"
         copy = os.environ.get("SCALEPLAN_SCREENSHOTS")
         if copy:
             Path(copy).mkdir(parents=True, exist_ok=True)
@@ -223,6 +225,8 @@ def test_browser_plan_form_result_pictures_and_share_link(browser: object, serve
     tab = Tab(browser, tmp_path)
     page = tab.page
     page.goto(f"{server.url}/")
+    page.keyboard.press("Tab")  # the first stop is the skip link, then the navigation
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.get_by_label("FLOPs", exact=True).check()
     page.get_by_label("Compute (FLOPs)").fill("1e21")
     page.get_by_label("Accelerator", exact=True).select_option("H100-SXM")
@@ -275,6 +279,7 @@ def test_browser_plan_form_result_pictures_and_share_link(browser: object, serve
     phone.page.goto(f"{server.url}{share}")
     width = phone.page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the plan page scrolls sideways at phone width ({width} px)"
+    phone.shot("plan-phone-top", None, full=False)
     phone.shot("plan-phone")
     assert phone.errors == []
     phone.close()
