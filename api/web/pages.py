@@ -80,7 +80,8 @@ def _respond(request: Request[Any, Any, Any], body: bytes, media_type: str, stat
 
 
 def render(request: Request[Any, Any, Any], template: str, status: int = 200, **context: Any) -> Response[bytes]:
-    html = _env.get_template(template).render(path=request.url.path, **context)
+    context.setdefault("path", request.url.path)  # the page the navigation marks as current
+    html = _env.get_template(template).render(**context)
     return _respond(request, html.encode(), "text/html; charset=utf-8", status)
 
 
@@ -186,7 +187,8 @@ class WebController(Controller):
             problem = _problem(exc)
             errors, loose = field_errors(problem)
             fits_ = await database.run(_form_data)
-            return render(request, "form.html", status=problem.status, form=form, fits=fits_, gpus=list(PEAK_TFLOPS),
+            return render(request, "form.html", status=problem.status, path="/", form=form, fits=fits_,
+                          gpus=list(PEAK_TFLOPS),
                           errors=errors, loose=loose, problem=problem)
         registry.plan_created()
         return Response(b"", status_code=303, headers={**SECURITY_HEADERS, "Location": f"/plans/{plan.id}"})
