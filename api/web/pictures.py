@@ -81,9 +81,11 @@ def frontier_chart(plan: Plan, fit: Fit) -> Chart:
     model = model_for(fit)
     unique = plan.request.unique_tokens
     n_points, d_points, band_c, n_lo, n_hi, d_lo, d_hi = [], [], [], [], [], [], []
+    left_out = 0
     for c in budget_grid(plan.compute_flops, FRONTIER_DECADES, FRONTIER_PER_DECADE):
         at = _plan_at(plan.request, fit, c)
         if at is None:
+            left_out += 1
             continue
         c = at.compute_flops
         head = f"C = {units.flops(c)}"
@@ -110,6 +112,9 @@ def frontier_chart(plan: Plan, fit: Fit) -> Chart:
                        Band("D within the loss interval", band_c, d_lo, d_hi, 1)]
     chart.note = ("Bands: the sizes (and their token counts) whose predicted loss at that budget lies inside the "
                   "optimum's interval, so the fit cannot tell them apart from the optimum.")
+    if left_out:
+        chart.note += (f" {left_out} budgets where this request's constraints cannot be met (or the law cannot be "
+                       "evaluated) are left out.")
     return chart
 
 
