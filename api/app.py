@@ -26,6 +26,7 @@ from api.problems import exception_handlers
 from api.ratelimit import RateLimitMiddleware, TokenBucket
 from api.settings import Settings, load_settings
 from api.threads import SerialThread
+from api.web import WebController
 
 log = logging.getLogger("api")
 
@@ -93,7 +94,7 @@ def create_app(
 
     app = Litestar(
         route_handlers=[OperationsController, PlansController, PredictController, FitsController, RunsController,
-                        HardwareController],
+                        HardwareController, WebController],
         dependencies={
             "database": Provide(_database, sync_to_thread=False),
             "registry": Provide(_registry, sync_to_thread=False),
