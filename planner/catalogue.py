@@ -173,6 +173,16 @@ def names() -> list[str]:
     return [*SHORT_NAMES, *(acc.name for acc in _loaded() if acc.name not in SHORT_NAMES.values())]
 
 
+def canonical_names() -> list[str]:
+    """The catalogue's names in its order (no environment read)."""
+    return [acc.name for acc in _loaded()]
+
+
+def lookup_dense(name: str) -> float:
+    """The dense bf16 peak of a catalogue name (no environment read)."""
+    return _find(name, "hardware.gpu").bf16_tflops
+
+
 def _find(name: str, field: str) -> Accelerator:
     if not isinstance(name, str) or not name.strip():
         raise BadInput("must name an accelerator, e.g. H100", field=field)

@@ -18,6 +18,9 @@ from planner.errors import PlanError
 from planner.plan import ConventionFigure
 from planner.request import DEFAULT_MFU, MAX_HOURS, Hardware, PlanRequest
 
+PEAK_TFLOPS: dict[str, float] = {name: catalogue.lookup_dense(name) for name in catalogue.canonical_names()}
+"""Dense bf16 peak by catalogue name (the catalogue's names, in its order, for pickers such as the web form)."""
+
 CUSTOM_INTRA_GBS, CUSTOM_INTER_GBS = 600.0, 25.0
 """Interconnect assumed for a custom accelerator given only by its peak (and memory)."""
 
