@@ -111,6 +111,7 @@ def _loaded() -> tuple[Accelerator, ...]:
     return tuple(Accelerator(**{**row, "aliases": tuple(row.get("aliases", ()))}) for row in raw["accelerators"])
 
 
+@cache
 def _index() -> dict[str, Accelerator]:
     out: dict[str, Accelerator] = {}
     for acc in _loaded():
