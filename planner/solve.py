@@ -75,15 +75,15 @@ def solve_plan(request: PlanRequest, fit: Fit) -> Plan:
     that the law cannot be evaluated; never returns a non-finite number. An unsaved fit is referenced as id 0.
     """
     validate(request)
-    if is_best(request):  # every catalogue accelerator planned, the best returned with the comparison
-        from planner.compare import best_plan
-
-        return best_plan(request, fit)
     return solve_validated(request, fit)
 
 
 def solve_validated(request: PlanRequest, fit: Fit) -> Plan:
     """``solve_plan`` for a request ``validate`` has already passed (make_plan validates once)."""
+    if is_best(request):  # every catalogue accelerator planned, the best returned with the comparison
+        from planner.compare import best_plan
+
+        return best_plan(request, fit)
     try:
         with np.errstate(all="ignore"):
             return _solve(request, fit)
