@@ -149,9 +149,11 @@ def solve_budget(problem: Problem, *, hint: float | None = None, xatol: float = 
         n = hi
         tokens = problem.data_cap if problem.data_cap is not None else float(problem.train_tokens(n))
         c = float(model.compute_for_tokens(n, tokens))
-        binding += [f for f in ("max_params", "max_epochs") if f not in binding]
+        binding += [f for f in ("max_params", "max_epochs")
+                    if f not in binding and (f != "max_params" or problem.max_params is not None)]
+        at = f"max_params = {n:.3g}" if problem.max_params is not None else f"the largest size planned, {n:.3g}"
         notes.append(
-            f"the budget cannot be spent: at max_params = {n:.3g} the data cap of {tokens:.3g} tokens "
+            f"the budget cannot be spent: at {at} the data cap of {tokens:.3g} tokens "
             f"uses {c:.3g} of {problem.budget:.3g} FLOPs"
         )
         loss = float(model.loss(n, c, problem.unique))
