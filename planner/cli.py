@@ -232,7 +232,8 @@ def _add_constraints(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-params", metavar="N", help="largest non-embedding parameter count")
     g.add_argument("--unique-tokens", metavar="U", help="unique training tokens available")
     g.add_argument("--max-epochs", metavar="E", help="most passes over the unique tokens")
-    g.add_argument("--deadline-hours", metavar="H", help="wall-clock limit on the GPUs given (needs --gpu); a budget they cannot train in time "
+    g.add_argument("--deadline-hours", metavar="H",
+                   help="wall-clock limit on the GPUs given (needs --gpu); a budget they cannot train in time "
                    "gives the best smaller plan that they can")
     g.add_argument("--min-batch", metavar="TOKENS", help="smallest batch in tokens")
     g.add_argument("--max-batch", metavar="TOKENS", help="largest batch in tokens")
