@@ -59,6 +59,7 @@ class TimeEstimate(msgspec.Struct, kw_only=True):
     gpu_hours: float
     wall_clock_hours: float
     cost: float | None = None
+    """US dollars: gpu_hours × hardware.price_per_gpu_hour (given in USD)."""
 
 
 class Alternative(msgspec.Struct, kw_only=True):

@@ -52,6 +52,7 @@ class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_de
     mfu: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_MFU
     """Model FLOPs utilisation: the fraction of the dense bf16 peak the training code sustains."""
     price_per_gpu_hour: Annotated[float, msgspec.Meta(ge=0, lt=1e6)] | None = None
+    """US dollars per GPU-hour; the plan's time.cost is in USD."""
     peak_tflops: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
     """Dense bf16 peak per GPU in TFLOP/s; overrides the catalogue."""
 

@@ -163,3 +163,16 @@ def test_the_cli_and_the_service_refuse_them_naming_the_field(db_file, capsys, a
     with TestClient(create_app(db_file, api_keys=key, rate_limit=0)) as client:
         response = client.post("/v1/plans", json=body, headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 422 and response.json()["field"] == field
+
+
+def test_list_columns_align_and_cost_states_its_currency(db_file, capsys):
+    from planner.cli import main
+
+    assert main(["plan", "--compute", "1e21", "--fit", "kaplan2020"]) == 0
+    assert main(["plan", "--gpu", "H100", "--gpus", "64", "--hours", "72", "--price", "2.5"]) == 0
+    assert "cost 11,520 USD)" in capsys.readouterr().out  # 64 × 72 GPU-hours at 2.5 USD
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and len({len(line) for line in lines}) == 1  # right-aligned last column
+    fit = lines[0].index("fit")  # a left-aligned column starts under its header on every row
+    assert lines[1][fit:].startswith("besiroglu2024 ") and lines[2][fit:].startswith("kaplan2020 ")

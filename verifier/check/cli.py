@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="parallel runs (default: one per free core or GPU)")
     p.add_argument("--memory", type=cliutil.number, dest="memory_gib", metavar="GIB",
                    help="memory one training worker may use (default: what the device has free)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed for the runs' initialisation and data order (0)")
     cliutil.add_db_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
