@@ -176,3 +176,12 @@ def test_list_columns_align_and_cost_states_its_currency(db_file, capsys):
     assert len(lines) == 3 and len({len(line) for line in lines}) == 1  # right-aligned last column
     fit = lines[0].index("fit")  # a left-aligned column starts under its header on every row
     assert lines[1][fit:].startswith("besiroglu2024 ") and lines[2][fit:].startswith("kaplan2020 ")
+
+
+def test_a_frontier_reaching_below_any_sensible_budget_names_its_start():
+    from planner.frontier import frontier
+
+    with pytest.raises(PlanError, match="the budget 1e\\+12 FLOPs of this range") as err:
+        frontier(EPOCH, 1e12, 1e16)
+    assert err.value.field == "start"
+    assert len(frontier(EPOCH, 1e15, 1e18).rows) == 4
