@@ -185,3 +185,14 @@ def test_a_frontier_reaching_below_any_sensible_budget_names_its_start():
         frontier(EPOCH, 1e12, 1e16)
     assert err.value.field == "start"
     assert len(frontier(EPOCH, 1e15, 1e18).rows) == 4
+
+
+@pytest.mark.parametrize("fit", list(FITS.values()), ids=list(FITS))
+def test_user_output_cites_papers_not_internal_specs(fit):
+    from planner import PredictRequest, predict
+
+    plan = solve_plan(PlanRequest(compute_flops=1e21, hardware=Hardware(gpu="H100", count=8)), fit)
+    prediction = predict(PredictRequest(params=1e9, steps=5e4, batch_tokens=2**20), fit)
+    text = " ".join(plan.warnings + plan.assumptions + prediction.warnings + prediction.assumptions
+                    + [plan.predicted_loss.method, prediction.predicted_loss.method])
+    assert "spec §" not in text and "spec " not in text  # before: "... eqs. 1.6, 5.4 (spec §19 Q4)"
