@@ -133,7 +133,8 @@ def format_plan(plan: Plan) -> str:
         + (f"{_g(plan.params_non_embedding)} non-embedding, " if plan.params_non_embedding is not None else "")
         + f"{_g(plan.params_total)} total",
         f"  tokens          {_g(plan.tokens)} ({plan.tokens_per_param:.1f} per param, "
-        + (f"{plan.epochs:.3g} epochs)" if plan.request.unique_tokens else "fresh data)"),
+        + (f"{plan.epochs:.3g} epoch{'' if f'{plan.epochs:.3g}' == '1' else 's'})" if plan.request.unique_tokens
+           else "fresh data)"),
         f"  batch           {plan.batch_tokens:,} tokens = {plan.batch_sequences:,} × {plan.seq_len}",
         f"  steps           {plan.steps:,} (warmup {plan.warmup_steps:,})",
         f"  learning rate   {plan.learning_rate:.3g} peak, {plan.lr_schedule} to {plan.final_lr_fraction:g}× peak",
