@@ -88,3 +88,9 @@ def test_a_real_run_on_a_terminal_redraws_between_evaluations(db, tmp_path: Path
     assert sum(" ETA " in f for f in frames) >= 20  # every step, not only the two evaluations
     assert not any("0.0k tok/s" in f for f in frames)
     assert "starting" in frames[1] and " 0/20 " in frames[1]
+
+
+def test_losses_not_yet_known_show_as_a_dash():
+    out = Terminal()
+    Progress(1, 10, True, stream=out, clock=Clock()).step(1, 1e3, 1e6, force=True)
+    assert "train - | val - |" in out.getvalue() and "nan" not in out.getvalue()

@@ -36,6 +36,11 @@ def format_eta(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def _loss(value: float) -> str:
+    """A loss to 4 decimals, '-' before the first one is known (training losses are read at evaluations)."""
+    return "-" if math.isnan(value) else f"{value:.4f}"
+
+
 class Progress:
     """A one-line progress bar on a terminal, log lines elsewhere."""
 
@@ -74,8 +79,8 @@ class Progress:
         width = 24
         done = int(width * step / self.total)
         bar = "█" * done + "·" * (width - done)
-        self.stream.write(f"\rrun {self.run_id} {bar} {step}/{self.total} | train {self.train_loss:.4f} "
-                          f"| val {self.val_loss:.4f} | {self._rate(tok_s, flop_s)} | "
+        self.stream.write(f"\rrun {self.run_id} {bar} {step}/{self.total} | train {_loss(self.train_loss)} "
+                          f"| val {_loss(self.val_loss)} | {self._rate(tok_s, flop_s)} | "
                           f"ETA {format_eta(self.eta_seconds(step))} ")
         self.stream.flush()
 
@@ -91,8 +96,7 @@ class Progress:
 
     def _log(self, step: int, lr: float | None, tok_s: float, flop_s: float) -> None:
         self._last_log = self.clock()
-        train = "-" if math.isnan(self.train_loss) else f"{self.train_loss:.4f}"
-        val = "-" if math.isnan(self.val_loss) else f"{self.val_loss:.4f}"
+        train, val = _loss(self.train_loss), _loss(self.val_loss)
         if step == self.start_step or tok_s <= 0:  # nothing timed yet: no throughput, no ETA
             log.info("run %d step %d/%d val %s (before training)", self.run_id, step, self.total, val)
             return
