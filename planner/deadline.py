@@ -56,7 +56,7 @@ def meet_deadline(request: PlanRequest, plan: Plan, solve: Callable[[PlanRequest
     assert hw is not None and deadline is not None and plan.time is not None
     if plan.time.wall_clock_hours <= deadline * (1 + 1e-9):
         return plan
-    on = f"{hw.count} × {plan.time.gpu} at MFU {hw.mfu:g}"
+    on = f"{hw.count} × {plan.time.gpu} at MFU {plan.time.mfu:g}"
     full = f"takes {plan.time.wall_clock_hours:.3g} h on {on}, past the {deadline:g} h deadline"
     field = next(f for f in (*_SCALED_FIELDS, "target_loss") if getattr(request, f) is not None)
     if field == "target_loss":
