@@ -41,7 +41,7 @@ def accelerator(hw: Hardware) -> Accelerator:
         known = catalogue.lookup(hw.gpu)
     except BadInput as exc:
         if hw.peak_tflops is None:
-            raise PlanError("hardware.gpu", exc.message + "; or give hardware.peak_tflops") from None
+            raise PlanError("hardware.gpu", exc.message) from None
         known = None
     try:
         if known is None:
