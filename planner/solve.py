@@ -24,9 +24,10 @@ from planner.constraints import Allocation, Problem, least_budget_for_loss, solv
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
 from planner.deadline import apply_deadline, flops_per_token, time_estimate
 from planner.errors import PlanError
+from planner.moe import moe_assumptions, moe_model, moe_part, moe_shape
 from planner.notes import add_assumptions, add_warnings
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
-from planner.request import MIN_FLOPS, PlanRequest, validate
+from planner.request import MIN_FLOPS, PlanRequest, moe_spec, validate
 from planner.shape import shape_for_params
 from planner.uncertainty import chinchilla_band, estimate, residual_band
 
@@ -95,7 +96,8 @@ def _budget_field(request: PlanRequest) -> str:
 
 def _solve(request: PlanRequest, fit: Fit) -> Plan:
     law = law_for(fit)
-    model = model_for(fit)
+    model = moe_model(model_for(fit), moe_spec(request))
+    moe = model.moe  # the request's layout, or the one a MoE fit was made at when the request names none
     adjusted = model.batch_adjusted
     hw = request.hardware
     ctx = PlanContext(
@@ -130,8 +132,13 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     for _ in range(8):
         # The shape has the law's N as the law counts it (all parameters for the Chinchilla sets); the batch and
         # learning-rate rules were fitted on non-embedding N and get that.
-        shape = shape_for_params(alloc.params, counts=ctx.params_count, vocab_size=ctx.vocab_size,
-                                 seq_len=ctx.seq_len)
+        if moe is None:
+            shape = shape_for_params(alloc.params, counts=ctx.params_count, vocab_size=ctx.vocab_size,
+                                     seq_len=ctx.seq_len)
+            flop_params = alloc.params
+        else:  # the law's N is the total; FLOPs follow the active parameters of the realised shape
+            shape, counts = moe_shape(moe, alloc.params, vocab_size=ctx.vocab_size, seq_len=ctx.seq_len)
+            flop_params = float(counts.active_non_embedding)
         non_embedding = _non_embedding(ctx, alloc.params, shape)
         b_crit, c_eff = model.critical_batch(alloc.params, alloc.train_compute, alloc.loss)
         hyper = training.rule_values(ctx.rule, non_embedding, alloc.tokens, shape, ctx.seq_len, b_crit)
@@ -170,7 +177,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     loss = alloc.loss
     if hardware_budget:
         # Spend the hours exactly on the real shape's per-token FLOPs (the search used a smooth width).
-        per_token = flops_per_token(ctx, alloc.params, shape)
+        per_token = flops_per_token(ctx, flop_params, shape)
         tokens = (budget - problem.inference_tokens * per_token / 3.0) / per_token
         if problem.data_cap is not None:
             tokens = min(tokens, problem.data_cap)
@@ -194,7 +201,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     extra = 0.0
     gpus = hw.count if hw is not None else None
     if request.deadline_hours is not None:
-        deadline = apply_deadline(ctx, alloc.params, shape, batch, steps, b_crit)
+        deadline = apply_deadline(ctx, flop_params, shape, batch, steps, b_crit)
         if deadline is not None:
             factor, batch, steps, gpus = deadline
             tokens, compute = tokens * factor, compute * factor
@@ -204,11 +211,11 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
 
     band = _loss_band(ctx, model, alloc.params, tokens, loss, steps, batch, b_crit)
     base_compute = compute / (1.0 + extra)
-    time = time_estimate(ctx, alloc.params, shape, batch, steps, gpus) if hw is not None else None
+    time = time_estimate(ctx, flop_params, shape, batch, steps, gpus) if hw is not None else None
     alternatives = _alternatives(ctx, model, problem, alloc, base_compute, compute, loss, time)
     epochs = tokens / request.unique_tokens if request.unique_tokens else 1.0
     c_min = compute / (1.0 + batch / b_crit)
-    inference_flops = 2.0 * alloc.params * request.inference_tokens if request.inference_tokens else None
+    inference_flops = 2.0 * flop_params * request.inference_tokens if request.inference_tokens else None
     add_warnings(ctx, model, alloc.params, tokens, compute, c_min, epochs, shape, loss)
     if not adjusted and batch > b_crit and "deadline_hours" not in binding:
         ctx.warnings.append(
@@ -217,6 +224,11 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
             "max_batch_tokens caps it"
         )
     add_assumptions(ctx, model, hardware_budget)
+    moe_record = None
+    if moe is not None:
+        ctx.assumptions += moe_assumptions(moe, counts, request)
+        ctx.assumptions.append(training.MOE_RULE_TEXT.get(ctx.rule, training.MOE_NO_RULE))
+        moe_record = moe_part(counts, tokens, flops_per_token(ctx, flop_params, shape))
 
     plan = Plan(
         id=None,
@@ -254,6 +266,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         binding=binding,
         warnings=ctx.warnings,
         assumptions=ctx.assumptions,
+        moe=moe_record,
     )
     bad = non_finite_fields(plan)
     if bad:
