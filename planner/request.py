@@ -49,13 +49,19 @@ class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_de
     """The accelerators a run uses; needed for an hours budget, a deadline, and time or cost estimates."""
 
     gpu: str
-    """Catalogue name: A100, H100 (SXM), H100-PCIe, H200, L40S; any name when peak_tflops is given."""
+    """Catalogue name (``python -m planner gpus``, GET /v1/hardware: A100-40GB, A100 (80GB), H100 (SXM), H100-PCIe,
+    H100-NVL, H200, B200, GB200, L40S, MI300X, MI325X, MI355X, TPU-v5e, TPU-v5p, TPU-v6e, Gaudi3); any name when
+    peak_tflops is given (a custom accelerator); "best" to compare the catalogue and take the best."""
     count: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 1
-    mfu: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_MFU
-    """Model FLOPs utilisation: the fraction of the dense bf16 peak the training code sustains."""
+    mfu: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    """Model FLOPs utilisation: the fraction of the dense bf16 peak the training code sustains; default the
+    catalogue's for the device (DEFAULT_MFU for a custom one)."""
     price_per_gpu_hour: Annotated[float, msgspec.Meta(ge=0, lt=1e6)] | None = None
+    """Price per GPU-hour; default the catalogue's (overridable by SCALEPLAN_GPU_PRICES)."""
     peak_tflops: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
-    """Dense bf16 peak per GPU in TFLOP/s; overrides the catalogue."""
+    """Dense bf16 peak per GPU in TFLOP/s (never the 'with sparsity' figure); overrides the catalogue."""
+    memory_gb: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
+    """Memory per GPU in GB; overrides the catalogue (80 for a custom accelerator without it)."""
 
 
 class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -157,13 +163,16 @@ def validate_hardware(hw: Hardware, field: str = "hardware") -> None:
     if not isinstance(hw.gpu, str) or not hw.gpu.strip():
         raise PlanError(f"{field}.gpu", "must name a GPU, e.g. H100")
     _check_int(f"{field}.count", hw.count, 1, 10_000_000)
-    mfu = check_number(f"{field}.mfu", hw.mfu, upper=math.inf)
-    if mfu > 1:
-        raise PlanError(f"{field}.mfu", f"is a fraction of peak and must be ≤ 1, got {mfu:g} (0.4 = 40%)")
+    if hw.mfu is not None:
+        mfu = check_number(f"{field}.mfu", hw.mfu, upper=math.inf)
+        if mfu > 1:
+            raise PlanError(f"{field}.mfu", f"is a fraction of peak and must be ≤ 1, got {mfu:g} (0.4 = 40%)")
     if hw.price_per_gpu_hour is not None:
         check_number(f"{field}.price_per_gpu_hour", hw.price_per_gpu_hour, upper=1e6, allow_zero=True)
     if hw.peak_tflops is not None:
         check_number(f"{field}.peak_tflops", hw.peak_tflops, upper=1e6)
+    if hw.memory_gb is not None:
+        check_number(f"{field}.memory_gb", hw.memory_gb, upper=1e6)
 
 
 def validate(request: PlanRequest) -> None:

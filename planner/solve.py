@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 
 from fits import accounting
@@ -99,6 +100,9 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     model = moe_model(model_for(fit), moe_spec(request))
     moe = model.moe  # the request's layout, or the one a MoE fit was made at when the request names none
     adjusted = model.batch_adjusted
+    asked = request  # the plan echoes the request as asked; time.mfu states the MFU used
+    if request.hardware is not None and request.hardware.mfu is None:  # the device's default MFU
+        request = msgspec.structs.replace(request, hardware=hw_mod.resolved(request.hardware))
     hw = request.hardware
     ctx = PlanContext(
         request=request,
@@ -234,7 +238,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         id=None,
         created=None,
         fit=fit_ref(fit),
-        request=request,
+        request=asked,
         budget_flops=budget,
         compute_flops=compute,
         params=alloc.params,

@@ -27,6 +27,7 @@ from planner import (
     predict,
     solve_plan,
 )
+from planner.catalogue import lookup
 from planner.plot import plot_frontier
 from planner.solve import DEFAULT_FIT_REASON
 
@@ -154,7 +155,10 @@ def test_hours_budget_fills_the_hours_and_prices_them():
 def test_gpu_catalogue(gpu, tflops):
     plan = solve_plan(PlanRequest(compute_flops=1e20, hardware=Hardware(gpu=gpu, count=8)), FITS["besiroglu2024"])
     assert plan.time.peak_tflops == tflops
-    assert plan.time.wall_clock_hours == pytest.approx(plan.time.hardware_flops / (8 * tflops * 1e12 * 0.4) / 3600)
+    # no MFU given: the catalogue's default for the device (planner/data/accelerators.json)
+    assert plan.time.mfu == lookup(gpu).default_mfu
+    assert plan.time.wall_clock_hours == pytest.approx(
+        plan.time.hardware_flops / (8 * tflops * 1e12 * plan.time.mfu) / 3600)
 
 
 def test_warnings_when_they_matter():
