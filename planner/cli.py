@@ -159,6 +159,8 @@ def format_plan(plan: Plan) -> str:
             f"  MoE params      {_g(m.params_total)} total (memory), {_g(m.params_active)} active per token (FLOPs), "
             f"{100 * m.active_fraction:.2g}% of the non-embedding ones; {m.tokens_per_active_param:.1f} tokens per "
             "active param",
+            f"  MoE memory      {m.model_states_gb:,.0f} GB of weights, gradients and AdamW states (all experts, "
+            f"16 bytes/param) before sharding; {_g(m.flops_per_token)} FLOPs/token (active)",
         ]
     if plan.early_stop_step is not None:
         lines.append(f"  early stop      ≳ step {plan.early_stop_step:,} (Kaplan eq. 5.7, lower bound)")

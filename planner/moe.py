@@ -16,6 +16,7 @@ from fits import accounting
 from fits.accounting import MoeCounts, MoeSpec
 from fits.errors import BadInput
 from fits.laws.base import LossModel
+from planner import memory
 from planner.errors import PlanError
 from planner.plan import MoePlan, Shape
 from planner.request import PlanRequest
@@ -61,8 +62,18 @@ def moe_shape(moe: MoeSpec, params: float, *, vocab_size: int, seq_len: int) -> 
     return shape, counts
 
 
-def moe_part(counts: MoeCounts, tokens: float, flops_per_token: float) -> MoePlan:
+def moe_dims(shape: Shape, counts: MoeCounts, *, seq_len: int, vocab_size: int) -> memory.ModelDims:
+    """What memory depends on for a MoE: every expert held (the total), the active experts' width in the
+    activations (top_k + shared experts of expert_d_ff each)."""
+    return memory.ModelDims(
+        n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head, seq_len=seq_len, vocab_size=vocab_size,
+        params_total=float(counts.total), d_ff=(counts.top_k + counts.shared_experts) * counts.expert_d_ff,
+    )
+
+
+def moe_part(counts: MoeCounts, tokens: float, flops_per_token: float, dims: memory.ModelDims) -> MoePlan:
     """The plan's MoE record."""
+    weights, grads, optimizer = memory.state_bytes(dims, memory.Layout())
     return MoePlan(
         experts=counts.experts,
         top_k=counts.top_k,
@@ -81,6 +92,7 @@ def moe_part(counts: MoeCounts, tokens: float, flops_per_token: float) -> MoePla
         params_attention=float(counts.attention),
         tokens_per_active_param=tokens / counts.active_non_embedding,
         flops_per_token=flops_per_token,
+        model_states_gb=(weights + grads + optimizer) / memory.GB,
     )
 
 

@@ -63,6 +63,9 @@ class MoePlan(msgspec.Struct, kw_only=True):
     tokens_per_active_param: float
     flops_per_token: float
     """Training FLOPs per token of the active parameters under the plan's FLOP convention."""
+    model_states_gb: float
+    """Weights, gradients and AdamW states of every parameter (all experts) before any sharding: 16 bytes per
+    parameter in mixed precision (planner.memory); what the data/tensor/pipeline layout has to spread."""
 
 
 class LossEstimate(msgspec.Struct, kw_only=True):

@@ -25,7 +25,7 @@ from planner.constraints import Allocation, Problem, least_budget_for_loss, solv
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
 from planner.deadline import apply_deadline, flops_per_token, time_estimate
 from planner.errors import PlanError
-from planner.moe import moe_assumptions, moe_model, moe_part, moe_shape
+from planner.moe import moe_assumptions, moe_dims, moe_model, moe_part, moe_shape
 from planner.notes import add_assumptions, add_warnings
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
 from planner.request import MIN_FLOPS, PlanRequest, moe_spec, validate
@@ -232,7 +232,8 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     if moe is not None:
         ctx.assumptions += moe_assumptions(moe, counts, request)
         ctx.assumptions.append(training.MOE_RULE_TEXT.get(ctx.rule, training.MOE_NO_RULE))
-        moe_record = moe_part(counts, tokens, flops_per_token(ctx, flop_params, shape))
+        moe_record = moe_part(counts, tokens, flops_per_token(ctx, flop_params, shape),
+                              moe_dims(shape, counts, seq_len=ctx.seq_len, vocab_size=ctx.vocab_size))
 
     plan = Plan(
         id=None,

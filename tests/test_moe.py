@@ -248,3 +248,31 @@ def test_step_law_on_its_moe_runs_takes_the_total_n() -> None:
     total, active = penalties(0), penalties(1)
     assert np.median(total) == pytest.approx(0.0014, abs=5e-4) and total.max() < 0.006
     assert np.median(active) == pytest.approx(0.0097, abs=5e-4) and active.max() > 0.02
+
+
+def test_memory_holds_every_expert_while_flops_follow_the_active_ones() -> None:
+    from planner import memory
+    from planner.moe import moe_dims
+
+    budget = 1e21
+    moe = solve_plan(PlanRequest(compute_flops=budget, moe_experts=64, moe_top_k=1), MOE)
+    dense = solve_plan(PlanRequest(compute_flops=budget), DENSE)
+    m = moe.moe
+    assert m is not None
+    counts = accounting.moe_param_counts(moe.shape.n_layer, moe.shape.d_model, moe.vocab_size, moe.seq_len,
+                                         experts=64, top_k=1)
+    dims = moe_dims(moe.shape, counts, seq_len=moe.seq_len, vocab_size=moe.vocab_size)
+    assert dims.params_total == m.params_total == counts.total
+    assert dims.d_ff == counts.expert_d_ff == 4 * moe.shape.d_model  # one active expert of the dense width
+    assert m.model_states_gb == pytest.approx(16.0 * counts.total / 1e9, rel=1e-12)
+    layout = memory.Layout(dp=8, zero=3)
+    moe_mem = memory.memory_per_gpu(dims, layout)
+    dense_dims = memory.ModelDims(n_layer=dense.shape.n_layer, d_model=dense.shape.d_model,
+                                  n_head=dense.shape.n_head, seq_len=dense.seq_len, vocab_size=dense.vocab_size,
+                                  params_total=dense.params_total)
+    dense_mem = memory.memory_per_gpu(dense_dims, layout)
+    # the same budget buys a model with a few times the dense model's FLOPs per token at most ...
+    assert m.flops_per_token < 3 * 6.0 * dense.params
+    # ... and tens of times its memory for weights, gradients and optimizer states
+    states = moe_mem.weights + moe_mem.gradients + moe_mem.optimizer
+    assert states > 10 * (dense_mem.weights + dense_mem.gradients + dense_mem.optimizer)
