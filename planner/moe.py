@@ -103,11 +103,14 @@ def moe_assumptions(moe: MoeSpec, counts: MoeCounts, request: PlanRequest) -> li
             f"no MoE layout given: the fit's own, {moe.experts} experts as wide as the dense FFN, top-1 "
             "(moe_experts, moe_top_k, moe_granularity choose another)"
         )
+    total_per_layer, _ = moe.per_layer()
     out += [
         f"mixture of experts: {moe.experts} routed experts (top-{moe.top_k}) and {moe.shared_experts} shared per "
         f"layer in every layer, each expert {counts.expert_d_ff} wide (d_ff/G, G = {moe.granularity:g}), a "
-        "bias-free d_model × experts router; the backbone is the dense shape for 12·N/(4 + 8·(experts + "
-        "shared)/G) parameters; total parameters (memory) and active ones (FLOPs) from fits.accounting",
+        "bias-free d_model × experts router; the backbone (n_layer, d_model, heads, d_ff) is the dense shape the "
+        f"shape rules give for N_dense = 12·N/(4 + 8·(experts + shared)/G) = N/{total_per_layer / 12:.4g}, so the "
+        "MoE's total non-embedding count is N within those rules' tolerance; total parameters (memory) and active "
+        "ones (FLOPs) from fits.accounting.moe_param_counts",
     ]
     if request.moe_experts is not None and request.moe_granularity is None:
         out.append(
