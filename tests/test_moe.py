@@ -276,3 +276,13 @@ def test_memory_holds_every_expert_while_flops_follow_the_active_ones() -> None:
     # ... and tens of times its memory for weights, gradients and optimizer states
     states = moe_mem.weights + moe_mem.gradients + moe_mem.optimizer
     assert states > 10 * (dense_mem.weights + dense_mem.gradients + dense_mem.optimizer)
+
+
+def test_prediction_from_a_moe_fit_prices_the_active_parameters() -> None:
+    from planner import PredictRequest, predict
+
+    # Krajewski et al.'s largest E = 64 run: 64×85M active, 3.65e9 total non-embedding, on 33B tokens
+    p = predict(PredictRequest(params=3.65e9, tokens=3.3e10, fit="krajewski2024"), MOE)
+    assert p.compute_flops == pytest.approx(6.0 * 3.65e9 * 12 / 516 * 3.3e10, rel=1e-9)
+    assert p.predicted_loss.mean == pytest.approx(loss(3.65e9, 3.3e10, 1.0, **KRAJEWSKI2024), rel=1e-12)
+    assert not p.warnings  # inside the range the set was fitted on

@@ -194,8 +194,11 @@ class KrajewskiModel(LossModel):
     def predict(self, N: float, tokens: float, steps: float | None, batch: float | None,
                 unique: float | None) -> PredictParts:
         value = float(self.loss_nd(N, tokens, unique))
-        return PredictParts(loss=value, critical_batch=self.b_crit(value),
-                            assumptions=[f"Krajewski et al. 2024 eq. 9 at G = {self.granularity:g}"])
+        text = f"Krajewski et al. 2024 eq. 9 at G = {self.granularity:g}, N the total non-embedding parameters"
+        if self.moe is not None:
+            text += (f", {self.moe.experts} experts top-{self.moe.top_k}: compute 6·N_active·D with N_active = "
+                     f"{self.active_fraction:.4g}·N")
+        return PredictParts(loss=value, critical_batch=self.b_crit(value), assumptions=[text])
 
 
 class KrajewskiMoe(LawFamily):
