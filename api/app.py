@@ -14,6 +14,7 @@ from litestar.di import Provide
 
 from api.body import StrictBody
 from api.controllers.fits import FitsController
+from api.controllers.hardware import HardwareController
 from api.controllers.operations import OperationsController
 from api.controllers.plans import PlansController
 from api.controllers.predict import PredictController
@@ -25,6 +26,7 @@ from api.problems import exception_handlers
 from api.ratelimit import RateLimitMiddleware, TokenBucket
 from api.settings import Settings, load_settings
 from api.threads import SerialThread
+from api.web import WebController
 
 log = logging.getLogger("api")
 
@@ -91,7 +93,8 @@ def create_app(
         middleware.append(RateLimitMiddleware(TokenBucket(settings.rate_limit, settings.rate_burst)))
 
     app = Litestar(
-        route_handlers=[OperationsController, PlansController, PredictController, FitsController, RunsController],
+        route_handlers=[OperationsController, PlansController, PredictController, FitsController, RunsController,
+                        HardwareController, WebController],
         dependencies={
             "database": Provide(_database, sync_to_thread=False),
             "registry": Provide(_registry, sync_to_thread=False),

@@ -25,9 +25,10 @@ from urllib.parse import quote
 import msgspec
 
 from api.errors import ProblemError, ScaleplanError, TransportError, problem_class
-from api.schemas import FitCreated, FitRequest, PlanPage, Problem, Readiness, RunIngest
+from api.schemas import AcceleratorInfo, FitCreated, FitRequest, PlanPage, Problem, Readiness, RunIngest
 from fits.fit import Fit
 from planner import Frontier, Plan, PlanRequest, Prediction, PredictRequest
+from planner.plan import HardwareComparison
 from verifier.check.records import Check
 from verifier.runs import Run, RunPoint
 
@@ -158,6 +159,15 @@ class _Base:
         params = _params(start=start, stop=stop, per_decade=per_decade, fit=fit, law=law, scope=scope)
         path = "/v1/frontier.png" if png else "/v1/frontier"
         return _Call("GET", path, params=params, returns=bytes if png else Frontier)
+
+    def _hardware(self) -> _Call:
+        return _Call("GET", "/v1/hardware", returns=list[AcceleratorInfo])
+
+    def _compare_hardware(self, request: Any, gpus: list[str] | None) -> _Call:
+        payload = {"request": msgspec.to_builtins(request) if isinstance(request, msgspec.Struct) else request}
+        if gpus is not None:
+            payload["gpus"] = list(gpus)
+        return _Call("POST", "/v1/hardware/compare", body=_body(payload), returns=HardwareComparison)
 
     def _fits(self, law: str | None, scope: str | None, active: bool | None) -> _Call:
         return _Call("GET", "/v1/fits", params=_params(law=law, scope=scope, active=active), returns=list[Fit])
@@ -309,6 +319,15 @@ class Client(_Base):
         """The frontier plot as PNG bytes."""
         return self._send(self._frontier(start, stop, per_decade, fit, law, scope, png=True))
 
+    def hardware(self) -> list[AcceleratorInfo]:
+        """The accelerator catalogue (dense peaks, memory, interconnect, default MFU and price, with sources)."""
+        return self._send(self._hardware())
+
+    def compare_hardware(self, request: PlanRequest | Mapping[str, Any], gpus: list[str] | None = None
+                         ) -> HardwareComparison:
+        """One budget planned on each accelerator (default: the catalogue): loss, time, cost and fit per GPU."""
+        return self._send(self._compare_hardware(request, gpus))
+
     def fits(self, *, law: str | None = None, scope: str | None = None, active: bool | None = None) -> list[Fit]:
         return self._send(self._fits(law, scope, active))
 
@@ -398,6 +417,13 @@ class AsyncClient(_Base):
     async def predict(self, request: PredictRequest | Mapping[str, Any] | None = None, /,
                       **fields: Any) -> Prediction:
         return await self._send(self._predict(request, fields))
+
+    async def hardware(self) -> list[AcceleratorInfo]:
+        return await self._send(self._hardware())
+
+    async def compare_hardware(self, request: PlanRequest | Mapping[str, Any], gpus: list[str] | None = None
+                               ) -> HardwareComparison:
+        return await self._send(self._compare_hardware(request, gpus))
 
     async def frontier(self, *, start: float | None = None, stop: float | None = None,
                        per_decade: int | None = None, fit: str | int | None = None, law: str | None = None,

@@ -40,6 +40,9 @@ PLAN_REQUESTS = {
     "FLOP budget": {"compute_flops": 1e21},
     "PF-days with a memory limit": {"pf_days": 100, "max_params": 3e9},
     "GPU time": {"hours": 72, "hardware": {"gpu": "H100", "count": 64, "mfu": 0.4}},
+    "money on the best GPU": {"budget_usd": 5e5, "hardware": {"gpu": "best", "count": 256}},
+    "a custom accelerator, GQA": {"compute_flops": 1e22, "kv_heads": 8,
+                                  "hardware": {"gpu": "X1", "peak_tflops": 1200, "memory_gb": 144, "count": 64}},
     "target loss, limited data": {"target_loss": 2.4, "unique_tokens": 5e10},
     "a named fit": {"compute_flops": 1e20, "fit": "kaplan2020"},
     "mixture of experts": {"compute_flops": 1e22, "fit": "krajewski2024", "moe_experts": 64, "moe_top_k": 2},
@@ -66,3 +69,19 @@ def frontier_example() -> Any:
     from planner import frontier
 
     return frontier(fit_example(), 1e19, 1e21)
+
+
+@functools.cache
+def accelerators_example() -> Any:
+    from api.controllers.hardware import accelerators
+
+    return accelerators()[:2]
+
+
+@functools.cache
+def comparison_example() -> Any:
+    from planner import Hardware, PlanRequest
+    from planner.compare import compare
+
+    request = PlanRequest(budget_usd=5e5, hardware=Hardware(gpu="best", count=256))
+    return compare(request, fit_example(), ["H100", "H200", "B200", "MI300X"])[0]

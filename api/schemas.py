@@ -13,6 +13,7 @@ import msgspec
 from fits.fit import Fit
 from fits.result import FitResult
 from planner import Plan
+from planner.request import PlanRequest
 from verifier.runs import RunPoint
 
 MAX_ID = 2**63 - 1
@@ -161,3 +162,33 @@ class RunIngest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     plan_id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)] | None = None
     """The plan this run carried out, if any."""
     description: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class AcceleratorInfo(msgspec.Struct, kw_only=True):
+    """One catalogue accelerator: dense peaks (TFLOP/s, never the sparse figure), memory, bandwidth, interconnect,
+    default MFU and price per device-hour, with the source of each figure."""
+
+    name: str
+    vendor: str
+    aliases: list[str]
+    bf16_tflops: float
+    fp8_tflops: float | None
+    sparse_bf16_tflops: float | None
+    memory_gb: float
+    memory_bandwidth_gbs: float | None
+    intra_node: str
+    intra_node_gbs: float
+    node_size: int
+    inter_node: str
+    inter_node_gbs: float
+    default_mfu: float
+    price_per_hour: float | None
+    sources: dict[str, str]
+
+
+class CompareRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A plan request (its hardware gives the GPU count; its gpu is ignored) and the accelerators to compare."""
+
+    request: PlanRequest
+    gpus: list[str] | None = None
+    """Catalogue names; default every accelerator in the catalogue."""

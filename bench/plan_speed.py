@@ -8,7 +8,8 @@ Scenarios (budgets log-uniform over 1e17–1e25 FLOPs, one random budget per pla
     repeated      unique_tokens at 0.2× the unconstrained D (1-D search under the repeated-data law)
     combined      max_params 0.5× N, unique_tokens 0.3× D with max_epochs 8, inference_tokens 1× D
     target-loss   a target loss with unique_tokens binding (a search over budgets, each a 1-D search)
-Targets: ≤ 1 ms median for closed-form plans, ≤ 20 ms with binding constraints.
+    hardware      closed-form on 64 H100s: adds the time estimate and the layout search (planner/layout.py)
+Targets: ≤ 1 ms median for closed-form plans, ≤ 20 ms with binding constraints; the layout search ≤ 20 ms.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ import time
 import numpy as np
 
 from fits.laws.published import published_fits
-from planner import PlanRequest, solve_plan
+from planner import Hardware, PlanRequest, solve_plan
 
-SCENARIOS = ("closed-form", "max-params", "repeated", "combined", "target-loss")
+SCENARIOS = ("closed-form", "max-params", "repeated", "combined", "target-loss", "hardware")
 
 
 def requests(scenario: str, n: int, fit, rng: np.random.Generator) -> list[PlanRequest]:
     out = []
     for log_c in rng.uniform(17, 25, n):
         c = float(10**log_c)
-        free = solve_plan(PlanRequest(compute_flops=c), fit) if scenario != "closed-form" else None
+        free = solve_plan(PlanRequest(compute_flops=c), fit) if scenario not in ("closed-form", "hardware") else None
         if scenario == "closed-form":
             out.append(PlanRequest(compute_flops=c))
+        elif scenario == "hardware":
+            out.append(PlanRequest(compute_flops=c, hardware=Hardware(gpu="H100", count=64)))
         elif scenario == "max-params":
             out.append(PlanRequest(compute_flops=c, max_params=0.3 * free.params))
         elif scenario == "repeated":

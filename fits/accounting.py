@@ -15,6 +15,10 @@ Parameter counts::
     head                   vocab_size·d untied, 0 tied              the output layer's own matrix
     total                  non-embedding + embedding + head         = sum(p.numel()) of the built model
 
+Grouped-query attention (``n_kv_head`` < ``n_head``): the K and V projections are d·(d·n_kv_head/n_head) each, so a
+layer's matrices are (10 + 2·n_kv_head/n_head)·d² instead of 12·d². A vocabulary padded for the matmuls
+(``padded_vocab``: up to a multiple of 128) counts its padded rows: they are parameters of the built model.
+
 FLOPs per training token (forward + backward = 3 × forward; one multiply-add = 2 FLOPs) under a named
 convention, of a parameter count N the caller chooses (see ``FlopConvention``)::
 
@@ -88,24 +92,42 @@ def _out(x: np.ndarray) -> FloatOrArray:
 # ------------------------------------------------------------------------------------------ parameters
 
 
-def kaplan_params(n_layer, d_model, d_ff=None, d_attn=None):
+VOCAB_MULTIPLE = 128
+
+
+def padded_vocab(vocab_size: int, multiple: int = VOCAB_MULTIPLE) -> int:
+    """The vocabulary rounded up to a multiple of 128 (tensor-core tiles; Megatron's make-vocab-size-divisible-by)."""
+    return -(-int(vocab_size) // multiple) * multiple
+
+
+def _kv_width(attn, n_head, n_kv_head):
+    if n_head is None or n_kv_head is None or n_kv_head == n_head:
+        return attn
+    return attn * n_kv_head // n_head
+
+
+def kaplan_params(n_layer, d_model, d_ff=None, d_attn=None, *, n_head=None, n_kv_head=None):
     """Kaplan's N ≈ 2·d_model·n_layer·(2·d_attn + d_ff) (eq. 2.1: weight matrices only), which is
-    12·n_layer·d_model² for the standard shape d_attn = d_ff/4 = d_model (the default).
+    12·n_layer·d_model² for the standard shape d_attn = d_ff/4 = d_model (the default). With grouped-query
+    attention (``n_kv_head`` of ``n_head`` heads) K and V are d_attn·n_kv_head/n_head wide.
 
     Exact int for int arguments, else float or array."""
-    if d_ff is None and d_attn is None:
+    if d_ff is None and d_attn is None and (n_kv_head is None or n_kv_head == n_head):
         return 12 * n_layer * d_model**2
     ff = 4 * d_model if d_ff is None else d_ff
     attn = d_model if d_attn is None else d_attn
-    return 2 * d_model * n_layer * (2 * attn + ff)
+    kv = _kv_width(attn, n_head, n_kv_head)
+    return 2 * d_model * n_layer * (attn + kv + ff)
 
 
-def non_embedding_params(n_layer, d_model, *, bias: bool = False):
-    """Every parameter but the embedding tables and the untied head: 12·L·d² plus LayerNorm gains (2·L·d + d),
-    and with ``bias`` every Linear and LayerNorm bias (13·L·d + 2·d in all)."""
+def non_embedding_params(n_layer, d_model, *, bias: bool = False, n_head=None, n_kv_head=None):
+    """Every parameter but the embedding tables and the untied head: 12·L·d² (GQA: kaplan_params) plus LayerNorm
+    gains (2·L·d + d), and with ``bias`` every Linear and LayerNorm bias (13·L·d + 2·d in all for full attention)."""
+    matrices = kaplan_params(n_layer, d_model, n_head=n_head, n_kv_head=n_kv_head)
     if bias:
-        return 12 * n_layer * d_model**2 + 13 * n_layer * d_model + 2 * d_model
-    return 12 * n_layer * d_model**2 + 2 * n_layer * d_model + d_model
+        kv = _kv_width(d_model, n_head, n_kv_head)
+        return matrices + n_layer * (11 * d_model + 2 * kv) + 2 * d_model
+    return matrices + 2 * n_layer * d_model + d_model
 
 
 def head_params(vocab_size, d_model, *, tie_embeddings: bool = True):
@@ -118,9 +140,10 @@ def embedding_params(vocab_size, seq_len, d_model, *, tie_embeddings: bool = Tru
     return (vocab_size * (1 if tie_embeddings else 2) + seq_len) * d_model
 
 
-def total_params(n_layer, d_model, vocab_size, seq_len, *, tie_embeddings: bool = True, bias: bool = False):
+def total_params(n_layer, d_model, vocab_size, seq_len, *, tie_embeddings: bool = True, bias: bool = False,
+                 n_head=None, n_kv_head=None):
     """Every parameter of the built model, sum(p.numel()) (a tied head is one tensor and counts once)."""
-    return non_embedding_params(n_layer, d_model, bias=bias) + embedding_params(
+    return non_embedding_params(n_layer, d_model, bias=bias, n_head=n_head, n_kv_head=n_kv_head) + embedding_params(
         vocab_size, seq_len, d_model, tie_embeddings=tie_embeddings
     )
 
@@ -304,12 +327,13 @@ def expert_width(d_model: int, granularity: float) -> int:
 
 
 def moe_param_counts(n_layer: int, d_model: int, vocab_size: int, seq_len: int, *, experts: int, top_k: int,
-                     granularity: float = 1.0, shared_experts: int = 0,
-                     tie_embeddings: bool = True) -> MoeCounts:
-    """Every count of one MoE shape (bias-free, tied head by default); see the table above."""
+                     granularity: float = 1.0, shared_experts: int = 0, tie_embeddings: bool = True,
+                     n_head: int | None = None, n_kv_head: int | None = None) -> MoeCounts:
+    """Every count of one MoE shape (bias-free, tied head by default); see the table above. With grouped-query
+    attention (``n_kv_head`` of ``n_head`` heads) K and V are d·n_kv_head/n_head wide."""
     width = expert_width(d_model, granularity)
     expert = 2 * d_model * width
-    attention = 4 * n_layer * d_model**2
+    attention = n_layer * (2 * d_model**2 + 2 * d_model * _kv_width(d_model, n_head, n_kv_head))
     routed = n_layer * experts * expert
     shared = n_layer * shared_experts * expert
     router = n_layer * d_model * experts

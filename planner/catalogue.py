@@ -111,6 +111,7 @@ def _loaded() -> tuple[Accelerator, ...]:
     return tuple(Accelerator(**{**row, "aliases": tuple(row.get("aliases", ()))}) for row in raw["accelerators"])
 
 
+@cache
 def _index() -> dict[str, Accelerator]:
     out: dict[str, Accelerator] = {}
     for acc in _loaded():
@@ -171,6 +172,16 @@ SHORT_NAMES = {"H100": "H100-SXM", "A100": "A100-80GB"}
 def names() -> list[str]:
     """Short names first (H100 is the SXM part, A100 the 80 GB one), then every catalogue name."""
     return [*SHORT_NAMES, *(acc.name for acc in _loaded() if acc.name not in SHORT_NAMES.values())]
+
+
+def canonical_names() -> list[str]:
+    """The catalogue's names in its order (no environment read)."""
+    return [acc.name for acc in _loaded()]
+
+
+def lookup_dense(name: str) -> float:
+    """The dense bf16 peak of a catalogue name (no environment read)."""
+    return _find(name, "hardware.gpu").bf16_tflops
 
 
 def _find(name: str, field: str) -> Accelerator:

@@ -15,13 +15,20 @@ import msgspec
 from fits import cliutil
 from fits.units import PF_DAY
 from planner.errors import PlanError
-from planner.plan import Frontier, Plan, Prediction
+from planner.plan import Frontier, HardwareComparison, ParallelLayout, Plan, Prediction
 from planner.request import Hardware, PlanRequest, parse_quantity
 
 FLAGS = {
     "compute_flops": "--compute",
     "pf_days": "--pf-days",
     "hours": "--hours",
+    "budget_usd": "--budget-usd",
+    "hardware.memory_gb": "--memory-gb",
+    "kv_heads": "--kv-heads",
+    "require_fit": "--require-fit",
+    "flops_convention": "--flops-convention",
+    "gpus": "--gpu-list",
+    "SCALEPLAN_GPU_PRICES": "$SCALEPLAN_GPU_PRICES",
     "target_loss": "--target-loss",
     "hardware": "--gpu",
     "hardware.gpu": "--gpu",
@@ -93,13 +100,16 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
             kw["price_per_gpu_hour"] = _number(args, "price", "hardware.price_per_gpu_hour")
         if args.peak_tflops is not None:
             kw["peak_tflops"] = _number(args, "peak_tflops", "hardware.peak_tflops")
+        if getattr(args, "memory_gb", None) is not None:
+            kw["memory_gb"] = _number(args, "memory_gb", "hardware.memory_gb")
         hardware = Hardware(**kw)
-    elif any(getattr(args, a) is not None for a in ("gpus", "mfu", "price", "peak_tflops")):
-        raise PlanError("hardware.gpu", "--gpus, --mfu, --price and --peak-tflops need --gpu")
+    elif any(getattr(args, a, None) is not None for a in ("gpus", "mfu", "price", "peak_tflops", "memory_gb")):
+        raise PlanError("hardware.gpu", "--gpus, --mfu, --price, --peak-tflops and --memory-gb need --gpu")
     return PlanRequest(
         compute_flops=_number(args, "compute", "compute_flops"),
         pf_days=_number(args, "pf_days", "pf_days"),
         hours=_number(args, "hours", "hours"),
+        budget_usd=_number(args, "budget_usd", "budget_usd") if getattr(args, "budget_usd", None) else None,
         target_loss=_number(args, "target_loss", "target_loss"),
         hardware=hardware,
         fit=_fit_arg(args.fit),
@@ -115,6 +125,9 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         vocab_size=_int(args, "vocab_size", "vocab_size"),
         inference_tokens=_number(args, "inference_tokens", "inference_tokens"),
         hyperparams=args.hyperparams,
+        kv_heads=_int(args, "kv_heads", "kv_heads") if getattr(args, "kv_heads", None) else None,
+        require_fit=bool(getattr(args, "require_fit", False)),
+        flops_convention=getattr(args, "flops_convention", None),
         moe_experts=_int(args, "moe_experts", "moe_experts"),
         moe_top_k=_int(args, "moe_top_k", "moe_top_k"),
         moe_granularity=_number(args, "moe_granularity", "moe_granularity"),
@@ -170,11 +183,18 @@ def format_plan(plan: Plan) -> str:
         lines.append(f"  inference       {_g(plan.inference_flops)} FLOPs")
     if plan.time is not None:
         t = plan.time
-        cost = f", cost {t.cost:,.0f}" if t.cost is not None else ""
+        cost = f", cost {t.cost:,.0f} at {t.price_per_gpu_hour:g}/GPU-hour" if t.cost is not None else ""
         lines.append(
             f"  time            {t.wall_clock_hours:,.1f} h on {t.gpus} × {t.gpu} at MFU {t.mfu:g} "
             f"({t.gpu_hours:,.0f} GPU-hours{cost})"
         )
+        if t.conventions:
+            others = "; ".join(f"{c.convention}: ×{c.factor:.3f} FLOPs/token, MFU {c.mfu:.3f}"
+                               for c in t.conventions if c.convention != t.flops_convention)
+            lines.append(f"  FLOPs counted   {t.flops_convention} ({_g(t.flops_per_token)}/token); "
+                         f"same run in {others}")
+    if plan.layout is not None:
+        lines += format_layout(plan.layout)
     if plan.binding:
         lines.append(f"  binding         {', '.join(plan.binding)}")
     if plan.alternatives:
@@ -185,12 +205,49 @@ def format_plan(plan: Plan) -> str:
             lines.append(
                 f"  {a.params_factor:<4g} {_g(a.params):>10} {_g(a.tokens):>10} {a.predicted_loss:8.4f}   {extra}"
             )
+    if plan.hardware_options is not None:
+        lines += format_comparison(plan.hardware_options)
     for title, items in (("warnings", plan.warnings), ("assumptions", plan.assumptions)):
         if items:
             lines.append(f"{title}:")
             lines += [f"  - {item}" for item in items]
     lines.append(f"loss band: {plan.predicted_loss.method}")
     return "\n".join(lines)
+
+
+def format_layout(lay: ParallelLayout) -> list[str]:
+    m = lay.memory
+    sp = " + SP" if lay.sequence_parallel else ""
+    zero = "FSDP (ZeRO-3)" if lay.zero == 3 else f"ZeRO-{lay.zero}"
+    lines = [
+        f"layout on {lay.gpus} × {lay.gpu}: DP {lay.dp} × TP {lay.tp}{sp} × PP {lay.pp}; micro-batch {lay.micro_batch} "
+        f"× {lay.grad_accum} accumulation ({lay.batch_sequences} sequences/step); {zero}; {lay.recompute} recompute",
+        f"  step            {lay.step_seconds:.3g} s ({lay.step_seconds_at_mfu:.3g} s at the MFU alone); "
+        f"{lay.wall_clock_hours:,.1f} h for the run",
+        "  memory per GPU  weights  grads  optimizer  activations  total   usable / capacity (GB)",
+        f"                  {m.weights:7.1f} {m.gradients:6.1f} {m.optimizer:10.1f} {m.activations:12.1f} "
+        f"{m.total:6.1f}   {m.usable:.0f} / {m.capacity:g}",
+    ]
+    lines += [f"  why: {w}" for w in lay.why]
+    return lines
+
+
+def format_comparison(c: HardwareComparison) -> list[str]:
+    lines = [
+        "hardware compared:",
+        f"  {'gpu':<10} {'GPUs':>5} {'params':>9} {'loss':>7} {'wall h':>9} {'GPU-h':>10} {'cost':>11} "
+        f"{'fits':>4}  layout",
+    ]
+    for o in c.options:
+        if o.params is None:  # no plan on this one
+            lines.append(f"  {o.gpu:<10} {o.gpus:>5}   -  {o.note}")
+            continue
+        cost = f"{o.cost:,.0f}" if o.cost is not None else "-"
+        mem = f" ({o.memory_gb:.0f} GB)" if o.memory_gb is not None else ""
+        lines.append(f"  {o.gpu:<10} {o.gpus:>5} {o.params:9.3g} {o.predicted_loss:7.4f} {o.wall_clock_hours:9,.1f} "
+                     f"{o.gpu_hours:10,.0f} {cost:>11} {'yes' if o.fits else 'no':>4}  {o.layout or '-'}{mem}")
+    lines.append(f"  best: {c.best or 'none'}: {c.reason}")
+    return lines
 
 
 def format_frontier(frontier: Frontier) -> str:
@@ -258,6 +315,7 @@ def _add_constraints(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocab-size", metavar="V", help="vocabulary size")
     g.add_argument("--inference-tokens", metavar="D", help="tokens the model will serve")
     g.add_argument("--hyperparams", choices=("deepseek", "steplaw", "kaplan"), help="batch and LR rule")
+    g.add_argument("--kv-heads", metavar="K", help="grouped-query attention with K key/value heads")
     m = p.add_argument_group("mixture of experts (with a MoE fit: --fit krajewski2024)")
     m.add_argument("--moe-experts", metavar="E", help="routed experts per layer (at least 2)")
     m.add_argument("--moe-top-k", metavar="K", help="experts each token uses (default 1, at most --moe-experts)")
@@ -268,11 +326,17 @@ def _add_constraints(p: argparse.ArgumentParser) -> None:
 
 def _add_hardware(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hardware")
-    g.add_argument("--gpu", help="A100, H100 (SXM), H100-PCIe, H200, L40S")
+    g.add_argument("--gpu", help="a catalogue name ('python -m planner gpus': H100, B200, MI300X, TPU-v5p, ...), "
+                                 "'best' to compare them all, or any name with --peak-tflops")
     g.add_argument("--gpus", metavar="COUNT", help="number of GPUs (default 1)")
-    g.add_argument("--mfu", help="model FLOPs utilisation, default 0.4")
-    g.add_argument("--price", metavar="P", help="price per GPU-hour")
-    g.add_argument("--peak-tflops", metavar="T", help="dense bf16 peak per GPU, overrides the catalogue")
+    g.add_argument("--mfu", help="model FLOPs utilisation (default: the catalogue's for the GPU)")
+    g.add_argument("--price", metavar="P",
+                   help="price per GPU-hour (default: the catalogue's, or $SCALEPLAN_GPU_PRICES)")
+    g.add_argument("--peak-tflops", metavar="T", help="dense bf16 peak per GPU (never the sparse figure)")
+    g.add_argument("--memory-gb", metavar="GB", help="memory per GPU, overrides the catalogue")
+    g.add_argument("--require-fit", action="store_true", help="refuse a model that fits on no parallel layout")
+    g.add_argument("--flops-convention", choices=("6N", "kaplan", "palm"),
+                   help="how time and MFU count FLOPs (default the law's); the plan shows the others too")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--compute", metavar="FLOPS", help="training FLOPs, e.g. 1e21")
     budget.add_argument("--pf-days", metavar="X", help="PF-days (8.64e19 FLOPs each)")
     budget.add_argument("--hours", metavar="H", help="wall-clock hours on --gpu × --gpus")
+    budget.add_argument("--budget-usd", metavar="USD", help="money, e.g. 500k, at the GPU's price per GPU-hour")
     budget.add_argument("--target-loss", metavar="L", help="least compute that reaches this loss")
     _add_hardware(p)
     _add_fit(p)
@@ -316,6 +381,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_constraints(f)
     f.add_argument("--json", action="store_true")
     cliutil.add_db_option(f)
+
+    gp = sub.add_parser("gpus", help="the accelerator catalogue: dense peaks, memory, interconnect, MFU, price")
+    gp.add_argument("--json", action="store_true")
+    gp.add_argument("--sources", action="store_true", help="print the source of every figure")
+
+    hw = sub.add_parser("hardware", help="plan one budget on every catalogue GPU (or --gpu-list) and compare")
+    hb = hw.add_argument_group("budget (one of)")
+    hb.add_argument("--compute", metavar="FLOPS")
+    hb.add_argument("--pf-days", metavar="X")
+    hb.add_argument("--hours", metavar="H")
+    hb.add_argument("--budget-usd", metavar="USD")
+    hb.add_argument("--target-loss", metavar="L")
+    hw.add_argument("--gpus", metavar="COUNT", required=True, help="GPUs of each kind")
+    hw.add_argument("--gpu-list", metavar="A,B,...", help="compare these instead of the whole catalogue")
+    hw.add_argument("--mfu", help="one MFU for all (default: each GPU's)")
+    hw.add_argument("--flops-convention", choices=("6N", "kaplan", "palm"))
+    _add_fit(hw)
+    _add_constraints(hw)
+    hw.add_argument("--json", action="store_true")
+    cliutil.add_db_option(hw)
 
     pr = sub.add_parser("predict", help="the loss a model size and training length should reach")
     pr.add_argument("--params", required=True, metavar="N", help="non-embedding parameters")
@@ -376,7 +461,7 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
     from planner.frontier import make_frontier
 
     args.compute, args.pf_days, args.hours, args.target_loss = "1", None, None, None
-    args.gpu = args.gpus = args.mfu = args.price = args.peak_tflops = None
+    args.gpu = args.gpus = args.mfu = args.price = args.peak_tflops = args.memory_gb = None
     template = request_from_args(args)
     result = make_frontier(
         _open_db(args),
@@ -412,7 +497,48 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gpus(args: argparse.Namespace) -> int:
+    from planner.catalogue import catalogue
+
+    accs = catalogue()
+    if args.json:
+        sys.stdout.write(msgspec.json.encode([a.to_dict() for a in accs]).decode() + "\n")
+        return 0
+    print(f"{'gpu':<10} {'bf16':>7} {'fp8':>7} {'mem GB':>6} {'HBM GB/s':>8} {'node':>5} {'intra GB/s':>10} "
+          f"{'inter GB/s':>10} {'MFU':>5} {'$/h':>5}   (dense TFLOP/s, never the sparse figure)")
+    for a in accs:
+        fp8 = f"{a.fp8_tflops:g}" if a.fp8_tflops else "-"
+        price = f"{a.price_per_hour:g}" if a.price_per_hour is not None else "-"
+        print(f"{a.name:<10} {a.bf16_tflops:7g} {fp8:>7} {a.memory_gb:6g} {a.memory_bandwidth_gbs or 0:8g} "
+              f"{a.node_size:5d} {a.intra_node_gbs:10g} {a.inter_node_gbs:10g} {a.default_mfu:5.2f} {price:>5}")
+        if args.sources:
+            for figure, text in a.sources.items():
+                print(f"    {figure}: {text}")
+    return 0
+
+
+def _cmd_hardware(args: argparse.Namespace) -> int:
+    from planner.compare import compare
+    from planner.service import resolve_fit
+
+    args.gpu, args.price, args.peak_tflops, args.memory_gb, args.require_fit = "best", None, None, None, False
+    request = request_from_args(args)
+    from planner.request import validate
+
+    validate(request)
+    names = [n.strip() for n in args.gpu_list.split(",") if n.strip()] if args.gpu_list else None
+    fit, _ = resolve_fit(_open_db(args), request.fit, request.law, request.scope)
+    comparison, _ = compare(request, fit, names)
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(comparison).decode() + "\n")
+    else:
+        print("\n".join(format_comparison(comparison)))
+    return 0
+
+
 COMMANDS: dict[str, cliutil.Command] = {
+    "gpus": _cmd_gpus,
+    "hardware": _cmd_hardware,
     "plan": _cmd_plan,
     "show": _cmd_show,
     "list": _cmd_list,

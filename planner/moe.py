@@ -33,15 +33,17 @@ def moe_model(model: LossModel, moe: MoeSpec | None) -> LossModel:
         raise PlanError(exc.field or "moe_experts", exc.message) from None
 
 
-def moe_shape(moe: MoeSpec, params: float, *, vocab_size: int, seq_len: int) -> tuple[Shape, MoeCounts]:
+def moe_shape(moe: MoeSpec, params: float, *, vocab_size: int, seq_len: int,
+              kv_heads: int | None = None) -> tuple[Shape, MoeCounts]:
     """The backbone shape whose MoE total non-embedding count is ``params``, and that shape's counts."""
     total_per_layer, _ = moe.per_layer()
     backbone = shape_for_params(12.0 * params / total_per_layer, counts="non_embedding", vocab_size=vocab_size,
-                                seq_len=seq_len)
+                                seq_len=seq_len, kv_heads=kv_heads)
     try:
         counts = accounting.moe_param_counts(
             backbone.n_layer, backbone.d_model, vocab_size, seq_len, experts=moe.experts, top_k=moe.top_k,
-            granularity=moe.granularity, shared_experts=moe.shared_experts,
+            granularity=moe.granularity, shared_experts=moe.shared_experts, n_head=backbone.n_head,
+            n_kv_head=backbone.n_kv_head,
         )
     except BadInput as exc:
         raise PlanError(exc.field or "moe_granularity", exc.message) from None
@@ -67,7 +69,8 @@ def moe_dims(shape: Shape, counts: MoeCounts, *, seq_len: int, vocab_size: int) 
     activations (top_k + shared experts of expert_d_ff each)."""
     return memory.ModelDims(
         n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head, seq_len=seq_len, vocab_size=vocab_size,
-        params_total=float(counts.total), d_ff=(counts.top_k + counts.shared_experts) * counts.expert_d_ff,
+        params_total=float(counts.total), n_kv_head=shape.n_kv_head,
+        d_ff=(counts.top_k + counts.shared_experts) * counts.expert_d_ff, dropout=False,
     )
 
 
@@ -111,6 +114,9 @@ def moe_assumptions(moe: MoeSpec, counts: MoeCounts, request: PlanRequest) -> li
         f"shape rules give for N_dense = 12·N/(4 + 8·(experts + shared)/G) = N/{total_per_layer / 12:.4g}, so the "
         "MoE's total non-embedding count is N within those rules' tolerance; total parameters (memory) and active "
         "ones (FLOPs) from fits.accounting.moe_param_counts",
+        "MoE layout: memory holds every expert (the total) and the activations of the top-k and shared experts; "
+        "the layout search splits experts by tensor and pipeline parallelism like dense weights: expert "
+        "parallelism and its all-to-all are not modelled",
     ]
     if request.moe_experts is not None and request.moe_granularity is None:
         out.append(

@@ -8,6 +8,12 @@ from planner import training
 from planner.context import PlanContext, compute_range
 from planner.plan import Shape
 
+
+def shape_rules() -> str:
+    from planner.shape import RULES  # the shape module imports numpy; the notes are needed only when solving
+
+    return RULES
+
 EPOCH_WARNING = 4.0
 EXTRAPOLATION_FACTOR = 10.0
 
@@ -66,12 +72,13 @@ def add_assumptions(ctx: PlanContext, model: LossModel, hardware_budget: bool) -
         )
     sized = (
         f"total parameters (12·n_layer·d_model², LayerNorm gains and (vocab_size {ctx.vocab_size} + seq_len "
-        f"{ctx.seq_len})·d_model embedding parameters, tied head) within 5% of N"
+        f"{ctx.seq_len})·d_model embedding parameters, tied head) within 3% of N (5% at most, with a warning)"
         if ctx.params_count == "total"
-        else f"12·n_layer·d_model² within 5% of N; params_total adds (vocab_size {ctx.vocab_size} + seq_len "
+        else f"12·n_layer·d_model² (its GQA form with kv_heads) within 3% of N (5% at most, with a warning); "
+        f"params_total adds (vocab_size {ctx.vocab_size} + seq_len "
         f"{ctx.seq_len})·d_model embedding parameters"
     )
-    a.append(f"shape: d_model a multiple of 64, d_ff = 4·d_model, aspect ratio aimed at 64 within 20–200, {sized}")
+    a.append(f"{shape_rules()}; {sized}")
     fitted = ctx.law.conventions.flops
     a.append(
         f"FLOPs: compute_flops = 6·N·D with the law's N; hardware FLOPs, time and MFU per token: "

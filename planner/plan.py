@@ -20,7 +20,8 @@ class Shape(msgspec.Struct, kw_only=True):
     d_ff: int
     head_dim: int
     params: int
-    """12·n_layer·d_model², Kaplan's non-embedding count of this shape (eq. 2.1)."""
+    """12·n_layer·d_model², Kaplan's non-embedding count of this shape (eq. 2.1; (10 + 2·n_kv_head/n_head)·n_layer·
+    d_model² with grouped-query attention)."""
     params_error: float
     """(count − N)/N for the N the shape was chosen for, the count being the one that N counts: ``params`` for a
     non-embedding N, ``params_total`` for an N of all parameters."""
@@ -31,6 +32,10 @@ class Shape(msgspec.Struct, kw_only=True):
     params_total: int | None = None
     """Every parameter of the tied, bias-free GPT with the plan's vocabulary and context (fits.accounting);
     set when the shape was chosen for a known vocabulary and context."""
+    n_kv_head: int | None = None
+    """Key/value heads: n_head (multi-head attention) unless grouped-query attention was asked for."""
+    vocab_size: int | None = None
+    """The vocabulary the shape was built with, padded up to a multiple of 128."""
     warnings: list[str] = []
 
 
@@ -93,6 +98,99 @@ class TimeEstimate(msgspec.Struct, kw_only=True):
     gpu_hours: float
     wall_clock_hours: float
     cost: float | None = None
+    price_per_gpu_hour: float | None = None
+    """The price the cost is counted at: the request's, else the catalogue's (SCALEPLAN_GPU_PRICES overrides)."""
+    conventions: list[ConventionFigure] = []
+    """The same run's FLOPs per token and MFU counted in every convention (``flops_convention`` is the plan's)."""
+
+
+class ConventionFigure(msgspec.Struct, kw_only=True):
+    """The plan's time counted in one FLOP convention: the same wall-clock, so MFU scales with the FLOPs."""
+
+    convention: str
+    flops_per_token: float
+    factor: float
+    """flops_per_token / the plan convention's."""
+    mfu: float
+    """The plan's MFU expressed in this convention (mfu × factor)."""
+    text: str
+
+
+class MemoryBreakdown(msgspec.Struct, kw_only=True):
+    """GB per GPU (1e9 bytes) on the most loaded GPU of a layout (planner.memory)."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    total: float
+    usable: float
+    """The GPU's memory less the headroom kept for the framework, allocator and communication buffers."""
+    capacity: float
+
+
+class ParallelLayout(msgspec.Struct, kw_only=True):
+    """How the plan runs on its GPUs: data × tensor × pipeline parallel, micro-batches, ZeRO, recomputation."""
+
+    gpu: str
+    gpus: int
+    dp: int
+    tp: int
+    pp: int
+    sequence_parallel: bool
+    micro_batch: int
+    """Sequences per micro-batch per data-parallel rank."""
+    grad_accum: int
+    """Micro-batches per optimizer step per data-parallel rank (dp · micro_batch · grad_accum = batch_sequences)."""
+    batch_sequences: int
+    """Sequences per step of this layout: the plan's, or rounded by at most 2% to a multiple of dp (``why`` says)."""
+    zero: int
+    """ZeRO stage (3 = FSDP full sharding)."""
+    recompute: str
+    """"selective" (attention scores recomputed, as FlashAttention does) or "full" (every layer's forward)."""
+    memory: MemoryBreakdown
+    step_seconds: float
+    """Estimated time per optimizer step with this layout's bubble, recomputation and exposed communication."""
+    step_seconds_at_mfu: float
+    """Time per step at the MFU alone (the plan's time estimate)."""
+    bubble_fraction: float
+    recompute_overhead: float
+    tp_comm_seconds: float
+    dp_comm_seconds: float
+    wall_clock_hours: float
+    """steps × step_seconds."""
+    why: list[str]
+
+
+class HardwareOption(msgspec.Struct, kw_only=True):
+    """One accelerator's plan for the same budget: what it trains, how long, what it costs, whether it fits."""
+
+    gpu: str
+    gpus: int
+    peak_tflops: float
+    mfu: float
+    price_per_gpu_hour: float | None
+    compute_flops: float | None
+    params: float | None
+    tokens: float | None
+    predicted_loss: float | None
+    wall_clock_hours: float | None
+    gpu_hours: float | None
+    cost: float | None
+    fits: bool
+    layout: str | None
+    """The layout in words, when one fits."""
+    memory_gb: float | None
+    """GB per GPU of that layout (or of the smallest layout when none fits)."""
+    note: str = ""
+
+
+class HardwareComparison(msgspec.Struct, kw_only=True):
+    """The catalogue's accelerators (or a given list) for one budget; ``best`` names the one chosen and why."""
+
+    options: list[HardwareOption]
+    best: str | None
+    reason: str
 
 
 class Alternative(msgspec.Struct, kw_only=True):
@@ -165,6 +263,10 @@ class Plan(msgspec.Struct, kw_only=True):
     """Request fields that moved the plan away from the unconstrained optimum."""
     warnings: list[str]
     assumptions: list[str]
+    layout: ParallelLayout | None = None
+    """The parallel layout on the plan's GPUs (with hardware; None when no layout fits, with a warning)."""
+    hardware_options: HardwareComparison | None = None
+    """With hardware.gpu "best": every accelerator compared, and why this plan's was chosen."""
     moe: MoePlan | None = None
     """The mixture-of-experts layout (null for a dense plan); ``params`` is then the total non-embedding N the
     law counts, ``compute_flops`` 6·N_active·D."""

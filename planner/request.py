@@ -72,6 +72,9 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     pf_days: PfDays | None = None
     hours: Hours | None = None
     """Wall-clock budget on ``hardware``; its FLOPs include the embedding and attention work."""
+    budget_usd: Annotated[float, msgspec.Meta(gt=0, lt=1e13)] | None = None
+    """Money budget: hours = budget_usd / (price per GPU-hour × hardware.count), the price the request's or the
+    catalogue's."""
     target_loss: Loss | None = None
     """Instead of a budget: plan the least compute that reaches this loss."""
     hardware: Hardware | None = None
@@ -96,11 +99,16 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
     """Context length; default 1024 for Kaplan fits, 2048 for Chinchilla fits."""
     vocab_size: Annotated[int, msgspec.Meta(ge=2, le=100_000_000)] | None = None
-    """Vocabulary for total parameters and embedding FLOPs; default 50257 (Kaplan) or 32000 (Chinchilla)."""
+    """Vocabulary for total parameters and embedding FLOPs; default 50257 (Kaplan) or 32000 (Chinchilla). The plan
+    pads it up to a multiple of 128 (plan.vocab_size)."""
+    kv_heads: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    """Grouped-query attention: key/value heads (the shape takes the largest divisor of n_head not above it)."""
     inference_tokens: Annotated[float, msgspec.Meta(ge=0, lt=MAX_COUNT)] | None = None
     """Tokens the model will serve; the budget then covers training plus 2·N FLOPs per served token."""
     hyperparams: HyperparamsRule | None = None
     """Batch and learning-rate rule: "deepseek" (default for Chinchilla fits), "steplaw", or "kaplan"."""
+    require_fit: bool = False
+    """Refuse (hardware.count) a plan whose model fits on no parallel layout of the GPUs, instead of a warning."""
     moe_experts: Annotated[int, msgspec.Meta(ge=2, le=MAX_EXPERTS, description=(
         "Mixture of experts: routed experts per MoE layer (every layer's FFN). Needs a MoE fit (krajewski2024); "
         "FLOPs then follow the active parameters and memory the total."), examples=[64])] | None = None
@@ -120,12 +128,13 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     layer's 6·d_model·vocab when the law's N leaves it out). compute_flops stays the law's 6·N·D."""
 
 
-BUDGET_FIELDS = ("compute_flops", "pf_days", "hours", "target_loss")
+BUDGET_FIELDS = ("compute_flops", "pf_days", "hours", "budget_usd", "target_loss")
 
 _POSITIVE_FLOATS: dict[str, float] = {
     "compute_flops": MAX_FLOPS,
     "pf_days": MAX_FLOPS / PF_DAY,
     "hours": MAX_HOURS,
+    "budget_usd": 1e13,
     "target_loss": 100.0,
     "max_params": MAX_COUNT,
     "unique_tokens": MAX_COUNT,
@@ -196,6 +205,8 @@ def validate(request: PlanRequest) -> None:
         _check_int("seq_len", request.seq_len, 1, 10_000_000)
     if request.vocab_size is not None:
         _check_int("vocab_size", request.vocab_size, 2, 100_000_000)
+    if request.kv_heads is not None:
+        _check_int("kv_heads", request.kv_heads, 1, 1024)
     if request.fit is not None and (
         isinstance(request.fit, bool) or not isinstance(request.fit, str | int) or request.fit == ""
     ):
@@ -211,11 +222,16 @@ def validate(request: PlanRequest) -> None:
 
     given = [name for name in BUDGET_FIELDS if getattr(request, name) is not None]
     if not given:
-        raise PlanError("compute_flops", "no budget: give compute_flops, pf_days, hours (with hardware) or target_loss")
+        raise PlanError("compute_flops", "no budget: give compute_flops, pf_days, hours or budget_usd (with hardware) "
+                        "or target_loss")
     if len(given) > 1:
         raise PlanError(given[1], f"give one budget only, got {' and '.join(given)}")
     if request.hours is not None and request.hardware is None:
         raise PlanError("hardware", "an hours budget needs hardware (gpu, count) to turn hours into FLOPs")
+    if request.budget_usd is not None and request.hardware is None:
+        raise PlanError("hardware", "a money budget needs hardware (gpu, count) to turn money into GPU-hours")
+    if not isinstance(request.require_fit, bool):
+        raise PlanError("require_fit", f"must be true or false, got {request.require_fit!r}")
     if request.deadline_hours is not None and request.hardware is None:
         raise PlanError("hardware", "a deadline needs hardware (gpu, count) to turn steps into hours")
     if request.max_epochs is not None and request.unique_tokens is None:

@@ -1,23 +1,30 @@
-"""Model shape for a parameter count: n_layer, d_model, n_head, d_ff.
+"""Model shape for a parameter count: n_layer, d_model, n_head (and KV heads), d_ff, a padded vocabulary.
 
-Rules (Kaplan et al. 2020, §1.2 and §11):
-    d_model is a multiple of 64; heads are 64 wide (128 from d_model 2048 when d_model allows); d_ff = 4·d_model;
-    12·n_layer·d_model² within 5% of N (within 3% where a shape in the aspect band allows it); aspect ratio
-    d_model/n_layer inside 20–200, aiming at 64.
-N counts what the law's N counts (the law family's conventions.params): Kaplan's 12·n_layer·d_model² for a
-non-embedding N (``counts="non_embedding"``, the default), and for a law whose N counts all parameters
-(``counts="total"``, the Chinchilla sets) the exact total of the tied, bias-free GPT: 12·n_layer·d_model²,
-LayerNorm gains and the (vocab_size + seq_len)·d_model embedding tables, so the built model is N, not N plus
-its embeddings.
-Kaplan found the loss within a few percent over a ~40× range of aspect ratio ((6, 4288) vs (48, 1600)),
-so 20–200 is a conservative 10× band, and 64, its geometric centre, keeps shapes away from both ends.
-Very small N (below ~1e6) cannot meet every rule with d_model a multiple of 64: the smallest shape is
-(1 layer, d_model 64) ≈ 4.9e4 parameters. There the aspect band is relaxed first and the 5% rule second,
-each with a warning on the shape.
+Rules (each is stated in the plan's assumptions, RULES below):
+    width      d_model a multiple of 128 (64 below N = 1e6, where 128 leaves no shape within 5% of N: the
+               verifier's smallest models); from d_model 1024 (N ≈ 2e8, where tensor parallelism starts to be
+               used) only widths whose head count is a multiple of 8, so the model shards 8 ways by tensor
+               parallelism (Megatron splits heads): 1024, 1536, then multiples of 1024 from 2048
+    heads      head_dim 128 from d_model 2048, 64 below (the widths of GPT-3 and Llama); n_head = d_model/head_dim
+    KV heads   grouped-query attention on request: n_kv_head is the largest divisor of n_head not above the
+               number asked for (8 for every multiple-of-8 head count); K and V are then d·n_kv_head·head_dim
+    MLP        d_ff = 4·d_model
+    depth      aspect ratio d_model/n_layer inside 20–200, aimed at 64 (Kaplan §11, the loss insensitive over
+               ~40×) up to N = 1e10, rising geometrically to 128 at N = 1e11 and above (GPT-3 175B 128, PaLM 540B
+               156, Llama 2 70B 102, Llama 3 405B 130): deep narrow stacks pipeline badly
+    vocabulary padded up to a multiple of 128 (fits.accounting.padded_vocab); the padded rows are parameters
+    count      the shape's parameters, counted as the law's N counts them, within 3% of N where a shape in the
+               band allows it, else within 5% with a warning
+N counts what the law's N counts (the law family's conventions.params): the non-embedding count (Kaplan's
+12·n_layer·d_model², or its GQA form) for a non-embedding N, and for a law whose N counts all parameters the exact
+total of the tied, bias-free GPT with LayerNorm gains and the (vocab + seq_len)·d_model embedding tables.
+Very small N (below ~1e6): the smallest shape is (1 layer, d_model 64) ≈ 4.9e4 parameters; there the aspect band
+is relaxed first and the 5% rule second, each with a warning on the shape.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -28,67 +35,111 @@ from fits.errors import BadInput
 from planner.plan import Shape
 
 WIDTH_STEP = 64
+"""The finest width step (below N = 1e6)."""
+FINE_STEP, TP_STEP, TP_WIDTH, HEADS8_WIDTH = 128, 1024, 2048, 1024
+SMALL_N = 1e6
 ASPECT_LOW, ASPECT_HIGH, ASPECT_TARGET = 20.0, 200.0, 64.0
+WIDE_ASPECT_TARGET, WIDE_FROM, WIDE_AT = 128.0, 1e10, 1e11
 PARAMS_TOLERANCE = 0.05
 PREFERRED_TOLERANCE = 0.03
 """Among in-band shapes within PARAMS_TOLERANCE, those within this are preferred."""
+ERROR_WEIGHT = 4.0
+"""Score = |ln(aspect/target)| + ERROR_WEIGHT·|count error|: widths step by 1024 from d_model 2048, so the aspect
+ratio alone would take a depth 1.5% off N over one 0.2% off; 4 makes a point of count error worth ~4% of aspect."""
 SMALLEST_PARAMS = 12 * WIDTH_STEP**2  # 1 layer, d_model 64
+MAX_WIDTH = 1 << 18
+
+RULES = (
+    "shape: d_model a multiple of 128 (64 below N = 1e6); from d_model 1024 only 1024, 1536 and multiples of 1024, "
+    "so that n_head is a multiple of 8 and shards 8 ways by tensor parallelism; head_dim 128 from d_model 2048, "
+    "else 64; d_ff = 4·d_model; "
+    "aspect ratio d_model/n_layer within 20–200, aimed at 64 up to N = 1e10 and at 128 from N = 1e11 (geometric "
+    "in between); vocabulary padded up to a multiple of 128; grouped-query attention when kv_heads is given "
+    "(n_kv_head the largest divisor of n_head not above it)"
+)
+
+
+def _widths(step: int) -> list[int]:
+    # below 1024 every multiple of the step; from 1024 only widths whose head count is a multiple of 8
+    # (64-wide heads: 1024 and 1536; 128-wide from 2048: multiples of 1024)
+    fine = list(range(step, HEADS8_WIDTH, step))
+    return [*fine, 1024, 1536, *range(TP_WIDTH, MAX_WIDTH + 1, TP_STEP)]
+
+
+WIDTHS = {WIDTH_STEP: _widths(WIDTH_STEP), FINE_STEP: _widths(FINE_STEP)}
 
 
 def head_dim_for(d_model: int) -> int:
-    return 128 if d_model >= 2048 and d_model % 128 == 0 else 64
+    return 128 if d_model >= TP_WIDTH and d_model % 128 == 0 else 64
+
+
+def kv_heads_for(n_head: int, asked: int | None) -> int:
+    """The largest divisor of n_head not above ``asked`` (n_head itself when not asked)."""
+    if asked is None or asked >= n_head:
+        return n_head
+    return max(k for k in range(1, int(asked) + 1) if n_head % k == 0)
+
+
+def aspect_target(n: float) -> float:
+    """64 up to N = 1e10, 128 from 1e11, geometric in between."""
+    if n <= WIDE_FROM:
+        return ASPECT_TARGET
+    if n >= WIDE_AT:
+        return WIDE_ASPECT_TARGET
+    frac = math.log(n / WIDE_FROM) / math.log(WIDE_AT / WIDE_FROM)
+    return ASPECT_TARGET * (WIDE_ASPECT_TARGET / ASPECT_TARGET) ** frac
 
 
 @dataclass(frozen=True)
 class _Count:
-    """The parameter count a shape is sized by: Kaplan's 12·L·d², or the exact total with embeddings."""
+    """The parameter count a shape is sized by: the non-embedding matrices, or the exact total with embeddings."""
 
     which: accounting.ParamsCount = "non_embedding"
     vocab_size: int = 0
     seq_len: int = 0
+    kv_heads: int | None = None
 
-    def params(self, layers, d):
+    def heads(self, d: int) -> tuple[int, int]:
+        n_head = d // head_dim_for(d)
+        return n_head, kv_heads_for(n_head, self.kv_heads)
+
+    def per_layer(self, d: int) -> float:
+        n_head, kv = self.heads(d)
+        return float(accounting.kaplan_params(1, d, n_head=n_head, n_kv_head=kv))
+
+    def params(self, layers, d: int):
+        n_head, kv = self.heads(d)
         if self.which == "total":
-            return accounting.total_params(layers, d, self.vocab_size, self.seq_len)
-        return accounting.kaplan_params(layers, d)
+            return accounting.total_params(layers, d, self.vocab_size, self.seq_len, n_head=n_head, n_kv_head=kv)
+        return accounting.kaplan_params(layers, d, n_head=n_head, n_kv_head=kv)
 
-    def layers(self, n: float, d):
+    def layers(self, n: float, d: int) -> float:
         """The (fractional) depth at which width d has n parameters."""
         if self.which == "total":
             body = n - accounting.embedding_params(self.vocab_size, self.seq_len, d) - d  # final LayerNorm
-            return body / (12.0 * d * d + 2.0 * d)
-        return n / (12.0 * d * d)
-
-
-def _candidates(n: float, count: _Count) -> tuple[np.ndarray, np.ndarray]:
-    # Widths whose aspect ratio could lie between 2 and 2000, always including the narrowest.
-    lo = (n * 2.0 / 12.0) ** (1.0 / 3.0)
-    hi = min((n * 2000.0 / 12.0) ** (1.0 / 3.0), math.sqrt(n / 12.0))
-    k = np.arange(max(1, math.floor(lo / WIDTH_STEP)), max(1, math.ceil(hi / WIDTH_STEP)) + 1)
-    d = np.concatenate([[1], k]).astype(float) * WIDTH_STEP
-    layers = count.layers(n, d)
-    d = np.concatenate([d, d])
-    layers = np.maximum(1.0, np.concatenate([np.floor(layers), np.ceil(layers)]))
-    return d, layers
+            return body / (self.per_layer(d) + 2.0 * d)
+        return n / self.per_layer(d)
 
 
 def _near_target(n: float, count: _Count) -> tuple[int, int] | None:
-    """Search widths outward from the target aspect ratio; the first hits within 5% and in band win, those
-    within 3% first.
-
-    Scores like the full search (distance from the target aspect, plus the count error) but looks only a few
-    widths past the first hit, which is where the full search's answer lies for all but tiny N.
-    """
-    k0 = max(1, round((n * ASPECT_TARGET / 12.0) ** (1.0 / 3.0) / WIDTH_STEP))
+    """Search the allowed widths outward from the target aspect ratio; in-band shapes within 5% win, those within
+    3% first, scored by the distance from the target aspect plus ERROR_WEIGHT × the count error."""
+    widths = WIDTHS[FINE_STEP]
+    target = aspect_target(n)
+    d0 = (n * target / 12.0) ** (1.0 / 3.0)
+    i0 = bisect.bisect_left(widths, d0)
     best: tuple[bool, float, int, int] | None = None
     first_hit = None
-    for step in range(0, 4 * k0 + 8):
-        if first_hit is not None and step > first_hit + 2:
+    for step in range(0, 2 * len(widths)):
+        if first_hit is not None and step > first_hit + 3:
             break
-        for k in (k0 + step, k0 - step) if step else (k0,):
-            if k < 1:
+        idx = [i0 + step, i0 - 1 - step]
+        if all(i < 0 or i >= len(widths) for i in idx):
+            break
+        for i in idx:
+            if not 0 <= i < len(widths):
                 continue
-            d = k * WIDTH_STEP
+            d = widths[i]
             exact = count.layers(n, d)
             if not exact > 0:
                 continue
@@ -96,7 +147,7 @@ def _near_target(n: float, count: _Count) -> tuple[int, int] | None:
                 err = abs(count.params(layers, d) - n) / n
                 aspect = d / layers
                 if err <= PARAMS_TOLERANCE and ASPECT_LOW <= aspect <= ASPECT_HIGH:
-                    key = (err > PREFERRED_TOLERANCE, abs(math.log(aspect / ASPECT_TARGET)) + err)
+                    key = (err > PREFERRED_TOLERANCE, abs(math.log(aspect / target)) + ERROR_WEIGHT * err)
                     if best is None or key < best[:2]:
                         best = (*key, d, layers)
                     if first_hit is None:
@@ -106,51 +157,68 @@ def _near_target(n: float, count: _Count) -> tuple[int, int] | None:
 
 def _shape(n: float, d_model: int, n_layer: int, warnings: list[str], count: _Count) -> Shape:
     head_dim = head_dim_for(d_model)
-    params = accounting.kaplan_params(n_layer, d_model)
-    total = None if not count.vocab_size else accounting.total_params(n_layer, d_model, count.vocab_size,
-                                                                      count.seq_len)
+    n_head, kv = count.heads(d_model)
+    total = None if not count.vocab_size else accounting.total_params(
+        n_layer, d_model, count.vocab_size, count.seq_len, n_head=n_head, n_kv_head=kv)
     return Shape(
         n_layer=n_layer,
         d_model=d_model,
-        n_head=d_model // head_dim,
+        n_head=n_head,
         d_ff=4 * d_model,
         head_dim=head_dim,
-        params=params,
-        params_non_embedding=accounting.non_embedding_params(n_layer, d_model),
+        params=accounting.kaplan_params(n_layer, d_model, n_head=n_head, n_kv_head=kv),
+        params_non_embedding=accounting.non_embedding_params(n_layer, d_model, n_head=n_head, n_kv_head=kv),
         params_total=total,
         params_error=(count.params(n_layer, d_model) - n) / n,
         aspect_ratio=d_model / n_layer,
+        n_kv_head=kv,
+        vocab_size=count.vocab_size or None,
         warnings=warnings,
     )
 
 
+def _candidates(n: float, count: _Count) -> tuple[np.ndarray, np.ndarray]:
+    # Every allowed width (multiples of 64 here: only tiny N come this way) with floor and ceil depths.
+    widths = [d for d in WIDTHS[WIDTH_STEP] if d <= max(WIDTH_STEP, math.sqrt(n / 12.0) * 1.5)]
+    d = np.array(widths * 2, dtype=float)
+    layers = np.array([count.layers(n, w) for w in widths], dtype=float)
+    layers = np.maximum(1.0, np.concatenate([np.floor(layers), np.ceil(layers)]))
+    return d, layers
+
+
 def shape_for_params(N: float, *, counts: accounting.ParamsCount = "non_embedding", vocab_size: int | None = None,
-                     seq_len: int | None = None) -> Shape:
-    """The shape closest to aspect ratio 64 among those within 5% of N; relaxed with warnings for tiny N.
+                     seq_len: int | None = None, kv_heads: int | None = None) -> Shape:
+    """The shape nearest the target aspect ratio among those within 3% (else 5%) of N; relaxed with warnings for
+    tiny N.
 
     ``counts="total"`` sizes the whole model (embeddings of ``vocab_size`` + ``seq_len`` rows included) to N.
-    With ``vocab_size`` and ``seq_len`` the shape's ``params_total`` is filled in either way.
+    With ``vocab_size`` and ``seq_len`` the shape's ``params_total`` is filled in either way; the vocabulary is
+    padded up to a multiple of 128. ``kv_heads`` asks for grouped-query attention.
     """
     n = float(N)
     if not math.isfinite(n) or n <= 0:
         raise BadInput(f"must be a positive finite parameter count, got {N!r}", field="N")
+    if kv_heads is not None and (isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads < 1):
+        raise BadInput(f"must be a whole number ≥ 1, got {kv_heads!r}", field="kv_heads")
+    vocab = accounting.padded_vocab(vocab_size) if vocab_size else 0
     if counts == "total":
         if vocab_size is None or seq_len is None:
             raise ValueError("counts='total' needs vocab_size and seq_len (the embedding tables are part of N)")
-        count = _Count("total", int(vocab_size), int(seq_len))
+        count = _Count("total", vocab, int(seq_len), kv_heads)
     elif counts == "non_embedding":
-        count = _Count("non_embedding", int(vocab_size or 0), int(seq_len or 0))
+        count = _Count("non_embedding", vocab, int(seq_len or 0), kv_heads)
     else:
         raise ValueError(f"counts must be 'total' or 'non_embedding', got {counts!r}")
-    if n >= 1e6:
+    if n >= SMALL_N:
         hit = _near_target(n, count)
         if hit is not None:
             return _shape(n, hit[0], hit[1], [], count)
     d, layers = _candidates(n, count)
-    params = np.asarray(count.params(layers, d), dtype=float)
+    params = np.array([count.params(int(lay), int(w)) for lay, w in zip(layers, d, strict=True)], dtype=float)
     err = np.abs(params - n) / n
     aspect = d / layers
-    off_target = np.abs(np.log(aspect / ASPECT_TARGET))
+    target = aspect_target(n)
+    off_target = np.abs(np.log(aspect / target))
     within = err <= PARAMS_TOLERANCE
     in_band = (aspect >= ASPECT_LOW) & (aspect <= ASPECT_HIGH)
     warnings = []
@@ -177,6 +245,9 @@ def shape_for_params(N: float, *, counts: accounting.ParamsCount = "non_embeddin
 
 def smooth_width_depth(N: np.ndarray | float) -> tuple[np.ndarray | float, np.ndarray | float]:
     """Continuous (d_model, n_layer) at the target aspect ratio, for smooth FLOP estimates inside optimisers."""
-    d = np.maximum(WIDTH_STEP, (np.asarray(N, dtype=float) * ASPECT_TARGET / 12.0) ** (1.0 / 3.0))
-    layers = np.maximum(1.0, np.asarray(N, dtype=float) / (12.0 * d * d))
+    n = np.asarray(N, dtype=float)
+    frac = np.clip(np.log(np.maximum(n, 1.0) / WIDE_FROM) / math.log(WIDE_AT / WIDE_FROM), 0.0, 1.0)
+    target = ASPECT_TARGET * (WIDE_ASPECT_TARGET / ASPECT_TARGET) ** frac
+    d = np.maximum(WIDTH_STEP, (n * target / 12.0) ** (1.0 / 3.0))
+    layers = np.maximum(1.0, n / (12.0 * d * d))
     return d, layers

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import msgspec
 import numpy as np
 
 from fits import accounting
@@ -21,10 +20,12 @@ from fits.laws.numerics import increasing_root
 from fits.units import PF_DAY
 from planner import hardware as hw_mod
 from planner import training
+from planner.compare import is_best
 from planner.constraints import Allocation, Problem, least_budget_for_loss, solve_budget
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
 from planner.deadline import apply_deadline, flops_per_token, time_estimate
 from planner.errors import PlanError
+from planner.layout import plan_layout
 from planner.moe import moe_assumptions, moe_dims, moe_model, moe_part, moe_shape
 from planner.notes import add_assumptions, add_warnings
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
@@ -80,6 +81,10 @@ def solve_plan(request: PlanRequest, fit: Fit) -> Plan:
 
 def solve_validated(request: PlanRequest, fit: Fit) -> Plan:
     """``solve_plan`` for a request ``validate`` has already passed (make_plan validates once)."""
+    if is_best(request):  # every catalogue accelerator planned, the best returned with the comparison
+        from planner.compare import best_plan
+
+        return best_plan(request, fit)
     try:
         with np.errstate(all="ignore"):
             return _solve(request, fit)
@@ -92,7 +97,8 @@ def solve_validated(request: PlanRequest, fit: Fit) -> Plan:
 
 
 def _budget_field(request: PlanRequest) -> str:
-    return next((f for f in ("compute_flops", "pf_days", "hours", "target_loss") if getattr(request, f)), "request")
+    return next((f for f in ("compute_flops", "pf_days", "budget_usd", "hours", "target_loss") if getattr(request, f)),
+                "request")
 
 
 def _solve(request: PlanRequest, fit: Fit) -> Plan:
@@ -100,16 +106,16 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     model = moe_model(model_for(fit), moe_spec(request))
     moe = model.moe  # the request's layout, or the one a MoE fit was made at when the request names none
     adjusted = model.batch_adjusted
-    asked = request  # the plan echoes the request as asked; time.mfu states the MFU used
-    if request.hardware is not None and request.hardware.mfu is None:  # the device's default MFU
-        request = msgspec.structs.replace(request, hardware=hw_mod.resolved(request.hardware))
+    asked = request  # the plan echoes the request as asked; time states the MFU and price used
+    if request.hardware is not None:  # the device's default MFU and price; a money budget becomes hours
+        request = hw_mod.with_defaults(request)
     hw = request.hardware
     ctx = PlanContext(
         request=request,
         fit=fit,
         law=law,
         seq_len=request.seq_len or law.conventions.seq_len,
-        vocab_size=request.vocab_size or law.conventions.vocab_size,
+        vocab_size=accounting.padded_vocab(request.vocab_size or law.conventions.vocab_size),
         rule=request.hyperparams or law.conventions.hyperparams,
         peak=hw_mod.peak_flops(hw) if hw is not None else None,
         params_count=accounting.params_count_of(law.conventions.params),
@@ -138,10 +144,11 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         # learning-rate rules were fitted on non-embedding N and get that.
         if moe is None:
             shape = shape_for_params(alloc.params, counts=ctx.params_count, vocab_size=ctx.vocab_size,
-                                     seq_len=ctx.seq_len)
+                                     seq_len=ctx.seq_len, kv_heads=request.kv_heads)
             flop_params = alloc.params
         else:  # the law's N is the total; FLOPs follow the active parameters of the realised shape
-            shape, counts = moe_shape(moe, alloc.params, vocab_size=ctx.vocab_size, seq_len=ctx.seq_len)
+            shape, counts = moe_shape(moe, alloc.params, vocab_size=ctx.vocab_size, seq_len=ctx.seq_len,
+                                      kv_heads=request.kv_heads)
             flop_params = float(counts.active_non_embedding)
         non_embedding = _non_embedding(ctx, alloc.params, shape)
         b_crit, c_eff = model.critical_batch(alloc.params, alloc.train_compute, alloc.loss)
@@ -216,6 +223,14 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     band = _loss_band(ctx, model, alloc.params, tokens, loss, steps, batch, b_crit)
     base_compute = compute / (1.0 + extra)
     time = time_estimate(ctx, flop_params, shape, batch, steps, gpus) if hw is not None else None
+    placement = None
+    if time is not None:
+        time.conventions = hw_mod.conventions(flop_params, shape.n_layer, shape.d_model, ctx.seq_len,
+                                              ctx.vocab_size, ctx.convention, ctx.params_count, time.mfu)
+        time.price_per_gpu_hour = hw.price_per_gpu_hour
+        # memory holds every parameter (a MoE: all experts, shape.params_total), FLOPs follow the active ones
+        dims = None if moe is None else moe_dims(shape, counts, seq_len=ctx.seq_len, vocab_size=ctx.vocab_size)
+        placement = plan_layout(ctx, flop_params, shape, seqs, steps, time.gpus, dims=dims)
     alternatives = _alternatives(ctx, model, problem, alloc, base_compute, compute, loss, time)
     epochs = tokens / request.unique_tokens if request.unique_tokens else 1.0
     c_min = compute / (1.0 + batch / b_crit)
@@ -271,6 +286,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         binding=binding,
         warnings=ctx.warnings,
         assumptions=ctx.assumptions,
+        layout=placement,
         moe=moe_record,
     )
     bad = non_finite_fields(plan)

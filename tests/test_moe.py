@@ -286,3 +286,24 @@ def test_prediction_from_a_moe_fit_prices_the_active_parameters() -> None:
     assert p.compute_flops == pytest.approx(6.0 * 3.65e9 * 12 / 516 * 3.3e10, rel=1e-9)
     assert p.predicted_loss.mean == pytest.approx(loss(3.65e9, 3.3e10, 1.0, **KRAJEWSKI2024), rel=1e-12)
     assert not p.warnings  # inside the range the set was fitted on
+
+
+def test_the_layout_holds_every_expert_and_times_the_active_ones() -> None:
+    from planner import memory
+    from planner.request import Hardware
+
+    hw = Hardware(gpu="H100", count=512)
+    moe = solve_plan(PlanRequest(compute_flops=1e22, moe_experts=64, hardware=hw), MOE)
+    assert moe.moe is not None and moe.layout is not None and moe.time is not None
+    lay = moe.layout
+    # weights on the most loaded GPU: the total (every expert) split t·p ways, bf16, before ZeRO-3
+    body = moe.moe.params_total - moe.vocab_size * moe.shape.d_model
+    expected = 2.0 * (body / (lay.tp * lay.pp) + moe.vocab_size * moe.shape.d_model / lay.tp) / memory.GB
+    if lay.zero < 3:
+        assert lay.memory.weights == pytest.approx(expected, rel=1e-6)
+    assert lay.memory.total <= lay.memory.usable
+    # the step time is the active FLOPs at the MFU (before bubble and communication)
+    per_step = moe.time.flops_per_token * moe.batch_tokens
+    assert moe.time.flops_per_token == moe.moe.flops_per_token
+    assert lay.step_seconds_at_mfu == pytest.approx(per_step / (989e12 * moe.time.mfu * 512), rel=0.03)
+    assert any("expert parallelism" in a for a in moe.assumptions)

@@ -87,7 +87,9 @@ def test_plan_fields_are_consistent():
     assert 0 < plan.warmup_steps <= plan.steps // 10
     # besiroglu2024 counts all parameters: the shape's total (embeddings included) is N
     s = plan.shape
-    assert plan.params_total == accounting.total_params(s.n_layer, s.d_model, 50000, 4096) == s.params_total
+    # the vocabulary is padded up to a multiple of 128 (issue 13): the built model has 50048 rows
+    assert plan.vocab_size == s.vocab_size == accounting.padded_vocab(50000) == 50048
+    assert plan.params_total == accounting.total_params(s.n_layer, s.d_model, 50048, 4096) == s.params_total
     assert plan.tokens_per_param == pytest.approx(plan.tokens / plan.params)
     assert abs(plan.shape.params_total / plan.params - 1) <= 0.05
     assert plan.predicted_loss.low <= plan.predicted_loss.mean <= plan.predicted_loss.high

@@ -1,0 +1,291 @@
+"""A parallel layout for a plan: the fastest estimated data × tensor × pipeline layout that fits with headroom.
+
+Search: tensor parallel t a power of two inside one scale-up domain (node) dividing the attention heads (and the
+KV heads, or divided by them); pipeline stages p dividing the GPUs left, at most one per layer; data parallel
+d = GPUs/(t·p); micro-batch b a power of two dividing the sequences per data-parallel rank (m = sequences/(d·b)
+micro-batches per step; the batch may be rounded to a multiple of d by up to 2%, which the layout states);
+ZeRO stage 1–3 (0 without data parallelism); selective recompute (what FlashAttention does: the attention
+scores are never stored) or full recompute. Each layout's bytes per GPU come from planner.memory; it fits
+when they are at most (1 − headroom) of the GPU's memory (default 10% headroom, for the framework, the
+allocator's fragmentation and communication buffers). A device without a known interconnect gets no tensor
+parallelism and no data parallelism across it.
+
+Step time of a layout (stated in the plan's ``why``):
+
+    compute   batch · FLOPs per token · (1 + recompute) / (GPUs · peak · MFU)       the plan's time at its MFU
+              recompute: full repeats each layer's forward, +1/3 of the FLOPs; selective costs nothing extra
+    bubble    × (1 + (p − 1)/m)                                                      1F1B pipeline (Narayanan 2021)
+    TP        4 all-reduces of s·b·h bf16 per layer per micro-batch (6 with full recompute), ring cost
+              2(t−1)/t · bytes at half the node's bidirectional bandwidth; not overlapped
+    DP        gradient all-reduce 2(d−1)/d · 2 bytes · params per GPU once per step (ZeRO 0/1), per micro-batch
+              under ZeRO-2 (reduce-scatter + gather), 1.5× that under ZeRO-3 (weights gathered forward and back);
+              at the scale-out bandwidth once the job spans nodes; overlapped with the backward pass (2/3 of the
+              compute; all of it under ZeRO-3), only the excess counts
+    PP        point-to-point activations are small next to the above and are left out
+
+MFU is taken as the efficiency of the matmuls in a well-tuned layout, so the step time at the MFU alone is the
+plan's time estimate; the layout's step time adds what this layout costs beyond that. Among layouts within 1% of
+the fastest, the simplest wins (fewer stages, less tensor parallelism, lower ZeRO stage, larger micro-batches).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fits import accounting
+from planner.catalogue import Accelerator
+from planner.errors import PlanError
+from planner.memory import (
+    GB,
+    GRAD_BYTES,
+    LOGIT_BYTES,
+    Layout,
+    Memory,
+    ModelDims,
+    activation_bytes_per_layer,
+    memory_per_gpu,
+    params_per_gpu,
+    state_bytes,
+)
+from planner.plan import MemoryBreakdown, ParallelLayout, Shape
+
+DEFAULT_HEADROOM = 0.10
+MAX_MICRO_BATCH = 64
+RECOMPUTES = ("selective", "full")
+BATCH_SLACK = 0.02
+"""A layout may round the batch to a multiple of its data-parallel ranks by up to 2% (the layout says so)."""
+FULL_RECOMPUTE_OVERHEAD = 1.0 / 3.0
+BACKWARD_SHARE = 2.0 / 3.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One layout with its memory and step time (seconds)."""
+
+    layout: Layout
+    memory: Memory
+    step_seconds: float
+    compute_seconds: float
+    """At the MFU with no recompute, bubble or communication: the plan's time per step."""
+    bubble: float
+    recompute: float
+    tp_seconds: float
+    dp_seconds: float
+    """Exposed (not overlapped) data-parallel communication."""
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    out, k = [], 1
+    while k <= limit:
+        out.append(k)
+        k *= 2
+    return out
+
+
+def _divisors(n: int) -> list[int]:
+    small = [k for k in range(1, math.isqrt(n) + 1) if n % k == 0]
+    return sorted({*small, *(n // k for k in small)})
+
+
+def tensor_parallel_options(dims: ModelDims, acc: Accelerator, gpus: int) -> list[int]:
+    kv = dims.n_kv_head or dims.n_head
+    if acc.intra_node_gbs <= 0:
+        return [1]
+    return [t for t in _powers_of_two(min(acc.node_size, gpus, 64))
+            if gpus % t == 0 and dims.n_head % t == 0 and (kv % t == 0 or t % kv == 0)]
+
+
+def _search(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
+            mfu: float, usable: float | None) -> list[tuple]:
+    """Candidate layouts as tuples (step, simplicity, t, p, d, zero, b, m, recompute, parts...); only those within
+    ``usable`` bytes unless it is None. Tuples, not objects: thousands are scored per plan."""
+    peak = acc.bf16_tflops * 1e12
+    per_sequence = dims.seq_len * flops_per_token / (gpus * peak * mfu)
+    intra = acc.intra_node_gbs * 1e9 / 2.0  # one direction
+    dp_bandwidth = acc.inter_node_gbs * 1e9 if gpus > acc.node_size else intra
+    s, h = dims.seq_len, dims.d_model
+    logits1 = LOGIT_BYTES * s * dims.vocab_size
+    out: list[tuple] = []
+    for t in tensor_parallel_options(dims, acc, gpus):
+        per_layer1 = {rc: activation_bytes_per_layer(s, 1, h, dims.n_head, tp=t, recompute=rc,
+                                                     kv_ratio=dims.kv_ratio, ffn_ratio=dims.ffn_ratio,
+                                                     dropout=dims.dropout) for rc in RECOMPUTES}
+        tp_volume1 = 2.0 * s * h * 2.0 * (t - 1) / t / intra if t > 1 else 0.0
+        for p in _divisors(gpus // t):
+            if p > dims.n_layer:
+                break
+            d = gpus // (t * p)
+            per_rank = max(1, round(batch_sequences / d))
+            if abs(per_rank * d - batch_sequences) > BATCH_SLACK * batch_sequences:
+                continue
+            layers = math.ceil(dims.n_layer / p)
+            compute = per_rank * d * per_sequence
+            grad_bytes = params_per_gpu(dims, Layout(tp=t, pp=p)) * GRAD_BYTES
+            # seconds of a ring all-reduce of the bf16 gradients
+            grads = 2.0 * (d - 1) / d * grad_bytes / max(dp_bandwidth, 1.0)
+            if d > 1 and dp_bandwidth <= 0:
+                continue
+            # ZeRO-1 shards the optimizer at no extra communication, so with data parallelism it replaces stage 0
+            for zero in (1, 2, 3) if d > 1 else (0,):
+                states = state_bytes(dims, Layout(dp=d, tp=t, pp=p, zero=zero))
+                state_total = states[0] + states[1] + states[2]
+                if usable is not None and state_total > usable:
+                    continue
+                for b in _powers_of_two(min(per_rank, MAX_MICRO_BATCH)):
+                    if per_rank % b:
+                        continue
+                    m = per_rank // b
+                    for recompute in RECOMPUTES:
+                        act = per_layer1[recompute] * b * layers * min(p, m)
+                        if recompute == "full":
+                            act += per_layer1["selective"] * b
+                        if p == 1:
+                            act += logits1 * b / t
+                        if usable is not None and state_total + act > usable:
+                            continue
+                        full = recompute == "full"
+                        extra = FULL_RECOMPUTE_OVERHEAD if full else 0.0
+                        busy = compute * (1.0 + extra)
+                        bubble = (p - 1) / m
+                        tp_s = layers * m * (6 if full else 4) * tp_volume1 * b
+                        dp_s = 0.0
+                        if d > 1:
+                            volume = grads * (m if zero >= 2 else 1) * (1.5 if zero == 3 else 1.0)
+                            dp_s = max(0.0, volume - busy * (1.0 if zero == 3 else BACKWARD_SHARE))
+                        step = busy * (1.0 + bubble) + tp_s + dp_s
+                        out.append((step, (p, t, zero, full, -b), t, p, d, zero, b, m, recompute, states, act,
+                                    compute, bubble, extra, tp_s, dp_s))
+    return out
+
+
+def _estimate(row: tuple) -> Estimate:
+    _, _, t, p, d, zero, b, m, recompute, states, act, compute, bubble, extra, tp_s, dp_s = row
+    layout = Layout(dp=d, tp=t, pp=p, micro_batch=b, grad_accum=m, zero=zero, recompute=recompute)
+    return Estimate(layout, Memory(*states, activations=act), row[0], compute, bubble, extra, tp_s, dp_s)
+
+
+def estimates(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
+              mfu: float, *, headroom: float = DEFAULT_HEADROOM, fitting_only: bool = True) -> list[Estimate]:
+    """Every layout the search considers (those that fit, unless ``fitting_only`` is False)."""
+    usable = acc.memory_gb * GB * (1.0 - headroom) if fitting_only else None
+    return [_estimate(row) for row in _search(dims, acc, gpus, batch_sequences, flops_per_token, mfu, usable)]
+
+
+def best_layout(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
+                mfu: float, *, headroom: float = DEFAULT_HEADROOM) -> Estimate | None:
+    """The fastest layout that fits (the simplest among those within 1% of it), or None."""
+    rows = _search(dims, acc, gpus, batch_sequences, flops_per_token, mfu, acc.memory_gb * GB * (1.0 - headroom))
+    if not rows:
+        return None
+    fastest = min(row[0] for row in rows)
+    return _estimate(min((row for row in rows if row[0] <= fastest * 1.01), key=lambda row: row[1]))
+
+
+def smallest_footprint(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int) -> Estimate | None:
+    """The layout needing the least memory per GPU, fitting or not (for saying by how much nothing fits)."""
+    every = estimates(dims, acc, gpus, batch_sequences, 1.0, 1.0, fitting_only=False)
+    return min(every, key=lambda e: e.memory.total) if every else None
+
+
+def refuse(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, headroom: float = DEFAULT_HEADROOM,
+           field: str = "hardware.count") -> PlanError:
+    """The one-line refusal for a model that fits on no layout of these GPUs."""
+    usable = acc.memory_gb * (1.0 - headroom)
+    least = smallest_footprint(dims, acc, gpus, batch_sequences)
+    if least is None:
+        return PlanError(field, f"no layout of {gpus} × {acc.name} divides the batch of {batch_sequences} sequences "
+                                f"and the {dims.n_head} heads; give a GPU count that does")
+    need = least.memory.total / GB
+    more = math.ceil(gpus * need / usable)
+    return PlanError(field, f"a {dims.params_total:.3g}-parameter model fits on no layout of {gpus} × {acc.name} "
+                            f"({acc.memory_gb:g} GB, {usable:.0f} GB usable): the smallest, {least.layout.describe()}, "
+                            f"needs {need:.0f} GB per GPU; give about {more}+ GPUs or a GPU with more memory")
+
+
+def dims_of(shape: Shape, seq_len: int, vocab_size: int) -> ModelDims:
+    """What memory needs of a dense plan's shape (the project's GPT trains without dropout)."""
+    total = shape.params_total if shape.params_total is not None else accounting.total_params(
+        shape.n_layer, shape.d_model, vocab_size, seq_len, n_head=shape.n_head, n_kv_head=shape.n_kv_head)
+    return ModelDims(n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head, seq_len=seq_len,
+                     vocab_size=vocab_size, params_total=float(total), n_kv_head=shape.n_kv_head, d_ff=shape.d_ff,
+                     dropout=False)
+
+
+def describe_memory(memory: Memory, acc: Accelerator, headroom: float = DEFAULT_HEADROOM) -> MemoryBreakdown:
+    return MemoryBreakdown(weights=memory.weights / GB, gradients=memory.gradients / GB,
+                           optimizer=memory.optimizer / GB, activations=memory.activations / GB,
+                           total=memory.total / GB, usable=acc.memory_gb * (1 - headroom), capacity=acc.memory_gb)
+
+
+def parallel_layout(best: Estimate, acc: Accelerator, dims: ModelDims, gpus: int, steps: int, batch_sequences: int,
+                    headroom: float = DEFAULT_HEADROOM) -> ParallelLayout:
+    """The plan's record of a chosen layout, with the reasons for it."""
+    lay, mem = best.layout, best.memory
+    why = [
+        f"{lay.describe()}: {mem.total / GB:.1f} GB per GPU of {acc.memory_gb:g} GB "
+        f"({acc.memory_gb * (1 - headroom):.0f} usable with {100 * headroom:.0f}% headroom), the fastest estimated "
+        "layout that fits",
+        f"step {best.step_seconds:.3g} s = {best.compute_seconds:.3g} s of compute at the MFU"
+        + (f" × {1 + best.recompute:.3g} (full recompute)" if best.recompute else "")
+        + (f" × {1 + best.bubble:.3g} (pipeline bubble (p−1)/m = {lay.pp - 1}/{lay.grad_accum})" if best.bubble else "")
+        + (f" + {best.tp_seconds:.3g} s tensor-parallel all-reduces" if best.tp_seconds else "")
+        + (f" + {best.dp_seconds:.3g} s data-parallel communication not hidden by the backward pass"
+           if best.dp_seconds else ""),
+    ]
+    simple = Layout(dp=gpus, micro_batch=1, grad_accum=max(1, round(batch_sequences / gpus)), zero=1)
+    if lay.tp > 1 or lay.pp > 1 or lay.zero >= 2 or lay.recompute == "full":
+        plain = memory_per_gpu(dims, simple).total / GB
+        if plain > acc.memory_gb * (1 - headroom):
+            why.append(f"data parallel alone (ZeRO-1, micro-batch 1) would need {plain:.0f} GB per GPU")
+        else:
+            why.append("data parallel alone would fit but is estimated slower (communication, or a batch that "
+                       "does not split over every GPU)")
+    if batch_sequences < gpus:
+        why.append(f"{gpus} GPUs for a batch of {batch_sequences} sequences: data parallelism alone cannot use them "
+                   "all; fewer GPUs, or a larger batch, would waste less")
+    layout_batch = lay.dp * lay.micro_batch * lay.grad_accum
+    if layout_batch != batch_sequences:
+        why.append(f"the batch is rounded from {batch_sequences} to {layout_batch} sequences "
+                   f"({100 * (layout_batch / batch_sequences - 1):+.1f}%) to split over {lay.dp} data-parallel ranks")
+    return ParallelLayout(
+        gpu=acc.name, gpus=gpus, dp=lay.dp, tp=lay.tp, pp=lay.pp,
+        sequence_parallel=lay.sequence_parallel and lay.tp > 1,
+        micro_batch=lay.micro_batch, grad_accum=lay.grad_accum, zero=lay.zero, recompute=lay.recompute,
+        batch_sequences=layout_batch, memory=describe_memory(mem, acc, headroom), step_seconds=best.step_seconds,
+        step_seconds_at_mfu=best.compute_seconds, bubble_fraction=best.bubble, recompute_overhead=best.recompute,
+        tp_comm_seconds=best.tp_seconds, dp_comm_seconds=best.dp_seconds,
+        wall_clock_hours=steps * best.step_seconds / 3600.0, why=why,
+    )
+
+
+def plan_layout(ctx, params: float, shape: Shape, batch_sequences: int, steps: int, gpus: int, *,
+                dims: ModelDims | None = None) -> ParallelLayout | None:
+    """The layout of a plan with hardware (ctx: planner.context.PlanContext); a warning, or with require_fit a
+    PlanError naming hardware.count, when none fits. ``params`` counts the FLOPs (a MoE's active parameters);
+    ``dims`` what memory holds (default: the dense shape's, dims_of)."""
+    from planner.deadline import flops_per_token
+    from planner.hardware import accelerator
+
+    r = ctx.request
+    acc = accelerator(r.hardware)
+    dims = dims or dims_of(shape, ctx.seq_len, ctx.vocab_size)
+    per_token = flops_per_token(ctx, params, shape)
+    best = best_layout(dims, acc, gpus, batch_sequences, per_token, r.hardware.mfu)
+    if r.budget_usd is not None:
+        ctx.assumptions.append(
+            f"money budget: {r.budget_usd:,.0f} at {r.hardware.price_per_gpu_hour:g} per GPU-hour on "
+            f"{r.hardware.count} GPU(s) = {r.hours:,.1f} hours"
+        )
+    ctx.assumptions.append(
+        "layout: memory per GPU after Korthikanti et al. 2022 (activations) and ZeRO (16 bytes per parameter of "
+        "mixed-precision AdamW, sharded by stage); the fastest layout within 90% of the GPU's memory, step time "
+        "from the MFU plus the pipeline bubble, full recompute and exposed communication (planner/layout.py)"
+    )
+    if best is None:
+        error = refuse(dims, acc, gpus, batch_sequences)
+        if r.require_fit:
+            raise error
+        ctx.warnings.append(f"no parallel layout fits: {error.message}")
+        return None
+    return parallel_layout(best, acc, dims, gpus, steps, batch_sequences)
