@@ -307,3 +307,11 @@ def test_the_layout_holds_every_expert_and_times_the_active_ones() -> None:
     assert moe.time.flops_per_token == moe.moe.flops_per_token
     assert lay.step_seconds_at_mfu == pytest.approx(per_step / (989e12 * moe.time.mfu * 512), rel=0.03)
     assert any("expert parallelism" in a for a in moe.assumptions)
+
+
+def test_plans_name_the_table_their_coefficients_come_from() -> None:
+    cases = {"krajewski2024": "Table 1, MoE row (E = 64)", "krajewski2024-e16": "App. D Table 8 (E = 16)",
+             "krajewski2024-dense": "Table 1, dense row"}
+    for name, table in cases.items():
+        plan = solve_plan(PlanRequest(compute_flops=1e20), FITS[name])
+        assert any("arXiv:2402.07871" in a and table in a for a in plan.assumptions), name

@@ -63,6 +63,14 @@ PUBLISHED_RANGES: dict[str, tuple[float, float]] = {
     "krajewski2024-dense": (2.9e17, 1.7e19),
     "krajewski2024-e16": (1.4e17, 5.1e18),
 }
+SOURCES: tuple[tuple[dict[str, float], str], ...] = (
+    (KRAJEWSKI2024, "Table 1, MoE row (E = 64)"),
+    (KRAJEWSKI2024_VALIDATION, "Table 5 (E = 64, the 20% lowest-loss runs left out)"),
+    (KRAJEWSKI2024_E16, "App. D Table 8 (E = 16)"),
+    (KRAJEWSKI2024_DENSE, "Table 1, dense row"),
+)
+"""Where each printed set comes from, for a plan's assumptions."""
+CITATION = "Krajewski et al. 2024, Scaling Laws for Fine-Grained Mixture of Experts (arXiv:2402.07871)"
 FITTED_GRANULARITY = (1.0, 16.0)
 """G of the runs behind the E = 64 fit (Table 3; 1–16 at E = 16 too)."""
 
@@ -175,12 +183,21 @@ class KrajewskiModel(LossModel):
             )
         return out
 
+    def source(self) -> str:
+        """Which printed table the coefficients are, when they are one."""
+        for values, where in SOURCES:
+            if all(self.raw.get(k) == v for k, v in values.items()):
+                return f"coefficients: {CITATION}, {where}, as printed"
+        return "coefficients: as stored with the fit (no printed table matches them)"
+
     def assumptions(self, published: bool) -> list[str]:
         if self.moe is None:
-            return ["Krajewski et al. 2024 dense form L = c + a/N^α + b/D^β (N non-embedding) with C = 6·N·D; "
+            return [self.source(),
+                    "Krajewski et al. 2024 dense form L = c + a/N^α + b/D^β (N non-embedding) with C = 6·N·D; "
                     "closed-form optimum as Chinchilla's"]
         m = self.moe
         return [
+            self.source(),
             "Krajewski et al. 2024 eq. 9: L = c + (g/G^γ + a)/N^α + b/D^β with N the total non-embedding "
             f"parameters and G = {m.granularity:g}; at this layout the law is Chinchilla's form with "
             f"A = a + g/G^γ = {self.chin['A']:.4g}",
