@@ -87,7 +87,7 @@ class TimeEstimate(msgspec.Struct, kw_only=True):
 
     gpu: str
     gpus: int
-    """GPUs the plan runs on (more than given when a deadline forces a larger batch)."""
+    """GPUs the plan runs on: the count given (a deadline never adds GPUs; planner.deadline)."""
     mfu: float
     peak_tflops: float
     flops_per_token: float
@@ -98,6 +98,7 @@ class TimeEstimate(msgspec.Struct, kw_only=True):
     gpu_hours: float
     wall_clock_hours: float
     cost: float | None = None
+    """US dollars: gpu_hours × the price per GPU-hour (the request's, else the catalogue's; in USD)."""
     price_per_gpu_hour: float | None = None
     """The price the cost is counted at: the request's, else the catalogue's (SCALEPLAN_GPU_PRICES overrides)."""
     conventions: list[ConventionFigure] = []
@@ -255,7 +256,8 @@ class Plan(msgspec.Struct, kw_only=True):
     early_stop_step: int | None
     """Kaplan eq. 5.7 lower bound on the early-stopping step at this batch, when the law gives one."""
     extra_compute: float
-    """Fraction of compute spent beyond the compute-efficient batch (a deadline trading steps for batch)."""
+    """Kept for compatibility, always 0: a deadline keeps the GPUs given and scales the budget down instead of
+    trading steps for a larger batch at extra compute (planner.deadline)."""
     inference_flops: float | None
     time: TimeEstimate | None
     alternatives: list[Alternative]

@@ -57,7 +57,8 @@ class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_de
     """Model FLOPs utilisation: the fraction of the dense bf16 peak the training code sustains; default the
     catalogue's for the device (DEFAULT_MFU for a custom one)."""
     price_per_gpu_hour: Annotated[float, msgspec.Meta(ge=0, lt=1e6)] | None = None
-    """Price per GPU-hour; default the catalogue's (overridable by SCALEPLAN_GPU_PRICES)."""
+    """US dollars per GPU-hour (the plan's time.cost is in USD); default the catalogue's (overridable by
+    SCALEPLAN_GPU_PRICES)."""
     peak_tflops: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
     """Dense bf16 peak per GPU in TFLOP/s (never the 'with sparsity' figure); overrides the catalogue."""
     memory_gb: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
@@ -93,7 +94,9 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     max_epochs: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
     """Most passes over ``unique_tokens``."""
     deadline_hours: Hours | None = None
-    """Wall-clock limit; shorter runs trade steps for a larger batch (Kaplan eq. 5.1) at extra compute."""
+    """Wall-clock limit on the GPUs given: a budget they cannot train in time is scaled down to the largest they
+    can (a smaller model; the warnings say what the full budget would take); a target loss they cannot reach
+    in time is refused."""
     min_batch_tokens: Count | None = None
     max_batch_tokens: Count | None = None
     seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None

@@ -25,6 +25,7 @@ is relaxed first and the 5% rule second, each with a warning on the shape.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from dataclasses import dataclass
 
@@ -90,9 +91,19 @@ def aspect_target(n: float) -> float:
     return ASPECT_TARGET * (WIDE_ASPECT_TARGET / ASPECT_TARGET) ** frac
 
 
+@functools.lru_cache(maxsize=4096)
+def _layer_matrices(d: int, kv_heads: int | None) -> tuple[int, int, int]:
+    """(n_head, n_kv_head, one layer's weight-matrix parameters) of width d: fits.accounting.kaplan_params' count,
+    2·d·(d + d·n_kv_head/n_head + 4·d), kept here because the search asks for it thousands of times."""
+    n_head = d // head_dim_for(d)
+    kv = kv_heads_for(n_head, kv_heads)
+    return n_head, kv, 2 * d * (d + d * kv // n_head + 4 * d)
+
+
 @dataclass(frozen=True)
 class _Count:
-    """The parameter count a shape is sized by: the non-embedding matrices, or the exact total with embeddings."""
+    """The parameter count a shape is sized by: the non-embedding matrices, or the exact total with embeddings
+    (fits.accounting's counts; tests/test_conventions.py holds them equal)."""
 
     which: accounting.ParamsCount = "non_embedding"
     vocab_size: int = 0
@@ -100,23 +111,22 @@ class _Count:
     kv_heads: int | None = None
 
     def heads(self, d: int) -> tuple[int, int]:
-        n_head = d // head_dim_for(d)
-        return n_head, kv_heads_for(n_head, self.kv_heads)
+        n_head, kv, _ = _layer_matrices(d, self.kv_heads)
+        return n_head, kv
 
     def per_layer(self, d: int) -> float:
-        n_head, kv = self.heads(d)
-        return float(accounting.kaplan_params(1, d, n_head=n_head, n_kv_head=kv))
+        return float(_layer_matrices(d, self.kv_heads)[2])
 
     def params(self, layers, d: int):
-        n_head, kv = self.heads(d)
-        if self.which == "total":
-            return accounting.total_params(layers, d, self.vocab_size, self.seq_len, n_head=n_head, n_kv_head=kv)
-        return accounting.kaplan_params(layers, d, n_head=n_head, n_kv_head=kv)
+        matrices = _layer_matrices(d, self.kv_heads)[2] * layers
+        if self.which == "total":  # + LayerNorm gains, final LayerNorm, token and position tables (tied head)
+            return matrices + 2 * layers * d + d + (self.vocab_size + self.seq_len) * d
+        return matrices
 
     def layers(self, n: float, d: int) -> float:
         """The (fractional) depth at which width d has n parameters."""
         if self.which == "total":
-            body = n - accounting.embedding_params(self.vocab_size, self.seq_len, d) - d  # final LayerNorm
+            body = n - (self.vocab_size + self.seq_len) * d - d  # embeddings and the final LayerNorm
             return body / (self.per_layer(d) + 2.0 * d)
         return n / self.per_layer(d)
 
@@ -131,7 +141,7 @@ def _near_target(n: float, count: _Count) -> tuple[int, int] | None:
     best: tuple[bool, float, int, int] | None = None
     first_hit = None
     for step in range(0, 2 * len(widths)):
-        if first_hit is not None and step > first_hit + 3:
+        if first_hit is not None and step > first_hit + 2:
             break
         idx = [i0 + step, i0 - 1 - step]
         if all(i < 0 or i >= len(widths) for i in idx):

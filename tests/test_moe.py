@@ -77,7 +77,8 @@ def test_law_and_flops_reproduce_table2(active, tokens, granularity, flops, prin
     assert 12 * ds[best] ** 2 * ns[best] == pytest.approx(active, rel=0.05)
 
 
-@pytest.mark.parametrize("spec", [MoeSpec(experts=64), MoeSpec(experts=512, top_k=8, granularity=8.0), MoeSpec(experts=64, top_k=2),
+@pytest.mark.parametrize("spec", [MoeSpec(experts=64), MoeSpec(experts=512, top_k=8, granularity=8.0),
+                                  MoeSpec(experts=64, top_k=2),
                                   MoeSpec(experts=16, top_k=1, granularity=4.0, shared_experts=1)])
 @pytest.mark.parametrize("budget", [1e19, 1e22, 1e25])
 def test_allocation_matches_brute_force(spec: MoeSpec, budget: float) -> None:
