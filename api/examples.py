@@ -45,6 +45,7 @@ PLAN_REQUESTS = {
                                   "hardware": {"gpu": "X1", "peak_tflops": 1200, "memory_gb": 144, "count": 64}},
     "target loss, limited data": {"target_loss": 2.4, "unique_tokens": 5e10},
     "a named fit": {"compute_flops": 1e20, "fit": "kaplan2020"},
+    "mixture of experts": {"compute_flops": 1e22, "fit": "krajewski2024", "moe_experts": 64, "moe_top_k": 2},
 }
 
 

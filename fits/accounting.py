@@ -256,3 +256,135 @@ def law_flops_per_token(params: npt.ArrayLike, n_layer: npt.ArrayLike, d_model: 
     """
     head = check_convention(convention) == "palm" and counts == "non_embedding"
     return flops_per_token(params, n_layer, d_model, seq_len, convention, vocab_size=vocab_size if head else None)
+
+
+# ------------------------------------------------------------------------------------------ mixture of experts
+#
+# A MoE block keeps the attention (4·d² of Q, K, V and output projections) and replaces the dense FFN
+# (d_ff = 4·d, 8·d² parameters) with ``experts`` routed experts and ``shared_experts`` always-on ones, each a
+# two-matrix FFN of width expert_d_ff = d_ff / granularity (Krajewski et al. 2024's G), and a router (a d ×
+# experts matrix, no bias). A token uses the attention, ``top_k`` routed experts, every shared expert and the
+# router: those are its active parameters, which its FLOPs follow; memory holds them all.
+#
+#     expert (one)       2·d·expert_d_ff
+#     routed             experts·expert per layer           shared   shared_experts·expert per layer
+#     router             d·experts per layer                norms    2·L·d + d (LayerNorm gains)
+#     total non-emb.     attention + routed + shared + router + norms
+#     active non-emb.    attention + (top_k + shared_experts)·expert + router + norms
+#     expansion rate     experts / granularity = routed / (one dense FFN) per layer (Krajewski et al.'s E)
+
+
+@dataclass(frozen=True)
+class MoeCounts:
+    """One MoE shape's parameters: total (memory) and active per token (FLOPs), by part (exact ints)."""
+
+    experts: int
+    top_k: int
+    shared_experts: int
+    granularity: float
+    expert_d_ff: int
+    """Hidden width of one expert: round(4·d_model / granularity)."""
+    attention: int
+    expert: int
+    """Parameters of one expert (2·d_model·expert_d_ff)."""
+    routed: int
+    """All routed experts of all layers."""
+    shared: int
+    router: int
+    norms: int
+    embedding: int
+    head: int
+    non_embedding: int
+    """Total non-embedding parameters: what memory holds besides the embedding tables."""
+    active_non_embedding: int
+    """Non-embedding parameters one token uses: what its FLOPs follow."""
+
+    @property
+    def total(self) -> int:
+        return self.non_embedding + self.embedding + self.head
+
+    @property
+    def active(self) -> int:
+        return self.active_non_embedding + self.embedding + self.head
+
+    @property
+    def expansion_rate(self) -> float:
+        """Routed-expert parameters of a layer over one dense FFN's (experts / granularity)."""
+        return self.experts / self.granularity
+
+
+def expert_width(d_model: int, granularity: float) -> int:
+    """Hidden width of one expert, round(4·d_model / granularity); BadInput (field moe_granularity) when that is
+    narrower than one unit."""
+    width = round(4 * d_model / granularity)
+    if width < 1:
+        raise BadInput(
+            f"granularity {granularity:g} makes each expert {4 * d_model / granularity:.3g} wide (d_ff = 4·d_model = "
+            f"{4 * d_model} over G): an expert needs at least 1 hidden unit, so granularity ≤ {4 * d_model}",
+            field="moe_granularity",
+        )
+    return width
+
+
+def moe_param_counts(n_layer: int, d_model: int, vocab_size: int, seq_len: int, *, experts: int, top_k: int,
+                     granularity: float = 1.0, shared_experts: int = 0, tie_embeddings: bool = True,
+                     n_head: int | None = None, n_kv_head: int | None = None) -> MoeCounts:
+    """Every count of one MoE shape (bias-free, tied head by default); see the table above. With grouped-query
+    attention (``n_kv_head`` of ``n_head`` heads) K and V are d·n_kv_head/n_head wide."""
+    width = expert_width(d_model, granularity)
+    expert = 2 * d_model * width
+    attention = n_layer * (2 * d_model**2 + 2 * d_model * _kv_width(d_model, n_head, n_kv_head))
+    routed = n_layer * experts * expert
+    shared = n_layer * shared_experts * expert
+    router = n_layer * d_model * experts
+    norms = 2 * n_layer * d_model + d_model
+    non_embedding = attention + routed + shared + router + norms
+    active = attention + n_layer * (top_k + shared_experts) * expert + router + norms
+    return MoeCounts(
+        experts=experts, top_k=top_k, shared_experts=shared_experts, granularity=float(granularity),
+        expert_d_ff=width, attention=attention, expert=expert, routed=routed, shared=shared, router=router,
+        norms=norms, embedding=embedding_params(vocab_size, seq_len, d_model, tie_embeddings=True),
+        head=head_params(vocab_size, d_model, tie_embeddings=tie_embeddings), non_embedding=non_embedding,
+        active_non_embedding=active,
+    )
+
+
+def moe_params_per_layer(experts: float, top_k: float, granularity: float, shared_experts: float = 0.0
+                         ) -> tuple[float, float]:
+    """(total, active) non-embedding parameters per n_layer·d_model², router and LayerNorm gains left out:
+    4 + 8·(experts + shared)/G and 4 + 8·(top_k + shared)/G (a dense block is 12 and 12)."""
+    return (4.0 + 8.0 * (experts + shared_experts) / granularity, 4.0 + 8.0 * (top_k + shared_experts) / granularity)
+
+
+def krajewski_flops_per_token(n_layer: npt.ArrayLike, d_model: npt.ArrayLike, experts: npt.ArrayLike, *,
+                              c_f: float = 6.0, c_r: float = 14.0) -> FloatOrArray:
+    """Krajewski et al. 2024 eq. 10 per token: (12·d²·c_f + d·E·G·c_r)·n_blocks, E·G being the number of
+    experts; the active block of their runs is 12·d² (top_k = G), the router costs c_r = 14 FLOPs per parameter
+    (App. E: routing, combining and their gradients as well as the logits), embeddings left out."""
+    d, layers = _a(d_model), _a(n_layer)
+    return _out((12.0 * d * d * c_f + d * _a(experts) * c_r) * layers)
+
+
+@dataclass(frozen=True)
+class MoeSpec:
+    """A mixture-of-experts layout independent of width: what a request asks for (planner.request)."""
+
+    experts: int
+    top_k: int = 1
+    granularity: float = 1.0
+    """d_ff / expert_d_ff with d_ff = 4·d_model (Krajewski et al.'s G); 1: each expert as wide as the dense FFN."""
+    shared_experts: int = 0
+
+    def per_layer(self) -> tuple[float, float]:
+        """(total, active) non-embedding parameters per n_layer·d_model² (moe_params_per_layer)."""
+        return moe_params_per_layer(self.experts, self.top_k, self.granularity, self.shared_experts)
+
+    @property
+    def active_fraction(self) -> float:
+        """Active over total non-embedding parameters, router and LayerNorm gains left out."""
+        total, active = self.per_layer()
+        return active / total
+
+    @property
+    def expansion_rate(self) -> float:
+        return self.experts / self.granularity

@@ -49,6 +49,10 @@ FLAGS = {
     "vocab_size": "--vocab-size",
     "inference_tokens": "--inference-tokens",
     "hyperparams": "--hyperparams",
+    "moe_experts": "--moe-experts",
+    "moe_top_k": "--moe-top-k",
+    "moe_granularity": "--moe-granularity",
+    "moe_shared_experts": "--moe-shared-experts",
     "params": "--params",
     "tokens": "--tokens",
     "steps": "--steps",
@@ -124,6 +128,10 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         kv_heads=_int(args, "kv_heads", "kv_heads") if getattr(args, "kv_heads", None) else None,
         require_fit=bool(getattr(args, "require_fit", False)),
         flops_convention=getattr(args, "flops_convention", None),
+        moe_experts=_int(args, "moe_experts", "moe_experts"),
+        moe_top_k=_int(args, "moe_top_k", "moe_top_k"),
+        moe_granularity=_number(args, "moe_granularity", "moe_granularity"),
+        moe_shared_experts=_int(args, "moe_shared_experts", "moe_shared_experts"),
     )
 
 
@@ -157,6 +165,17 @@ def format_plan(plan: Plan) -> str:
         f"{plan.predicted_loss.high:.4f}]",
         f"  critical batch  {_g(plan.critical_batch_tokens)} tokens;  C_min {_g(plan.c_min_flops)} FLOPs",
     ]
+    if plan.moe is not None:
+        m = plan.moe
+        lines += [
+            f"  experts         {m.experts} routed (top-{m.top_k}) + {m.shared_experts} shared per layer, each "
+            f"{m.expert_d_ff} wide (G {m.granularity:g}, expansion {m.expansion_rate:g})",
+            f"  MoE params      {_g(m.params_total)} total (memory), {_g(m.params_active)} active per token (FLOPs), "
+            f"{100 * m.active_fraction:.2g}% of the non-embedding ones; {m.tokens_per_active_param:.1f} tokens per "
+            "active param",
+            f"  MoE memory      {m.model_states_gb:,.0f} GB of weights, gradients and AdamW states (all experts, "
+            f"16 bytes/param) before sharding; {_g(m.flops_per_token)} FLOPs/token (active)",
+        ]
     if plan.early_stop_step is not None:
         lines.append(f"  early stop      ≳ step {plan.early_stop_step:,} (Kaplan eq. 5.7, lower bound)")
     if plan.extra_compute:
@@ -300,6 +319,12 @@ def _add_constraints(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inference-tokens", metavar="D", help="tokens the model will serve")
     g.add_argument("--hyperparams", choices=("deepseek", "steplaw", "kaplan"), help="batch and LR rule")
     g.add_argument("--kv-heads", metavar="K", help="grouped-query attention with K key/value heads")
+    m = p.add_argument_group("mixture of experts (with a MoE fit: --fit krajewski2024)")
+    m.add_argument("--moe-experts", metavar="E", help="routed experts per layer (at least 2)")
+    m.add_argument("--moe-top-k", metavar="K", help="experts each token uses (default 1, at most --moe-experts)")
+    m.add_argument("--moe-granularity", metavar="G",
+                   help="d_ff / expert width, d_ff = 4·d_model (default: top-k, one dense FFN's worth active)")
+    m.add_argument("--moe-shared-experts", metavar="S", help="always-on experts per layer (default 0)")
 
 
 def _add_hardware(p: argparse.ArgumentParser) -> None:

@@ -63,19 +63,20 @@ class Problem:
         """Tokens the budget pays for at size N (may be ≤ 0 where serving alone exhausts it)."""
         n = np.asarray(N, dtype=float)
         if self.hardware_budget:
-            d, layers = smooth_width_depth(n)
-            per_token = accounting.law_flops_per_token(n, layers, d, self.seq_len, self.vocab_size, self.convention,
-                                                       self.params_count)
+            active = np.asarray(self.model.active_params(n), dtype=float)  # a MoE's FLOPs follow its active N
+            d, layers = smooth_width_depth(active)
+            per_token = accounting.law_flops_per_token(active, layers, d, self.seq_len, self.vocab_size,
+                                                       self.convention, self.params_count)
             # A served token costs a forward pass, a third of a training token's FLOPs.
             return (self.budget - self.inference_tokens * per_token / 3.0) / per_token
-        return self.model.tokens(n, self.budget - 2.0 * n * self.inference_tokens)
+        return self.model.tokens(n, self.budget - 2.0 * self.model.active_params(n) * self.inference_tokens)
 
     def train_compute(self, N):
         """Law compute available for training at size N."""
         n = np.asarray(N, dtype=float)
         if self.hardware_budget:
             return self.model.compute_for_tokens(n, self.train_tokens(n))
-        return self.budget - 2.0 * n * self.inference_tokens
+        return self.budget - 2.0 * self.model.active_params(n) * self.inference_tokens
 
     def loss_of(self, N):
         """Best loss at size N under the budget (inf where the budget leaves nothing to train with)."""

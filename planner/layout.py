@@ -259,15 +259,17 @@ def parallel_layout(best: Estimate, acc: Accelerator, dims: ModelDims, gpus: int
     )
 
 
-def plan_layout(ctx, params: float, shape: Shape, batch_sequences: int, steps: int, gpus: int) -> ParallelLayout | None:
+def plan_layout(ctx, params: float, shape: Shape, batch_sequences: int, steps: int, gpus: int, *,
+                dims: ModelDims | None = None) -> ParallelLayout | None:
     """The layout of a plan with hardware (ctx: planner.context.PlanContext); a warning, or with require_fit a
-    PlanError naming hardware.count, when none fits."""
+    PlanError naming hardware.count, when none fits. ``params`` counts the FLOPs (a MoE's active parameters);
+    ``dims`` what memory holds (default: the dense shape's, dims_of)."""
     from planner.deadline import flops_per_token
     from planner.hardware import accelerator
 
     r = ctx.request
     acc = accelerator(r.hardware)
-    dims = dims_of(shape, ctx.seq_len, ctx.vocab_size)
+    dims = dims or dims_of(shape, ctx.seq_len, ctx.vocab_size)
     per_token = flops_per_token(ctx, params, shape)
     best = best_layout(dims, acc, gpus, batch_sequences, per_token, r.hardware.mfu)
     if r.budget_usd is not None:

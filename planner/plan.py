@@ -39,6 +39,40 @@ class Shape(msgspec.Struct, kw_only=True):
     warnings: list[str] = []
 
 
+class MoePlan(msgspec.Struct, kw_only=True):
+    """A mixture-of-experts plan's layout: total parameters (memory) and active ones (FLOPs), by part."""
+
+    experts: int
+    top_k: int
+    granularity: float
+    """G = d_ff / expert_d_ff with d_ff = 4·d_model (Krajewski et al. 2024)."""
+    shared_experts: int
+    expert_d_ff: int
+    """Hidden width of one expert."""
+    expansion_rate: float
+    """experts / G: one layer's routed-expert parameters over a dense FFN's (Krajewski et al.'s E)."""
+    params_total: float
+    """Every parameter, embeddings included: what memory holds."""
+    params_active: float
+    """Parameters one token uses, embeddings included."""
+    params_non_embedding: float
+    """Total non-embedding parameters: the law's N (Plan.params) as the shape realises it."""
+    params_active_non_embedding: float
+    """Non-embedding parameters one token uses: what the FLOPs follow (6 per token per parameter)."""
+    active_fraction: float
+    params_per_expert: float
+    params_router: float
+    params_experts: float
+    """Routed and shared experts of all layers."""
+    params_attention: float
+    tokens_per_active_param: float
+    flops_per_token: float
+    """Training FLOPs per token of the active parameters under the plan's FLOP convention."""
+    model_states_gb: float
+    """Weights, gradients and AdamW states of every parameter (all experts) before any sharding: 16 bytes per
+    parameter in mixed precision (planner.memory); what the data/tensor/pipeline layout has to spread."""
+
+
 class LossEstimate(msgspec.Struct, kw_only=True):
     """Predicted loss in nats/token: the fit's point value and a band, with how the band was made."""
 
@@ -235,6 +269,9 @@ class Plan(msgspec.Struct, kw_only=True):
     """The parallel layout on the plan's GPUs (with hardware; None when no layout fits, with a warning)."""
     hardware_options: HardwareComparison | None = None
     """With hardware.gpu "best": every accelerator compared, and why this plan's was chosen."""
+    moe: MoePlan | None = None
+    """The mixture-of-experts layout (null for a dense plan); ``params`` is then the total non-embedding N the
+    law counts, ``compute_flops`` 6·N_active·D."""
 
 
 class Prediction(msgspec.Struct, kw_only=True):

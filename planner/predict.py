@@ -36,12 +36,12 @@ def predict(request: PredictRequest, fit: Fit) -> Prediction:
 
 def _predict(request: PredictRequest, fit: Fit) -> Prediction:
     law = law_for(fit)
-    model = model_for(fit)
+    model = model_for(fit).for_moe(None)  # a MoE fit predicts at the layout it was fitted at
     n = float(request.params)
     batch = None if request.batch_tokens is None else float(request.batch_tokens)
     tokens = float(request.tokens) if request.tokens is not None else float(request.steps) * batch
     unique = None if request.unique_tokens is None else float(request.unique_tokens)
-    compute = 6.0 * n * tokens
+    compute = 6.0 * float(model.active_params(n)) * tokens
     steps = None if request.steps is None else float(request.steps)
 
     parts = model.predict(n, tokens, steps, batch, unique)

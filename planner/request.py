@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fits.accounting import CONVENTIONS, FlopConvention
+from fits.accounting import CONVENTIONS, FlopConvention, MoeSpec
 from fits.units import PF_DAY
 from planner.errors import PlanError
 
@@ -28,6 +28,8 @@ DEFAULT_MFU = 0.4
 SMALLEST_PARAMS = 12 * 64 * 64
 """One layer of width 64 (planner.shape's smallest shape)."""
 MIN_UNIQUE_TOKENS = 1e3
+MAX_EXPERTS = 1_000_000
+MAX_GRANULARITY = 1e6
 
 Flops = Annotated[float, msgspec.Meta(ge=MIN_FLOPS, lt=MAX_FLOPS, description="FLOPs")]
 PfDays = Annotated[
@@ -110,6 +112,18 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     """Batch and learning-rate rule: "deepseek" (default for Chinchilla fits), "steplaw", or "kaplan"."""
     require_fit: bool = False
     """Refuse (hardware.count) a plan whose model fits on no parallel layout of the GPUs, instead of a warning."""
+    moe_experts: Annotated[int, msgspec.Meta(ge=2, le=MAX_EXPERTS, description=(
+        "Mixture of experts: routed experts per MoE layer (every layer's FFN). Needs a MoE fit (krajewski2024); "
+        "FLOPs then follow the active parameters and memory the total."), examples=[64])] | None = None
+    moe_top_k: Annotated[int, msgspec.Meta(ge=1, le=MAX_EXPERTS, description=(
+        "Routed experts each token uses (default 1); at most moe_experts."), examples=[2])] | None = None
+    moe_granularity: Annotated[float, msgspec.Meta(gt=0, le=MAX_GRANULARITY, description=(
+        "G = d_ff / expert_d_ff with d_ff = 4·d_model (Krajewski et al. 2024): 1 is an expert as wide as the dense "
+        "FFN, G > 1 narrower ones. Default moe_top_k, so a token uses one dense FFN's worth of expert "
+        "parameters, as in the runs the law was fitted on."), examples=[2.0])] | None = None
+    moe_shared_experts: Annotated[int, msgspec.Meta(ge=0, le=MAX_EXPERTS, description=(
+        "Always-on experts per MoE layer (DeepSeekMoE), each as wide as a routed expert; default 0. The "
+        "published law has none: their effect on the loss has no published basis."), examples=[0])] | None = None
     flops_convention: FlopConvention | None = None
     """How hardware FLOPs per token are counted for an hours budget, the time and the MFU: "6N" (the default:
     the convention the published sets were fitted with, 6·N with the law's N), "kaplan" (+ 6·n_layer·seq_len·
@@ -207,6 +221,7 @@ def validate(request: PlanRequest) -> None:
         raise PlanError("hyperparams", f"must be deepseek, steplaw or kaplan, got {request.hyperparams!r}")
     if request.hardware is not None:
         validate_hardware(request.hardware)
+    validate_moe(request)
 
     given = [name for name in BUDGET_FIELDS if getattr(request, name) is not None]
     if not given:
@@ -237,6 +252,47 @@ def validate(request: PlanRequest) -> None:
         raise PlanError("fit", "give either fit, or law and scope, not both")
     if request.law is not None and request.scope is None:
         raise PlanError("scope", f"law {request.law!r} needs a scope to pick its active fit")
+
+
+MOE_FIELDS = ("moe_experts", "moe_top_k", "moe_granularity", "moe_shared_experts")
+
+
+def validate_moe(request: PlanRequest) -> None:
+    """The mixture-of-experts fields alone and together (a width-dependent limit, an expert narrower than one
+    unit, is checked once the shape is known: fits.accounting.expert_width)."""
+    if request.moe_experts is None:
+        for name in MOE_FIELDS[1:]:
+            if getattr(request, name) is not None:
+                raise PlanError("moe_experts", f"{name} describes a mixture of experts: give moe_experts too")
+        return
+    experts = request.moe_experts
+    if isinstance(experts, bool) or not isinstance(experts, int):
+        raise PlanError("moe_experts", f"must be a whole number of experts, got {experts!r}")
+    if experts < 2:
+        raise PlanError("moe_experts", f"a mixture of experts needs at least 2 experts, got {experts} "
+                        "(leave moe_experts out for a dense model)")
+    _check_int("moe_experts", experts, 2, MAX_EXPERTS)
+    if request.moe_top_k is not None:
+        _check_int("moe_top_k", request.moe_top_k, 1, MAX_EXPERTS)
+        if request.moe_top_k > experts:
+            raise PlanError("moe_top_k", f"top-k {request.moe_top_k} is more than the {experts} experts there are")
+    if request.moe_shared_experts is not None:
+        _check_int("moe_shared_experts", request.moe_shared_experts, 0, MAX_EXPERTS)
+    if request.moe_granularity is not None:
+        check_number("moe_granularity", request.moe_granularity, upper=MAX_GRANULARITY * (1 + 1e-12))
+
+
+def moe_spec(request: PlanRequest) -> MoeSpec | None:
+    """The request's MoE layout with its defaults (top-k 1, granularity = top-k, no shared experts), or None."""
+    if request.moe_experts is None:
+        return None
+    top_k = request.moe_top_k or 1
+    return MoeSpec(
+        experts=request.moe_experts,
+        top_k=top_k,
+        granularity=float(request.moe_granularity if request.moe_granularity is not None else top_k),
+        shared_experts=request.moe_shared_experts or 0,
+    )
 
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}

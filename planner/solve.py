@@ -26,9 +26,10 @@ from planner.context import PlanContext, compute_range, fit_ref, law_for, model_
 from planner.deadline import flops_per_token, meet_deadline, time_estimate
 from planner.errors import PlanError
 from planner.layout import plan_layout
+from planner.moe import moe_assumptions, moe_dims, moe_model, moe_part, moe_shape
 from planner.notes import add_assumptions, add_warnings
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
-from planner.request import MIN_FLOPS, PlanRequest, validate
+from planner.request import MIN_FLOPS, PlanRequest, moe_spec, validate
 from planner.shape import WIDTH_STEP as SMALLEST_WIDTH
 from planner.shape import shape_for_params
 from planner.uncertainty import chinchilla_band, estimate, residual_band
@@ -106,7 +107,8 @@ def _budget_field(request: PlanRequest) -> str:
 
 def _solve(request: PlanRequest, fit: Fit) -> Plan:
     law = law_for(fit)
-    model = model_for(fit)
+    model = moe_model(model_for(fit), moe_spec(request))
+    moe = model.moe  # the request's layout, or the one a MoE fit was made at when the request names none
     adjusted = model.batch_adjusted
     asked = request  # the plan echoes the request as asked; time states the MFU and price used
     if request.hardware is not None:  # the device's default MFU and price; a money budget becomes hours
@@ -152,8 +154,14 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     for _ in range(8):
         # The shape has the law's N as the law counts it (all parameters for the Chinchilla sets); the batch and
         # learning-rate rules were fitted on non-embedding N and get that.
-        shape = shape_for_params(alloc.params, counts=ctx.params_count, vocab_size=ctx.vocab_size,
-                                 seq_len=ctx.seq_len, kv_heads=request.kv_heads)
+        if moe is None:
+            shape = shape_for_params(alloc.params, counts=ctx.params_count, vocab_size=ctx.vocab_size,
+                                     seq_len=ctx.seq_len, kv_heads=request.kv_heads)
+            flop_params = alloc.params
+        else:  # the law's N is the total; FLOPs follow the active parameters of the realised shape
+            shape, counts = moe_shape(moe, alloc.params, vocab_size=ctx.vocab_size, seq_len=ctx.seq_len,
+                                      kv_heads=request.kv_heads)
+            flop_params = float(counts.active_non_embedding)
         non_embedding = _non_embedding(ctx, alloc.params, shape)
         b_crit, c_eff = model.critical_batch(alloc.params, alloc.train_compute, alloc.loss)
         hyper = training.rule_values(ctx.rule, non_embedding, alloc.tokens, shape, ctx.seq_len, b_crit)
@@ -193,7 +201,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     loss = alloc.loss
     if hardware_budget:
         # Spend the hours exactly on the real shape's per-token FLOPs (the search used a smooth width).
-        per_token = flops_per_token(ctx, alloc.params, shape)
+        per_token = flops_per_token(ctx, flop_params, shape)
         tokens = (budget - problem.inference_tokens * per_token / 3.0) / per_token
         if problem.data_cap is not None:
             tokens = min(tokens, problem.data_cap)
@@ -223,17 +231,19 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
     seqs = batch // ctx.seq_len
 
     band = _loss_band(ctx, model, alloc.params, tokens, loss, steps, batch, b_crit)
-    time = time_estimate(ctx, alloc.params, shape, batch, steps, gpus) if hw is not None else None
+    time = time_estimate(ctx, flop_params, shape, batch, steps, gpus) if hw is not None else None
     placement = None
     if time is not None:
-        time.conventions = hw_mod.conventions(alloc.params, shape.n_layer, shape.d_model, ctx.seq_len,
+        time.conventions = hw_mod.conventions(flop_params, shape.n_layer, shape.d_model, ctx.seq_len,
                                               ctx.vocab_size, ctx.convention, ctx.params_count, time.mfu)
         time.price_per_gpu_hour = hw.price_per_gpu_hour
-        placement = plan_layout(ctx, alloc.params, shape, seqs, steps, time.gpus)
+        # memory holds every parameter (a MoE: all experts, shape.params_total), FLOPs follow the active ones
+        dims = None if moe is None else moe_dims(shape, counts, seq_len=ctx.seq_len, vocab_size=ctx.vocab_size)
+        placement = plan_layout(ctx, flop_params, shape, seqs, steps, time.gpus, dims=dims)
     alternatives = _alternatives(ctx, model, problem, alloc, compute, loss, time)
     epochs = tokens / request.unique_tokens if request.unique_tokens else 1.0
     c_min = compute / (1.0 + batch / b_crit)
-    inference_flops = 2.0 * alloc.params * request.inference_tokens if request.inference_tokens else None
+    inference_flops = 2.0 * flop_params * request.inference_tokens if request.inference_tokens else None
     add_warnings(ctx, model, alloc.params, tokens, compute, c_min, epochs, shape, loss)
     if not adjusted and batch > b_crit:
         ctx.warnings.append(
@@ -242,6 +252,12 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
             "max_batch_tokens caps it"
         )
     add_assumptions(ctx, model, hardware_budget)
+    moe_record = None
+    if moe is not None:
+        ctx.assumptions += moe_assumptions(moe, counts, request)
+        ctx.assumptions.append(training.MOE_RULE_TEXT.get(ctx.rule, training.MOE_NO_RULE))
+        moe_record = moe_part(counts, tokens, flops_per_token(ctx, flop_params, shape),
+                              moe_dims(shape, counts, seq_len=ctx.seq_len, vocab_size=ctx.vocab_size))
 
     plan = Plan(
         id=None,
@@ -280,6 +296,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         warnings=ctx.warnings,
         assumptions=ctx.assumptions,
         layout=placement,
+        moe=moe_record,
     )
     bad = non_finite_fields(plan)
     if bad:

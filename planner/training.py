@@ -34,6 +34,20 @@ RULE_TEXT = {
     "warmup 2000 steps (≤ 10% of the run), cosine to 10% of peak",
 }
 
+MOE_RULE_TEXT = {
+    "steplaw": "batch and learning rate for a mixture of experts: Step Law's formulas with N = the total "
+    "non-embedding parameters. Li et al. 2025 publish one rule, fitted on dense runs; scaleplan checked it on "
+    "their 708 MoE runs (16 cells, N 2.15e9 total, 1.9e8–1.2e9 active, D 2e9–2e10): the grid point nearest the "
+    "rule with the total N trains to within 0.14% of each cell's best loss (median; 0.51% at worst), with the "
+    "active N within 0.97% (2.2% at worst), so the total N is what it gets (tests/test_moe.py); outside "
+    "N 2.15e9, D 2e9–2e10 no MoE run backs it",
+}
+MOE_NO_RULE = (
+    "batch and learning rate for a mixture of experts: this rule has no published MoE basis (DeepSeek LLM and "
+    "Kaplan fitted dense runs only; DeepSeek's M is taken from the dense backbone's 72·n_layer·d_model²); "
+    "hyperparams steplaw is the rule scaleplan checked on MoE runs"
+)
+
 
 @dataclass
 class Hyper:

@@ -125,6 +125,9 @@ def test_published_records():
         ("kaplan2020", "kaplan", "webtext2"),
         ("hoffmann2022", "chinchilla", "massivetext"),
         ("besiroglu2024", "chinchilla", "massivetext"),
+        ("krajewski2024-dense", "krajewski-moe", "c4"),
+        ("krajewski2024-e16", "krajewski-moe", "c4"),
+        ("krajewski2024", "krajewski-moe", "c4"),
     ]
     by_name = {r["name"]: r for r in records}
     assert by_name["kaplan2020"]["coefficients"] == KAPLAN2020
@@ -140,7 +143,7 @@ def test_published_records():
 
 def test_published_fits_round_trip_through_json():
     fits = published.published_fits()
-    assert [f.active for f in fits] == [True, False, True]
+    assert [f.active for f in fits] == [True, False, True, False, False, True]
     for f in fits:
         assert f.provenance.source == "published"
         again = msgspec.json.decode(msgspec.json.encode(f), type=Fit)

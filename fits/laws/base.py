@@ -27,6 +27,7 @@ from fits.laws import Coefficient, FloatOrArray, as_array, as_result
 from fits.laws.numerics import bounded_minimum, increasing_root
 
 if TYPE_CHECKING:
+    from fits.accounting import MoeSpec
     from fits.fitting.form import Form, Points
     from fits.result import FitResult
 
@@ -84,6 +85,8 @@ class LossModel:
     batch_adjusted: bool = False
     """Whether compute is priced at the batch (C_min = C/(1 + B/B_crit), Kaplan eq. 5.5): the planner then
     re-solves when the rule's batch leaves B_crit."""
+    moe: MoeSpec | None = None
+    """The mixture-of-experts layout the model prices (None: a dense model); set by ``for_moe``."""
     min_compute_for_loss: Any = None
     """Least FLOPs reaching a loss at the optimal size (a method), or None where only a search answers it."""
 
@@ -97,6 +100,23 @@ class LossModel:
     # -- generic from loss_nd
     def with_batch_ratio(self, q: float) -> LossModel:
         return self
+
+    def for_moe(self, moe: MoeSpec | None) -> LossModel:
+        """The model for a mixture-of-experts layout (fits.accounting.MoeSpec), or for a dense model (None).
+
+        A family without a MoE term refuses a layout (BadInput naming moe_experts); one that has it returns a
+        model whose compute follows the active parameters (``active_params``)."""
+        if moe is not None:
+            raise BadInput(
+                "this fit's law has no mixture-of-experts term: plan a mixture of experts with a MoE fit "
+                "(krajewski2024)",
+                field="moe_experts",
+            )
+        return self
+
+    def active_params(self, N: npt.ArrayLike) -> FloatOrArray:
+        """Parameters a token uses at size N (the law's N for a dense model): what its FLOPs follow."""
+        return N  # type: ignore[return-value]
 
     def tokens(self, N: npt.ArrayLike, C: npt.ArrayLike) -> FloatOrArray:
         return as_result(self.tokens_ratio * as_array(C) / (6.0 * as_array(N)))

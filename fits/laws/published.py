@@ -1,7 +1,8 @@
 """The published coefficient sets, as plain records for seeding the fit store.
 
 Order matters: the store numbers versions per (law, scope) in insertion order, so hoffmann2022 becomes
-version 1 of ("chinchilla", "massivetext") and besiroglu2024 version 2, the active one.
+version 1 of ("chinchilla", "massivetext") and besiroglu2024 version 2, the active one; of ("krajewski-moe",
+"c4") krajewski2024-dense is version 1, krajewski2024-e16 version 2 and krajewski2024 version 3, the active one.
 """
 
 from __future__ import annotations
@@ -10,8 +11,17 @@ from typing import Any
 
 from fits.fit import Fit, Provenance
 from fits.laws.chinchilla import BESIROGLU2024, BESIROGLU2024_INTERVALS, HOFFMANN2022, HOFFMANN2022_ROUNDED
+from fits.laws.families.moe import KRAJEWSKI2024, KRAJEWSKI2024_DENSE, KRAJEWSKI2024_E16
 from fits.laws.kaplan2020 import KAPLAN2020
 
+_KRAJEWSKI_CITATION = (
+    "Krajewski et al. 2024, Scaling Laws for Fine-Grained Mixture of Experts, arXiv:2402.07871"
+)
+_KRAJEWSKI_RUNS = (
+    "C4, GPT-2 tokenizer, 0.5M-token batches of 2048 sequences of 256 tokens, AdamW, peak LR 2e-4, cosine to "
+    "2e-5 (App. A); expert-choice routing, E·G experts, each token using G of them. N counts total non-embedding "
+    "parameters (attention and every expert), D tokens, G = d_ff/expert_d_ff."
+)
 _KAPLAN_NOTE = (
     "Tables 2, 3, 5 and 6 of the paper in one set (nd_ keys: Table 2 L(N,D); ns_ keys: Table 3 L(N,S); "
     "N_e..p_D: Table 6 with C_min in PF-days). Choices where the paper disagrees with itself: "
@@ -57,6 +67,42 @@ PUBLISHED: tuple[dict[str, Any], ...] = (
             "Epoch AI refit of 240 points read off Hoffmann et al.'s Fig. 4 (5 highest-loss points dropped); "
             "intervals are 95% bootstrap intervals. Default set for planning."
         ),
+        "active": True,
+    },
+    {
+        "name": "krajewski2024-dense",
+        "law": "krajewski-moe",
+        "scope": "c4",
+        "coefficients": dict(KRAJEWSKI2024_DENSE),
+        "intervals": {},
+        "citation": _KRAJEWSKI_CITATION,
+        "note": "Table 1, dense row: L = c + a/N^α + b/D^β (g = 0, expansion 1), fitted on the dense runs of "
+        "Table 4 (3M–85M non-embedding parameters, 16B–66B tokens). " + _KRAJEWSKI_RUNS,
+        "active": False,
+    },
+    {
+        "name": "krajewski2024-e16",
+        "law": "krajewski-moe",
+        "scope": "c4",
+        "coefficients": dict(KRAJEWSKI2024_E16),
+        "intervals": {},
+        "citation": _KRAJEWSKI_CITATION,
+        "note": "App. D Table 8: eq. 9 refitted at expansion rate E = 16 on the runs of Table 7 (16×3M–16×49M "
+        "active, 8B–66B tokens, G 1–16); a smaller study than the E = 64 one (wider bootstrap percentiles, "
+        "Table 9). " + _KRAJEWSKI_RUNS,
+        "active": False,
+    },
+    {
+        "name": "krajewski2024",
+        "law": "krajewski-moe",
+        "scope": "c4",
+        "coefficients": dict(KRAJEWSKI2024),
+        "intervals": {},
+        "citation": _KRAJEWSKI_CITATION,
+        "note": "Table 1, MoE row: eq. 9 L = c + (g/G^γ + a)/N^α + b/D^β at expansion rate E = 64, fitted (Huber "
+        "δ = 0.1, BFGS) on 100+ runs of Table 3 (64×3M–64×85M active, 129M–3.7B total non-embedding, 16B–130B "
+        "tokens, G 1–16); RMSE 0.015. Table 5 (without the 20% lowest-loss runs): a 17.6, α 0.114, b 26.7, "
+        "β 0.140, g 2.07, γ 0.570, c 0.472. " + _KRAJEWSKI_RUNS,
         "active": True,
     },
 )

@@ -11,6 +11,7 @@ from fits.errors import BadInput
 from fits.laws.base import Law
 from fits.laws.families.chinchilla import CHINCHILLA
 from fits.laws.families.kaplan import KAPLAN, KAPLAN_ND, KAPLAN_NS
+from fits.laws.families.moe import KRAJEWSKI_MOE
 
 _LAWS: dict[str, Law] = {}
 
@@ -58,3 +59,4 @@ register_law(CHINCHILLA)
 register_law(KAPLAN_ND)
 register_law(KAPLAN_NS)
 register_law(KAPLAN)
+register_law(KRAJEWSKI_MOE)
