@@ -278,10 +278,12 @@ def _fit_predictive(args: argparse.Namespace, files: list[str]) -> int:
     D = np.concatenate([t[1] for t in targets]) if targets else np.zeros(0)
     predictions = predict_interval(auto, N, D, args.interval) if N.size else []
     report = auto.report
+    # "coefficients" is the Chinchilla form's (E, A, B, alpha, beta): the chosen form's when it has exactly
+    # those, else the chinchilla-form candidate's, else (no such candidate) the chosen form's.
+    chinchilla_keys = ["E", "A", "B", "alpha", "beta"]
     shown = report.coefficients
-    if not {"E", "A", "B", "alpha", "beta"} <= set(shown):
-        chin = next((c for c in report.candidates if {"E", "A", "B", "alpha", "beta"} <= set(c.coefficients)
-                     and set(c.coefficients) == {"E", "A", "B", "alpha", "beta"}), None)
+    if list(shown) != chinchilla_keys:
+        chin = next((c for c in report.candidates if list(c.coefficients) == chinchilla_keys), None)
         shown = chin.coefficients if chin is not None else shown
     saved = None
     if args.save or args.activate:
@@ -491,7 +493,9 @@ def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) 
         ),
     )
     names = list(columns)
-    points = [dict(zip(names, map(float, row), strict=True)) for row in zip(*columns.values(), strict=True)]
+    # A group column holds run labels, not numbers: stored as text (float() of a label failed the save).
+    points = [{k: (str(v) if k == "group" else float(v)) for k, v in zip(names, row, strict=True)}
+              for row in zip(*columns.values(), strict=True)]
     return save_version(_open(args), fit, activate=args.activate, points=points)
 
 

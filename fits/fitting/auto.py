@@ -67,6 +67,9 @@ class BacktestFold(msgspec.Struct, kw_only=True):
     """Median |predicted/observed − 1| on the test points."""
     bias: float
     """Mean ln predicted − ln observed on the test points."""
+    spread: float
+    """Robust root mean square of ln predicted − ln observed on the test points (√(median r² / 0.455): the
+    median of a χ²₁ variable is 0.455), bias included."""
 
 
 class CandidateReport(msgspec.Struct, kw_only=True):
@@ -98,6 +101,8 @@ class AutoReport(msgspec.Struct, kw_only=True):
     noise: float
     """Robust standard deviation of one run's ln loss about the chosen form."""
     misspecified: bool = False
+    extrapolation: float = 0.0
+    """Backtest-measured standard deviation of ln L beyond the noise (AutoFit.extrapolation_scale)."""
     prior: str | None = None
     bootstrap: int = 0
     seconds: float = 0.0
@@ -133,6 +138,10 @@ class AutoFit:
     report: AutoReport
     misspecification_scale: float = 0.0
     """Extra standard deviation of ln L when misspecified: the chosen form's backtest RMS log error."""
+    extrapolation_scale: float = 0.0
+    """Standard deviation of ln L that the rolling-origin backtest shows beyond one run's noise: how far the
+    chosen form's extrapolations have actually missed (coefficient error at that distance and any mild
+    misspecification); it calibrates the interval on the data's own record."""
     max_compute: float = 0.0
 
 
@@ -197,12 +206,15 @@ def fit_auto(
 
     # 1. Outliers: screened with the first candidate, the same points left out everywhere.
     first = families[0].linear_form
+    last: list[LinearFit] = []
     if keep_outliers:
         keep = np.ones(L.size, dtype=bool)
         excluded: list[Excluded] = []
     else:
         def fit_mask(mask: np.ndarray) -> LinearFit:
-            return fit_linear(first, N[mask], D[mask], L[mask])
+            fit = fit_linear(first, N[mask], D[mask], L[mask], warm=last[-1] if last else None)
+            last.append(fit)
+            return fit
 
         def resid(fit: LinearFit) -> np.ndarray:
             with np.errstate(all="ignore"):
@@ -219,7 +231,10 @@ def fit_auto(
     # 2. Full fits and backtests.
     cands = []
     for fam in families:
-        fit = fit_linear(fam.linear_form, n, d, l, prior=chosen_prior)
+        if fam is families[0] and last and chosen_prior is None:
+            fit = last[-1]  # the screen's last fit is this one: the points kept, no prior
+        else:
+            fit = fit_linear(fam.linear_form, n, d, l, prior=chosen_prior)
         cand = Candidate(law=fam, form=fam.linear_form, fit=fit)
         cand.folds = backtest(cand, n, d, l, chosen_prior)
         cand.score = float(np.mean([f.median_error for f in cand.folds])) if cand.folds else None
@@ -305,8 +320,12 @@ def fit_auto(
         warnings=warnings, notes=notes, n_points=int(l.size), noise=noise, misspecified=misspec,
         prior=prior, bootstrap=bootstrap, seconds=0.0,
     )
+    ext = 0.0
+    if chosen.folds:
+        ext = math.sqrt(max(0.0, float(np.mean([f.spread**2 for f in chosen.folds])) - noise**2))
     auto = AutoFit(candidates=cands, chosen=chosen, report=report, misspecification_scale=mis_scale,
-                   max_compute=c_max)
+                   max_compute=c_max, extrapolation_scale=ext)
+    report.extrapolation = ext
     report.seconds = time.perf_counter() - t0
     return auto
 
@@ -347,7 +366,8 @@ def backtest(cand: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray,
             continue
         folds.append(BacktestFold(cut=cut, train=int(train.sum()), test=int((~train).sum()),
                                   median_error=float(np.median(np.abs(rel))),
-                                  bias=float(np.mean(np.log(pred / L[~train])))))
+                                  bias=float(np.mean(np.log(pred / L[~train]))),
+                                  spread=float(np.sqrt(np.median(np.log(pred / L[~train]) ** 2) / 0.455))))
     return folds
 
 
@@ -404,7 +424,7 @@ def predict_interval(auto: AutoFit, N: Any, D: Any, interval: float = 0.8) -> li
     chosen = auto.chosen
     mean = chosen.predict(chosen.fit.coefficients, N, D)
     ln_mean = np.log(mean)
-    var = np.full(N.size, auto.report.noise**2 + auto.misspecification_scale**2)
+    var = np.full(N.size, auto.report.noise**2 + auto.misspecification_scale**2 + auto.extrapolation_scale**2)
     ld = chosen.log_draws(N, D)
     if ld.shape[0] > 2:
         var += np.var(ld, axis=0)
@@ -462,7 +482,9 @@ def predictive_of(auto: AutoFit, draws: int = 100) -> Predictive:
     """What a stored fit keeps of ``auto`` for ``predict_from_fit``."""
     chosen = auto.chosen
     return Predictive(
-        noise=auto.report.noise, misspecification=auto.misspecification_scale, draws=chosen.draws[:draws],
+        noise=auto.report.noise,
+        misspecification=math.sqrt(auto.misspecification_scale**2 + auto.extrapolation_scale**2),
+        draws=chosen.draws[:draws],
         alternatives=[{"law": c.law.name, "coefficients": c.fit.coefficients} for c in auto.candidates
                       if c.competitive and c is not chosen],
     )

@@ -51,21 +51,24 @@ def fit_form(
     check_enough(form, points)
     is_robust = method == "robust"
     excluded: list = []
+    profiled = 0
     linear = _linear_form(form) if is_robust else None
     if linear is not None:
         # robust: outliers screened and starts from variable projection (fits.fitting.varpro), where the
         # family has that structure; grid stays the published procedure.
+        vp = None
         if not keep_outliers:
-            points, excluded = _screen(linear, form, points)
+            points, excluded, vp = _screen(linear, form, points)
             check_enough(form, points)
         if starts is None:
-            starts = _varpro_starts(linear, form, points)
+            starts = _varpro_starts(linear, form, points, vp)
+            profiled = len(linear.prepare(points.N, points.X, points.loss).phi_grid())
     bounds = form.bounds(points) if is_robust else None
     grid = form.grid() if starts is None else np.asarray(starts, dtype=float)
     found = multistart(form, points, grid, bounds=bounds)
     best = found.best
     chosen = best
-    kind = "variable-projection " if linear is not None else ""
+    kind = f"variable-projection (profile of {profiled:,} exponent points) " if profiled else ""
     notes = [
         f"{method}: best of {found.starts} {kind}starts ({len(found.candidates)} distinct minima kept, "
         f"{found.capped} starts still moving at the stage-1 iteration cap)"
@@ -105,7 +108,9 @@ def fit_form(
         coefficients=coefficients,
         objective=chosen.objective,
         n_points=len(points),
-        starts=found.starts,
+        # With variable projection, the exponent points profiled (every one a start of the amplitudes' exact
+        # solve); else the optimiser's starts.
+        starts=profiled or found.starts,
         seconds=0.0,
         converged=chosen.converged,
         warnings=warnings,
@@ -159,36 +164,40 @@ def _linear_form(form: Form) -> Any:
     return getattr(law, "linear_form", None) if form.x_name == "D" else None
 
 
-def _screen(linear: Any, form: Form, points: Points) -> tuple[Points, list]:
+def _screen(linear: Any, form: Form, points: Points) -> tuple[Points, list, Any]:
+    """Points without the outliers, the outliers, and the VarPro fit of the points kept."""
     from fits.fitting.outliers import screen
     from fits.fitting.varpro import fit_linear
 
+    last: list[Any] = []
+
     def fit_mask(mask: np.ndarray) -> Any:
-        return fit_linear(linear, points.N[mask], points.X[mask], points.loss[mask], starts=2)
+        # Later rounds drop a few points: warm-started from the previous round instead of a new profile.
+        fit = fit_linear(linear, points.N[mask], points.X[mask], points.loss[mask], warm=last[-1] if last else None)
+        last.append(fit)
+        return fit
 
     def resid(fit: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
             return np.log(form.predict(fit.coefficients, points.N, points.X)) - np.log(points.loss)
 
-    _, screened = screen(fit_mask, resid, points.N, points.X, points.loss)
+    fit, screened = screen(fit_mask, resid, points.N, points.X, points.loss)
     if not screened.excluded:
-        return points, []
-    return points.take(np.flatnonzero(screened.keep)), screened.excluded
+        return points, [], fit
+    return points.take(np.flatnonzero(screened.keep)), screened.excluded, fit
 
 
-def _varpro_starts(linear: Any, form: Form, points: Points) -> np.ndarray | None:
+def _varpro_starts(linear: Any, form: Form, points: Points, best: Any = None) -> np.ndarray | None:
     """The VarPro optimum and the other profile starts, in the form's coordinates."""
-    from fits.fitting.varpro import fit_linear, profile_starts
+    from fits.fitting.varpro import _Problem, fit_linear
 
-    bound = linear.prepare(points.N, points.X, points.loss)
-    best = fit_linear(linear, points.N, points.X, points.loss)
+    if best is None:
+        best = fit_linear(linear, points.N, points.X, points.loss)
     thetas = [form.to_theta(best.coefficients)]
-    for theta in profile_starts(bound, points.N, points.X, points.loss):
-        k = len(bound.amp_names)
-        from fits.fitting.varpro import _Problem
-
-        prob = _Problem(bound, points.N, points.X, points.loss, None, 1.0)
-        c = bound.coefficients(prob.amps(theta), theta[k:])
+    prob = _Problem(best.form, points.N, points.X, points.loss, None, 1.0)
+    k = len(best.form.amp_names)
+    for theta in best.starts:
+        c = best.form.coefficients(prob.amps(theta), theta[k:])
         try:
             thetas.append(form.to_theta(c))
         except (ValueError, KeyError):
