@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,11 +33,19 @@ sys.path.insert(0, str(REPO))
 POINTS = REPO.parent / "shared" / "data" / "chinchilla-epoch" / "points.csv"
 
 
+CPU: list[float] = [0.0]
+"""CPU seconds of the last command (user + system of the child): on a loaded machine, wall time also measures
+the neighbours, CPU time does not."""
+
+
 def cli(root: Path, *args: str) -> tuple[float, dict, str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "fits", *args], capture_output=True, text=True, env=env, cwd=root)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU[0] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
         return wall, {}, proc.stderr.strip()
     try:
@@ -65,35 +74,38 @@ def speed(baseline: Path | None, repeat: int, tmp: Path) -> None:
         ("--law chinchilla --bootstrap 1000, 240 points",
          ["fit", "--law", "chinchilla", "--data", str(e240), "--bootstrap", "1000", "--json"], True),
     ]
-    print(f"{'command':<48} {'ours wall s (best of ' + str(repeat) + ')':>24} {'objective':>12} "
-          f"{'today wall s':>13} {'today objective':>16}")
+    print(f"{'command':<48} {'ours wall/cpu s':>16} {'objective':>12} {'today wall/cpu s':>17} "
+          f"{'today objective':>16}  (best of {repeat})")
     for label, args, has_baseline in runs:
-        walls, out = [], {}
+        walls, cpus, out = [], [], {}
         for _ in range(repeat):
             w, out, _err = cli(REPO, *args)
             walls.append(w)
+            cpus.append(CPU[0])
         obj = out.get("objective", out.get("candidates", [{}])[0].get("objective") if out else None)
         base_w, base_obj = "", ""
         if baseline is not None and has_baseline:
-            bw = []
+            bw, bc = [], []
             for _ in range(repeat):
                 w, bout, berr = cli(baseline, *args)
                 bw.append(w)
-            base_w = f"{min(bw):.2f}"
+                bc.append(CPU[0])
+            base_w = f"{min(bw):.2f}/{min(bc):.2f}"
             base_obj = f"{bout.get('objective', float('nan')):.6e}" if bout else berr[:16]
-        print(f"{label:<48} {min(walls):>24.2f} {obj if obj is None else f'{obj:.6e}':>12} {base_w:>13} "
-              f"{base_obj:>16}")
+        ours = f"{min(walls):.2f}/{min(cpus):.2f}"
+        print(f"{label:<48} {ours:>16} {obj if obj is None else f'{obj:.6e}':>12} {base_w:>17} {base_obj:>16}")
     from fits.fitting.linear_forms import ChinchillaLinear
     from fits.fitting.varpro import fit_linear, refit_from
 
     N, D, L = d["N"][keep], d["D"][keep], d["loss"][keep]
     fit = fit_linear(ChinchillaLinear(), N, D, L)
     rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(1000):
         i = rng.integers(0, L.size, L.size)
         refit_from(fit, N[i], D[i], L[i])
-    print(f"library: 1,000 warm-started VarPro refits (chinchilla, 240 points): {time.perf_counter() - t0:.2f} s")
+    print(f"library: 1,000 warm-started VarPro refits (chinchilla, 240 points): wall {time.perf_counter() - t0:.2f} s, "
+          f"cpu {time.process_time() - c0:.2f} s")
 
 
 def backtest(baseline: Path | None, tmp: Path, quantile: float) -> None:

@@ -57,10 +57,13 @@ def build_parser() -> Parser:
         parents=[db_opt, json_opt],
         help="fit a law family to points from a CSV file",
         description=(
-            "Fit a law family to points from a CSV file by multi-start L-BFGS on the summed Huber "
-            "(delta=1e-3) loss of log-space residuals, from the full start grid, and report coefficients, "
-            "objective and diagnostics (residuals; held-out error: fit on all but the largest-compute 15%% "
-            "of points, predict those)."
+            "Fit a law family to points from a CSV file on the summed Huber (delta=1e-3) loss of log-space "
+            "residuals and report coefficients, objective and diagnostics (residuals; held-out error: fit on "
+            "all but the largest-compute 15%% of points, predict those). robust (default): families linear in "
+            "their amplitudes for fixed exponents are fitted by variable projection (exact NNLS on a dense "
+            "exponent grid, then a joint refinement), with outliers excluded and named; grid: multi-start "
+            "L-BFGS from the full start grid. --law auto or --predict TARGETS.csv: candidate forms chosen by a "
+            "rolling-origin backtest and predictions with intervals (docs/fitting.md)."
         ),
         epilog=(
             "CSV columns (a header row; other columns are ignored): chinchilla and kaplan-nd need N,D,loss "

@@ -17,8 +17,9 @@ fits.fitting.linear_forms, or the ones named) to (N, D, loss) points and
 
 ``predict_interval(auto, N, D, interval)`` gives, for each target, the chosen form's prediction and a central
 interval combining, in log space: the bootstrap spread of the chosen form, the residual noise of one run,
-the spread between competitive forms, and when misspecification is flagged the backtest's own extrapolation
-error. Each is a standard deviation of ln L; they are independent sources, so their variances add.
+the spread between competitive forms, the backtest's record of how far the chosen form's extrapolations missed
+beyond that noise, and when misspecification is flagged the backtest's bias. Each is a standard deviation of
+ln L; they are independent sources, so their variances add (docs/fitting.md §6).
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ COMPETITIVE = 1.5
 """Candidates whose backtest score is within this factor of the best (or within the noise) count as
 competitive: their spread is part of the interval."""
 BOOTSTRAP = 100
+OTHER_BOOTSTRAP = 30
 UNDETERMINED_SPAN = 10.0
+EXTRAPOLATION_MIN = 0.25
+"""Least ln-compute distance an extrapolation error is scaled by (the first held-out points lie just above
+their cut: dividing by their tiny distance would blow the rate up)."""
 BIAS_Z = 3.0
 """Backtest bias beyond this many standard errors (noise and coefficient spread) is misspecification."""
 MIN_TRAIN_EXTRA = 3
@@ -117,6 +122,10 @@ class Candidate:
     score: float | None = None
     draws: list[dict[str, float]] = field(default_factory=list)
     competitive: bool = False
+    fold_errors: list[np.ndarray] = field(default_factory=list)
+    """ln predicted − ln observed on each fold's held-out points."""
+    fold_distance: list[np.ndarray] = field(default_factory=list)
+    """ln(C / cut) of those points: how far beyond its training compute each was predicted."""
 
     def predict(self, c: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -236,7 +245,7 @@ def fit_auto(
         else:
             fit = fit_linear(fam.linear_form, n, d, l, prior=chosen_prior)
         cand = Candidate(law=fam, form=fam.linear_form, fit=fit)
-        cand.folds = backtest(cand, n, d, l, chosen_prior)
+        cand.folds = backtest(cand, n, d, l, chosen_prior, cand.fold_errors, cand.fold_distance)
         cand.score = float(np.mean([f.median_error for f in cand.folds])) if cand.folds else None
         cands.append(cand)
     scored = [c for c in cands if c.score is not None]
@@ -262,7 +271,8 @@ def fit_auto(
         if not c.competitive or bootstrap <= 0:
             continue
         scale = prior_scale(c.fit.residuals)
-        for idx in resamples:
+        # The other competitive forms' draws only size their own spread in the disagreement check: fewer do.
+        for idx in resamples if c is chosen else resamples[:OTHER_BOOTSTRAP]:
             try:
                 r = refit_from(c.fit, n[idx], d[idx], l[idx], prior=chosen_prior, scale=scale)
             except (ValueError, FloatingPointError):
@@ -342,8 +352,10 @@ def choose(scored: list[Candidate]) -> Candidate:
 
 
 def backtest(cand: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray,
-             prior: Prior | None) -> list[BacktestFold]:
-    """Rolling-origin folds: fit below each compute cut, score above it."""
+             prior: Prior | None, errors: list[np.ndarray] | None = None,
+             distance: list[np.ndarray] | None = None) -> list[BacktestFold]:
+    """Rolling-origin folds: fit below each compute cut, score above it (``errors`` collects each fold's log
+    errors)."""
     C = 6.0 * N * D
     k = len(cand.form.amp_names) + len(cand.form.phi_names)
     folds = []
@@ -364,6 +376,9 @@ def backtest(cand: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray,
         rel = pred / L[~train] - 1.0
         if not np.all(np.isfinite(rel)):
             continue
+        if errors is not None and distance is not None:
+            errors.append(np.log(pred / L[~train]))
+            distance.append(np.log(C[~train] / cut))
         folds.append(BacktestFold(cut=cut, train=int(train.sum()), test=int((~train).sum()),
                                   median_error=float(np.median(np.abs(rel))),
                                   bias=float(np.mean(np.log(pred / L[~train]))),
@@ -424,7 +439,25 @@ def predict_interval(auto: AutoFit, N: Any, D: Any, interval: float = 0.8) -> li
     chosen = auto.chosen
     mean = chosen.predict(chosen.fit.coefficients, N, D)
     ln_mean = np.log(mean)
-    var = np.full(N.size, auto.report.noise**2 + auto.misspecification_scale**2 + auto.extrapolation_scale**2)
+    z = float(norm.ppf(0.5 + interval / 2))
+    noise = auto.report.noise
+    ext = np.full(N.size, auto.extrapolation_scale)
+    r = chosen.fit.residuals
+    if r.size >= 10:
+        # Residuals of real sets have heavier tails than a Gaussian of their robust scale: the noise term is
+        # the width that holds this probability of them.
+        noise = float(np.quantile(np.abs(r - np.median(r)), interval)) / z
+    if chosen.fold_errors:
+        # Extrapolation error grows with distance: the backtest's errors beyond the noise, per unit of
+        # ln(C / training compute), times the target's own distance beyond the data.
+        e = np.concatenate(chosen.fold_errors)
+        dist = np.maximum(np.concatenate(chosen.fold_distance), EXTRAPOLATION_MIN)
+        # The rate's quantile at this probability over z, like the noise: heavy tails widen it, a Gaussian
+        # gives its standard deviation back.
+        per_unit = float(np.quantile(np.sqrt(np.maximum(e**2 - noise**2, 0.0)) / dist, interval)) / z
+        beyond = np.maximum(np.log(6.0 * N * D / auto.max_compute), 0.0)
+        ext = per_unit * np.maximum(beyond, EXTRAPOLATION_MIN)
+    var = noise**2 + auto.misspecification_scale**2 + ext**2
     ld = chosen.log_draws(N, D)
     if ld.shape[0] > 2:
         var += np.var(ld, axis=0)
@@ -433,7 +466,6 @@ def predict_interval(auto: AutoFit, N: Any, D: Any, interval: float = 0.8) -> li
         others = np.array([np.log(c.predict(c.fit.coefficients, N, D)) for c in comp])
         others = np.where(np.isfinite(others), others, ln_mean)
         var += np.mean((others - ln_mean) ** 2, axis=0)  # spread between forms about the chosen one
-    z = float(norm.ppf(0.5 + interval / 2))
     sd = np.sqrt(var)
     return [Prediction(N=float(a), D=float(b), mean=float(m), low=float(m * math.exp(-z * s)),
                        high=float(m * math.exp(z * s)))

@@ -217,7 +217,8 @@ class BrokenDLinear(LinearForm):
 
     def phi_grid(self):
         lo, hi = self.d_range
-        ex = _axis(0.05, 1.45, 0.1)
+        # Four dimensions: coarser than the two-exponent grids (2,500 points); the refinement does the rest.
+        ex = _axis(0.05, 1.45, 0.15)
         return _mesh(_axis(0.1, 0.9, 0.2), ex, ex, np.linspace(lo, hi, 7)[1:-1])
 
     def columns(self, phi, ln_n, ln_d):

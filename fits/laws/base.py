@@ -255,6 +255,9 @@ class LawFamily:
     reference_range: tuple[float, float] | None = None
     in_steps: bool = False
     reports_allocation: bool = False
+    in_refit: bool = True
+    """Whether the refit job (fits.refit) fits this family for every scope; the alternative forms of
+    ``--law auto`` are fitted on request only."""
     linear_form: LinearForm | None = None
     """The family's structure for variable projection (fits.fitting.linear_forms) when it is fitted on
     (N, D, loss) and linear in its amplitudes for fixed exponents: such families are the candidates of

@@ -46,6 +46,7 @@ class BrokenD(LawFamily):
     conventions: Conventions = Chinchilla.conventions
     model_class = BrokenDModel
     linear_form = BrokenDLinear()
+    in_refit = False
 
     def loss(self, coefficients: Mapping[str, float], N, D):
         return broken_d_loss(dict(coefficients), N, D)

@@ -18,6 +18,7 @@ class ChinchillaE(Chinchilla):
     name = "chinchilla-e"
     published_ranges: Mapping[str, tuple[float, float]] = {}
     linear_form = ChinchillaFixedE()
+    in_refit = False
 
     def form(self, points: Any) -> Any:
         from fits.errors import BadInput
