@@ -30,7 +30,7 @@ def _mesh(*axes: np.ndarray) -> np.ndarray:
 
 
 class ChinchillaLinear(LinearForm):
-    """L = E + A/N^α + B/D^β: amplitudes (E, A, B), exponents (α, β) on a 0.025 grid."""
+    """L = E + A/N^α + B/D^β: amplitudes (E, A, B), exponents (α, β) on a 0.02 grid (5,329 pairs)."""
 
     amp_names = ("E", "A", "B")
     phi_names = ("alpha", "beta")
@@ -38,7 +38,7 @@ class ChinchillaLinear(LinearForm):
     amp_floor = (E_MIN, TERM_FLOOR, TERM_FLOOR)
 
     def phi_grid(self) -> np.ndarray:
-        ax = _axis(*EXPONENT_BOUNDS, 0.025)
+        ax = _axis(*EXPONENT_BOUNDS, 0.02)
         return _mesh(ax, ax)
 
     def columns(self, phi, ln_n, ln_d):
@@ -83,7 +83,7 @@ class ChinchillaFixedE(LinearForm):
         return bound
 
     def phi_grid(self):
-        ax = _axis(*EXPONENT_BOUNDS, 0.025)
+        ax = _axis(*EXPONENT_BOUNDS, 0.02)
         return _mesh(ax, ax)
 
     def columns(self, phi, ln_n, ln_d):
