@@ -131,11 +131,11 @@ def files(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_cli_predictions_json(files: Path):
-    proc = run_cli("fit", "--law", "auto", "--data", "train.csv", "--predict", "targets.csv", "--interval", "0.9",
-                   "--bootstrap", "20", "--json", cwd=files)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+def test_cli_predictions_json(files: Path, monkeypatch, capsys):
+    code, out, err = run_in_process(["fit", "--law", "auto", "--data", "train.csv", "--predict", "targets.csv",
+                                     "--interval", "0.9", "--bootstrap", "20", "--json"], files, monkeypatch, capsys)
+    assert code == 0, err
+    out = json.loads(out)
     assert out["law"] in {c["law"] for c in out["candidates"]}
     assert list(out["coefficients"]) == ["E", "A", "B", "alpha", "beta"]
     preds = out["predictions"]
@@ -145,15 +145,38 @@ def test_cli_predictions_json(files: Path):
     assert not (files / "fits.db").exists()
 
 
-def test_cli_table_save_and_predict(files: Path):
-    proc = run_cli("fit", "--law", "chinchilla", "--data", "train.csv", "--predict", "targets.csv",
-                   "--bootstrap", "20", "--save", "--name", "mine", cwd=files)
-    assert proc.returncode == 0, proc.stderr
-    assert "80% interval" in proc.stdout and "saved: fit" in proc.stdout
-    again = run_cli("predict", "--fit", "mine", "--points", "targets.csv", "--interval", "0.5", "--json", cwd=files)
-    assert again.returncode == 0, again.stderr
-    preds = json.loads(again.stdout)["predictions"]
+def test_cli_table_save_and_predict(files: Path, monkeypatch, capsys):
+    code, out, err = run_in_process(["fit", "--law", "chinchilla", "--data", "train.csv", "--predict", "targets.csv",
+                                     "--bootstrap", "20", "--save", "--name", "mine"], files, monkeypatch, capsys)
+    assert code == 0, err
+    assert "80% interval" in out and "saved: fit" in out
+    code, out, err = run_in_process(["predict", "--fit", "mine", "--points", "targets.csv", "--interval", "0.5",
+                                     "--json"], files, monkeypatch, capsys)
+    assert code == 0, err
+    preds = json.loads(out)["predictions"]
     assert len(preds) == 2 and all(p["low"] < p["mean"] < p["high"] for p in preds)
+
+
+def test_cli_subprocess_end_to_end(files: Path):
+    """One real process: python -m fits fit --predict FILE --json prints exactly one JSON object."""
+    proc = run_cli("fit", "--law", "chinchilla", "--data", "train.csv", "--predict", "targets.csv", "--bootstrap",
+                   "10", "--json", cwd=files)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["predictions"]) == 2
+
+
+def run_in_process(args: list[str], files: Path, monkeypatch, capsys) -> tuple[int, str, str]:
+    """The command line in this process (no interpreter start-up): exit status, stdout, stderr."""
+    from fits.cli import main
+
+    monkeypatch.chdir(files)
+    monkeypatch.setenv("SCALEPLAN_DB", str(files / "fits.db"))
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 @pytest.mark.parametrize(
@@ -164,20 +187,21 @@ def test_cli_table_save_and_predict(files: Path):
         ("N,D\n4e9,abc\n", "line 2, column D: not a number"),
     ],
 )
-def test_cli_bad_targets_exit_2_nothing_written(files: Path, content: str, needle: str):
+def test_cli_bad_targets_exit_2_nothing_written(files: Path, content: str, needle: str, monkeypatch, capsys):
     (files / "targets.csv").write_text(content)
-    proc = run_cli("fit", "--law", "chinchilla", "--data", "train.csv", "--predict", "targets.csv", "--save",
-                   cwd=files)
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
+    code, out, err = run_in_process(["fit", "--law", "chinchilla", "--data", "train.csv", "--predict", "targets.csv",
+                                     "--save"], files, monkeypatch, capsys)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
     assert not (files / "fits.db").exists()
 
 
-def test_cli_bad_interval_and_unfittable_law(files: Path):
-    proc = run_cli("fit", "--law", "chinchilla", "--data", "train.csv", "--predict", "targets.csv", "--interval",
-                   "1.5", cwd=files)
-    assert proc.returncode == 2 and "interval" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    proc = run_cli("fit", "--law", "kaplan-ns", "--data", "train.csv", "--predict", "targets.csv", cwd=files)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+def test_cli_bad_interval_and_unfittable_law(files: Path, monkeypatch, capsys):
+    code, _, err = run_in_process(["fit", "--law", "chinchilla", "--data", "train.csv", "--predict", "targets.csv",
+                                   "--interval", "1.5"], files, monkeypatch, capsys)
+    assert code == 2 and "interval" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_in_process(["fit", "--law", "kaplan-ns", "--data", "train.csv", "--predict", "targets.csv"],
+                                  files, monkeypatch, capsys)
+    assert code == 2 and "kaplan-ns" in err and len(err.strip().splitlines()) == 1
+    assert not (files / "fits.db").exists()
