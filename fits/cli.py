@@ -59,7 +59,7 @@ def build_parser() -> Parser:
         description=(
             "Fit a law family to points from a CSV file on the summed Huber (delta=1e-3) loss of log-space "
             "residuals and report coefficients, objective and diagnostics (residuals; held-out error: fit on "
-            "all but the largest-compute 15%% of points, predict those). robust (default): families linear in "
+            "all but the largest-compute 15% of points, predict those). robust (default): families linear in "
             "their amplitudes for fixed exponents are fitted by variable projection (exact NNLS on a dense "
             "exponent grid, then a joint refinement), with outliers excluded and named; grid: multi-start "
             "L-BFGS from the full start grid. --law auto or --predict TARGETS.csv: candidate forms chosen by a "
@@ -185,7 +185,7 @@ def build_parser() -> Parser:
             "it becomes the next version of its (law, scope)."
         ),
     )
-    imp.add_argument("file", metavar="FILE.json")
+    imp.add_argument("file", metavar="FILE.json", help="a fit as 'export' writes it")
     imp.add_argument("--scope", help="scope to store under (default: the file's, else 'default')")
     imp.add_argument("--name", help="stable name (default: the file's)")
     imp.add_argument("--activate", action="store_true", help="make the imported fit active")
