@@ -57,10 +57,13 @@ def build_parser() -> Parser:
         parents=[db_opt, json_opt],
         help="fit a law family to points from a CSV file",
         description=(
-            "Fit a law family to points from a CSV file by multi-start L-BFGS on the summed Huber "
-            "(delta=1e-3) loss of log-space residuals, from the full start grid, and report coefficients, "
-            "objective and diagnostics (residuals; held-out error: fit on all but the largest-compute 15% "
-            "of points, predict those)."
+            "Fit a law family to points from a CSV file on the summed Huber (delta=1e-3) loss of log-space "
+            "residuals and report coefficients, objective and diagnostics (residuals; held-out error: fit on "
+            "all but the largest-compute 15% of points, predict those). robust (default): families linear in "
+            "their amplitudes for fixed exponents are fitted by variable projection (exact NNLS on a dense "
+            "exponent grid, then a joint refinement), with outliers excluded and named; grid: multi-start "
+            "L-BFGS from the full start grid. --law auto or --predict TARGETS.csv: candidate forms chosen by a "
+            "rolling-origin backtest and predictions with intervals (docs/fitting.md)."
         ),
         epilog=(
             "CSV columns (a header row; other columns are ignored): chinchilla and kaplan-nd need N,D,loss "
@@ -70,7 +73,13 @@ def build_parser() -> Parser:
             "Example: python -m fits fit --law chinchilla --data points.csv --bootstrap 1000 --budget 1e21"
         ),
     )
-    fit.add_argument("--law", required=True, choices=fittable_law_names(), help="law family to fit")
+    fit.add_argument(
+        "--law",
+        required=True,
+        choices=("auto", *fittable_law_names()),
+        help=f"law family to fit; auto: fit every family with predictive intervals ({', '.join(_candidates())}) "
+        "and choose by a rolling-origin backtest (fit the smaller-compute points, predict the larger)",
+    )
     fit.add_argument("--data", required=True, metavar="FILE.csv", help="points to fit")
     fit.add_argument(
         "--method",
@@ -94,11 +103,21 @@ def build_parser() -> Parser:
     fit.add_argument(
         "--predict",
         action="append",
-        type=_pair,
+        type=_pair_or_file,
         default=[],
-        metavar="N,X",
-        help="also report the loss at N and X (D tokens; S_min steps for kaplan-ns), with its interval; repeatable",
+        metavar="N,X|TARGETS.csv",
+        help="a CSV file with columns N,D (others ignored): predict the loss at each row with a predictive "
+        "interval (bootstrap over runs, one run's noise, spread between competitive forms; --json adds "
+        "'predictions' in the file's row order); or N,X: also report the loss at N and X (D tokens; S_min "
+        "steps for kaplan-ns) with its coefficient interval; repeatable",
     )
+    fit.add_argument("--interval", type=_probability, default=0.8, metavar="P",
+                     help="probability of the central predictive interval (default 0.8)")
+    fit.add_argument("--keep-outliers", action="store_true",
+                     help="fit every point: do not exclude points inconsistent with the rest (default: excluded "
+                     "and named in the result)")
+    fit.add_argument("--prior", choices=_priors(), help="weak prior on the exponents where the data are few "
+                     "(with --law auto or --predict FILE); the result says when the prior, not the data, decided")
     fit.add_argument(
         "--budget",
         action="append",
@@ -128,6 +147,19 @@ def build_parser() -> Parser:
     refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error")
     refit.add_argument("--bootstrap", type=cliutil.count, default=0, metavar="K",
                        help="bootstrap resamples for 95%% intervals on each new fit (default 0: none)")
+
+    pred = sub.add_parser(
+        "predict",
+        parents=[db_opt, json_opt],
+        help="predict losses with intervals from a stored fit",
+        description="Predict the loss at each row (N, D) of a CSV file from a stored fit, with a central "
+        "predictive interval (from the fit's bootstrap draws, noise and competitive forms when it was saved with "
+        "--predict FILE or --law auto; else from its residual rms alone).",
+    )
+    pred.add_argument("--fit", required=True, metavar="ID|NAME", help="fit id, or stable name (its newest version)")
+    pred.add_argument("--points", required=True, metavar="TARGETS.csv", help="CSV with columns N,D")
+    pred.add_argument("--interval", type=_probability, default=0.8, metavar="P",
+                      help="probability of the central interval (default 0.8)")
 
     lst = sub.add_parser("list", parents=[db_opt, json_opt], help="list stored fits", description="List stored fits.")
     lst.add_argument("--law", help="only this law family")
@@ -183,6 +215,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from fits.fitting import fit
     from fits.laws.registry import get_law, laws_with_option
 
+    files = [p for p in args.predict if isinstance(p, str)]
+    if args.law == "auto" or files:
+        return _fit_predictive(args, files)
+    if args.prior:
+        raise UsageError("--prior applies with --law auto or --predict FILE", field="prior")
     options = get_law(args.law).fit_options
     for option, given in (("warmup", args.warmup is not None), ("batch", args.batch != "published")):
         if given and option not in options:
@@ -200,6 +237,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         predict=args.predict,
         budgets=args.budget,
         progress=progress,
+        # Only families screened for outliers (those with a VarPro structure) take the switch.
+        **({"keep_outliers": True} if args.keep_outliers and getattr(get_law(args.law), "linear_form", None)
+           else {}),
     )
     if progress is not None:
         print(file=sys.stderr)
@@ -214,6 +254,92 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if saved is not None:
             state = "active" if saved.active else "not active"
             print(f"saved: fit {saved.id} ({saved.law}/{saved.scope} v{saved.version}, {state})")
+    return 0
+
+
+def _fit_predictive(args: argparse.Namespace, files: list[str]) -> int:
+    """fit --law auto, or any law with --predict FILE: fits.fitting.auto, predictions with intervals."""
+    import numpy as np
+
+    from fits.csvio import read_columns, read_targets
+    from fits.fitting.auto import BOOTSTRAP, candidate_laws, fit_auto, predict_interval, predictive_of
+    from fits.result import FitResult
+
+    pairs = [p for p in args.predict if not isinstance(p, str)]
+    for flag, given in (("--budget", args.budget), ("--predict N,X", pairs), ("--warmup", args.warmup is not None),
+                        ("--batch", args.batch != "published")):
+        if given:
+            raise UsageError(f"{flag} does not combine with --law auto or --predict FILE", field="predict")
+    laws = None if args.law == "auto" else [args.law]
+    families = candidate_laws(laws)
+    targets = [read_targets(f) for f in files]  # bad targets are refused before any fitting
+    columns = read_columns(args.data, families[0].name)
+    auto = fit_auto(columns["N"], columns["D"], columns["loss"], group=columns.get("group"), laws=laws,
+                    keep_outliers=args.keep_outliers, prior=args.prior,
+                    bootstrap=args.bootstrap or BOOTSTRAP, seed=args.seed, interval=args.interval)
+    N = np.concatenate([t[0] for t in targets]) if targets else np.zeros(0)
+    D = np.concatenate([t[1] for t in targets]) if targets else np.zeros(0)
+    predictions = predict_interval(auto, N, D, args.interval) if N.size else []
+    report = auto.report
+    # "coefficients" is the Chinchilla form's (E, A, B, alpha, beta): the chosen form's when it has exactly
+    # those, else the chinchilla-form candidate's, else (no such candidate) the chosen form's.
+    chinchilla_keys = ["E", "A", "B", "alpha", "beta"]
+    shown = report.coefficients
+    if list(shown) != chinchilla_keys:
+        chin = next((c for c in report.candidates if list(c.coefficients) == chinchilla_keys), None)
+        shown = chin.coefficients if chin is not None else shown
+    saved = None
+    if args.save or args.activate:
+        chosen = auto.chosen
+        r = chosen.fit.residuals
+        from fits.result import Diagnostics
+
+        result = FitResult(
+            law=report.law, coefficients=report.coefficients, objective=chosen.fit.objective,
+            n_points=report.n_points, starts=0, seconds=report.seconds, converged=chosen.fit.success,
+            warnings=report.warnings, bootstrap=report.bootstrap, seed=args.seed, message="; ".join(report.notes),
+            diagnostics=Diagnostics(
+                residual_rms=float(np.sqrt(np.mean(r**2))), residual_max=float(np.max(np.abs(r))),
+                residual_mean=float(np.mean(r)),
+                heldout_error=chosen.folds[-1].median_error if chosen.folds else None,
+                heldout_points=chosen.folds[-1].test if chosen.folds else None,
+                compute_range=[float(np.min(6 * columns["N"] * columns["D"])),
+                               float(np.max(6 * columns["N"] * columns["D"]))],
+                predictive=predictive_of(auto)),
+            excluded=report.excluded,
+        )
+        saved = _save(args, result, columns)
+    if args.json:
+        out = {"law": report.law, "coefficients": shown, "chosen_coefficients": report.coefficients,
+               "interval": args.interval, "predictions": [msgspec.to_builtins(p) for p in predictions],
+               **{k: v for k, v in msgspec.to_builtins(report).items() if k not in {"law", "coefficients"}}}
+        if saved is not None:
+            out.update(id=saved.id, scope=saved.scope, version=saved.version, active=saved.active)
+        _print_json(out)
+    else:
+        print(format_auto(report, predictions, args.interval, args.data))
+        if saved is not None:
+            print(f"saved: fit {saved.id} ({saved.law}/{saved.scope} v{saved.version}, "
+                  f"{'active' if saved.active else 'not active'})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from fits.csvio import read_targets
+    from fits.fitting.auto import predict_from_fit
+    from fits.store import get_fit
+
+    N, D = read_targets(args.points)
+    fit = get_fit(_open(args), _ref(args.fit))
+    predictions = predict_from_fit(fit, N, D, args.interval)
+    if args.json:
+        _print_json({"fit": fit.id, "law": fit.law, "coefficients": fit.coefficients, "interval": args.interval,
+                     "predictions": [msgspec.to_builtins(p) for p in predictions]})
+    else:
+        note = "" if fit.diagnostics.predictive is not None else " (residual noise only: fit saved without draws)"
+        print(f"fit {fit.id} ({fit.law}/{fit.scope} v{fit.version}): {len(predictions)} predictions, "
+              f"{args.interval:.0%} intervals{note}")
+        print(format_predictions(predictions, args.interval))
     return 0
 
 
@@ -370,7 +496,9 @@ def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) 
         ),
     )
     names = list(columns)
-    points = [dict(zip(names, map(float, row), strict=True)) for row in zip(*columns.values(), strict=True)]
+    # A group column holds run labels, not numbers: stored as text (float() of a label failed the save).
+    points = [{k: (str(v) if k == "group" else float(v)) for k, v in zip(names, row, strict=True)}
+              for row in zip(*columns.values(), strict=True)]
     return save_version(_open(args), fit, activate=args.activate, points=points)
 
 
@@ -427,9 +555,37 @@ def format_result(result: FitResult, method: str, data: str | os.PathLike[str]) 
             lo, hi = result.derived_intervals[name]
             extra = f"   95% interval {_num(lo)} – {_num(hi)}"
         lines.append(f"derived     {name} = {_num(value)}{extra}")
+    for e in result.excluded:
+        lines.append(f"excluded    row {e.row} (N {_num(e.N)}, D {_num(e.D)}, loss {_num(e.loss)}): {e.reason}")
     if result.message:
         lines.append(f"note        {result.message}")
     lines.extend(f"warning     {w}" for w in result.warnings)
+    return "\n".join(lines)
+
+
+def format_predictions(predictions: list[Any], interval: float) -> str:
+    rows = [[_num(p.N), _num(p.D), f"{p.mean:.4f}", f"{p.low:.4f} – {p.high:.4f}"] for p in predictions]
+    return _table(["N", "D", "loss", f"{interval:.0%} interval"], rows)
+
+
+def format_auto(report: Any, predictions: list[Any], interval: float, data: str | os.PathLike[str]) -> str:
+    lines = [f"{report.law} chosen for {report.n_points} points from {Path(data).name} "
+             f"({report.seconds:.2f} s, {report.bootstrap} bootstrap resamples over runs)", ""]
+    rows = []
+    for c in report.candidates:
+        score = "n/a" if c.backtest is None else f"{c.backtest:.3%}"
+        mark = "*" if c.chosen else ("~" if c.competitive else "")
+        coef = ", ".join(f"{k} {_num(v)}" for k, v in c.coefficients.items())
+        rows.append([mark, c.law, score, f"{c.objective:.4e}", coef])
+    lines.append(_table(["", "law", "backtest", "objective", "coefficients"], rows))
+    lines.append("(* chosen, ~ competitive: its spread joins the intervals; backtest: mean over rolling origins "
+                 "of the median |relative error| on larger-compute points)")
+    if predictions:
+        lines += ["", format_predictions(predictions, interval)]
+    for e in report.excluded:
+        lines.append(f"excluded    row {e.row} (N {_num(e.N)}, D {_num(e.D)}, loss {_num(e.loss)}): {e.reason}")
+    lines.extend(f"note        {n}" for n in report.notes)
+    lines.extend(f"warning     {w}" for w in report.warnings)
     return "\n".join(lines)
 
 
@@ -485,6 +641,32 @@ def _finite(v: float) -> bool:
     return v == v and v not in (float("inf"), float("-inf"))
 
 
+def _candidates() -> list[str]:
+    from fits.laws.registry import get_law, law_names
+
+    return [n for n in law_names() if getattr(get_law(n), "linear_form", None) is not None]
+
+
+def _priors() -> list[str]:
+    from fits.fitting.auto import PRIORS
+
+    return list(PRIORS)
+
+
+def _probability(text: str) -> float:
+    p = cliutil.number(text)
+    if not 0.0 < p < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability strictly between 0 and 1, got {text!r}")
+    return p
+
+
+def _pair_or_file(text: str) -> tuple[float, float] | str:
+    """N,X pair, or the path of a targets CSV (anything that names an existing file or ends in .csv)."""
+    if text.lower().endswith(".csv") or (Path(text).is_file() and "," not in text):
+        return text
+    return _pair(text)
+
+
 def _pair(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
@@ -494,6 +676,7 @@ def _pair(text: str) -> tuple[float, float]:
 
 COMMANDS: dict[str, cliutil.Command] = {
     "fit": cmd_fit,
+    "predict": cmd_predict,
     "refit": cmd_refit,
     "list": cmd_list,
     "show": cmd_show,

@@ -93,3 +93,37 @@ def _parse(name: str, line_no: int, column: str, raw: str) -> float:
     elif value <= 0:
         raise DataError(f"{where}: must be > 0, got {raw}", field=column)
     return value
+
+
+def read_targets(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) of the points to predict, from a CSV file with columns N and D (others ignored), validated
+    like fitting data: every bad row is named by its line and column."""
+    name = Path(path).name
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}", field="predict") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file", field="predict") from None
+    except csv.Error as exc:
+        raise DataError(f"{name}: not valid CSV: {exc}", field="predict") from None
+    if not rows:
+        raise DataError(f"{name}: empty file; expected a header row with columns N, D", field="predict")
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in ("N", "D") if c not in header]
+    if missing:
+        found = ", ".join(h for h in header if h) or "none"
+        raise DataError(f"{name}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} for the "
+                        f"points to predict (found: {found})", field=missing[0])
+    index = {c: header.index(c) for c in ("N", "D")}
+    out: dict[str, list[float]] = {"N": [], "D": []}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        for column, i in index.items():
+            raw = row[i].strip() if i < len(row) else ""
+            out[column].append(_parse(name, line_no, column, raw))
+    if not out["N"]:
+        raise DataError(f"{name}: no data rows below the header", field="predict")
+    return np.array(out["N"]), np.array(out["D"])

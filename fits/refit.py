@@ -121,7 +121,8 @@ def _jobs(db: sqlite_utils.Database, scope: str) -> list[Job]:
 
 def _laws_on(columns: tuple[str, ...]) -> list[str]:
     """Fittable families whose input columns are exactly these."""
-    return [name for name in fittable_law_names() if tuple(get_law(name).fit_columns) == columns]
+    return [name for name in fittable_law_names()
+            if tuple(get_law(name).fit_columns) == columns and getattr(get_law(name), "in_refit", True)]
 
 
 def _curve_data(

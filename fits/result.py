@@ -2,7 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+
+
+class Excluded(msgspec.Struct, kw_only=True):
+    """One point left out of a fit: its data row (1 = the first row below the header), values and why."""
+
+    row: int
+    N: float
+    D: float
+    loss: float
+    residual: float
+    """ln predicted − ln observed, from the fit without it."""
+    reason: str
+
+
+class Predictive(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a stored fit needs to give predictive intervals later (fits.fitting.auto.predict_from_fit)."""
+
+    noise: float
+    """Standard deviation of one run's ln loss about the law."""
+    misspecification: float = 0.0
+    """Extra standard deviation of ln L when the backtest flagged misspecification."""
+    draws: list[dict[str, float]] = []
+    """Bootstrap coefficient sets (over runs)."""
+    alternatives: list[dict[str, Any]] = []
+    """Competitive forms: {"law": name, "coefficients": {...}}; their spread joins the interval."""
 
 
 class Diagnostics(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -20,6 +47,7 @@ class Diagnostics(msgspec.Struct, kw_only=True, omit_defaults=True):
     """[min, max] training FLOPs (6·N·D) of the points fitted on."""
     degenerate: bool = False
     at_bounds: list[str] = []
+    predictive: Predictive | None = None
 
 
 class FitResult(msgspec.Struct, kw_only=True):
@@ -44,3 +72,5 @@ class FitResult(msgspec.Struct, kw_only=True):
     iterations: int | None = None
     message: str = ""
     diagnostics: Diagnostics = msgspec.field(default_factory=Diagnostics)
+    excluded: list[Excluded] = []
+    """Points left out as outliers (fits.fitting.outliers): their data rows and why; empty when all were kept."""

@@ -50,7 +50,8 @@ def test_reproduces_epoch_refit(epoch_bootstrapped):
     assert c["beta"] == pytest.approx(0.367, abs=0.001)
     assert res.objective <= 1.03e-3
     assert res.objective == pytest.approx(1.0183e-3, rel=1e-3)
-    assert res.n_points == 240 and res.starts == 4500
+    # Variable projection profiles more exponent points than the paper grid has starts (issue 10, item 2).
+    assert res.n_points == 240 and res.starts >= 4500
     assert res.converged
     assert res.warnings == []
 

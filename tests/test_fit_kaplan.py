@@ -42,7 +42,7 @@ def test_kaplan_nd_recovers_table2():
     assert c["alpha_D"] == pytest.approx(ND["alpha_D"], abs=0.008)
     assert np.log10(c["N_c"]) == pytest.approx(np.log10(ND["N_c"]), abs=0.5)
     assert np.log10(c["D_c"]) == pytest.approx(np.log10(ND["D_c"]), abs=0.5)
-    assert res.converged and res.starts == 625
+    assert res.converged and res.starts >= 625
     assert res.diagnostics.heldout_error < 0.01
     assert res.diagnostics.residual_rms < 0.01
 

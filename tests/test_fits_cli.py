@@ -66,7 +66,7 @@ def test_epoch_fit_through_the_cli(epoch_csv: Path):
     for name, (lo, hi) in BESIROGLU2024_INTERVALS.items():
         assert lo <= out["coefficients"][name] <= hi
     assert out["objective"] <= 1.03e-3
-    assert out["n_points"] == 240 and out["starts"] == 4500 and out["converged"]
+    assert out["n_points"] == 240 and out["starts"] >= 4500 and out["converged"]
 
 
 def test_human_output_is_a_table(nd_csv: Path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,7 @@ def fit_form(
     budgets: Sequence[float] = (),
     progress: Progress | None = None,
     starts: np.ndarray | None = None,
+    keep_outliers: bool = False,
 ) -> FitResult:
     """Fit ``form`` to ``points``; see fits.fitting.fit for the arguments."""
     t0 = time.perf_counter()
@@ -48,13 +50,31 @@ def fit_form(
         raise BadInput(f"unknown {method!r}; expected one of {', '.join(METHODS)}", field="method")
     check_enough(form, points)
     is_robust = method == "robust"
+    excluded: list = []
+    profiled = 0
+    linear = _linear_form(form) if is_robust else None
+    if linear is not None:
+        # robust: outliers screened and starts from variable projection (fits.fitting.varpro), where the
+        # family has that structure; grid stays the published procedure.
+        vp = None
+        if not keep_outliers:
+            points, excluded, vp = _screen(linear, form, points)
+            check_enough(form, points)
+        if starts is None:
+            # The VarPro optimum and profile starts lead; the family's own start grid follows them, so the
+            # result is never worse on the objective than the grid procedure's (the same polish runs from a
+            # superset of its starts) and the near-equal minima the held-out choice weighs are still found.
+            vp_starts = _varpro_starts(linear, form, points, vp)
+            starts = form.grid() if vp_starts is None else np.vstack([vp_starts, form.grid()])
+            profiled = len(linear.prepare(points.N, points.X, points.loss).phi_grid())
     bounds = form.bounds(points) if is_robust else None
     grid = form.grid() if starts is None else np.asarray(starts, dtype=float)
     found = multistart(form, points, grid, bounds=bounds)
     best = found.best
     chosen = best
+    kind = f"variable-projection and grid (profile of {profiled:,} exponent points) " if profiled else ""
     notes = [
-        f"{method}: best of {found.starts} starts ({len(found.candidates)} distinct minima kept, "
+        f"{method}: best of {found.starts} {kind}starts ({len(found.candidates)} distinct minima kept, "
         f"{found.capped} starts still moving at the stage-1 iteration cap)"
     ]
     warnings: list[str] = []
@@ -92,7 +112,8 @@ def fit_form(
         coefficients=coefficients,
         objective=chosen.objective,
         n_points=len(points),
-        starts=found.starts,
+        # With variable projection, the exponent points profiled plus the optimiser's starts.
+        starts=profiled + found.starts,
         seconds=0.0,
         converged=chosen.converged,
         warnings=warnings,
@@ -109,7 +130,11 @@ def fit_form(
             heldout_error=heldout_error,
             heldout_points=heldout_points,
         ),
+        excluded=excluded,
     )
+    if excluded:
+        result.message += (f"; {len(excluded)} outlier(s) excluded (rows {', '.join(str(e.row) for e in excluded)});"
+                           " keep_outliers keeps them")
     if bootstrap_resamples > 0:
         others = [c.theta for c in found.candidates if c is not chosen]
         others += list(found.coarse_points[1:])
@@ -129,6 +154,59 @@ def fit_form(
             result.warnings.append(f"{failed} of {bootstrap_resamples} bootstrap refits did not converge")
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _linear_form(form: Form) -> Any:
+    """The family's VarPro structure when its points are (N, D, loss); None otherwise."""
+    from fits.laws.registry import get_law
+
+    try:
+        law = get_law(form.law)
+    except BadInput:
+        return None
+    return getattr(law, "linear_form", None) if form.x_name == "D" else None
+
+
+def _screen(linear: Any, form: Form, points: Points) -> tuple[Points, list, Any]:
+    """Points without the outliers, the outliers, and the VarPro fit of the points kept."""
+    from fits.fitting.outliers import screen
+    from fits.fitting.varpro import fit_linear
+
+    last: list[Any] = []
+
+    def fit_mask(mask: np.ndarray) -> Any:
+        # Later rounds drop a few points: warm-started from the previous round instead of a new profile.
+        fit = fit_linear(linear, points.N[mask], points.X[mask], points.loss[mask], warm=last[-1] if last else None)
+        last.append(fit)
+        return fit
+
+    def resid(fit: Any) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.log(form.predict(fit.coefficients, points.N, points.X)) - np.log(points.loss)
+
+    fit, screened = screen(fit_mask, resid, points.N, points.X, points.loss)
+    if not screened.excluded:
+        return points, [], fit
+    return points.take(np.flatnonzero(screened.keep)), screened.excluded, fit
+
+
+def _varpro_starts(linear: Any, form: Form, points: Points, best: Any = None) -> np.ndarray | None:
+    """The VarPro optimum and the other profile starts, in the form's coordinates."""
+    from fits.fitting.varpro import _Problem, fit_linear
+
+    if best is None:
+        best = fit_linear(linear, points.N, points.X, points.loss)
+    thetas = [form.to_theta(best.coefficients)]
+    prob = _Problem(best.form, points.N, points.X, points.loss, None, 1.0)
+    k = len(best.form.amp_names)
+    for theta in best.starts:
+        c = best.form.coefficients(prob.amps(theta), theta[k:])
+        try:
+            thetas.append(form.to_theta(c))
+        except (ValueError, KeyError):
+            continue
+    out = np.array([t for t in thetas if np.all(np.isfinite(t))])
+    return out if out.size else None
 
 
 def check_enough(form: Form, points: Points) -> None:

@@ -29,6 +29,7 @@ from fits.laws.numerics import bounded_minimum, increasing_root
 if TYPE_CHECKING:
     from fits.accounting import MoeSpec
     from fits.fitting.form import Form, Points
+    from fits.fitting.varpro import LinearForm
     from fits.result import FitResult
 
 N_MIN = 1e3
@@ -274,6 +275,13 @@ class LawFamily:
     reference_range: tuple[float, float] | None = None
     in_steps: bool = False
     reports_allocation: bool = False
+    in_refit: bool = True
+    """Whether the refit job (fits.refit) fits this family for every scope; the alternative forms of
+    ``--law auto`` are fitted on request only."""
+    linear_form: LinearForm | None = None
+    """The family's structure for variable projection (fits.fitting.linear_forms) when it is fitted on
+    (N, D, loss) and linear in its amplitudes for fixed exponents: such families are the candidates of
+    ``fit --law auto`` and get predictive intervals."""
 
     @property
     def scope_law(self) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from fits.errors import BadInput
 from fits.laws.base import Law
+from fits.laws.families.broken_d import BROKEN_D
 from fits.laws.families.chinchilla import CHINCHILLA
+from fits.laws.families.chinchilla_e import CHINCHILLA_E
 from fits.laws.families.kaplan import KAPLAN, KAPLAN_ND, KAPLAN_NS
 from fits.laws.families.moe import KRAJEWSKI_MOE
 
@@ -60,3 +62,5 @@ register_law(KAPLAN_ND)
 register_law(KAPLAN_NS)
 register_law(KAPLAN)
 register_law(KRAJEWSKI_MOE)
+register_law(CHINCHILLA_E)
+register_law(BROKEN_D)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fits.errors import BadInput
+from fits.fitting.linear_forms import ChinchillaLinear
 from fits.laws import chinchilla, repeated
 from fits.laws.base import Conventions, LawFamily, LossModel, PredictParts
 
@@ -132,6 +133,7 @@ class Chinchilla(LawFamily):
     }
     reference_range = PUBLISHED_COMPUTE_RANGE
     """Where a fit without a recorded range is taken to have been made, for its coefficient-draw band."""
+    linear_form = ChinchillaLinear()
 
     def loss(self, coefficients: Mapping[str, float], N, D):
         return chinchilla.loss(N, D, **{k: coefficients[k] for k in KEYS})

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from fits.fitting.linear_forms import KaplanNDLinear
 from fits.laws import kaplan2020 as k20
 from fits.laws import repeated
 from fits.laws.base import Conventions, LawFamily, LossModel, PredictParts, numeric_columns, reject_options
@@ -480,6 +481,7 @@ class KaplanND(_KaplanND):
     name = "kaplan-nd"
     coefficients = k20.ND_COEFFICIENTS
     model_class = KaplanNDModel
+    linear_form = KaplanNDLinear()
 
     def exponents(self, coefficients: Mapping[str, float]) -> dict[str, float]:
         nd = k20.nd_coefficients(coefficients)
