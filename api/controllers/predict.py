@@ -82,7 +82,7 @@ class PredictController(Controller):
         status_code=200,
         responses={200: ResponseSpec(Prediction, description="The prediction.",
                                      examples=[example("1e9 parameters on 2e10 tokens", prediction_example())]),
-                   **problem_responses(400, 413, 422)},
+                   **problem_responses(400, 413, 415, 422)},
     )
     async def predict(
         self,
