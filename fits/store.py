@@ -19,10 +19,12 @@ from fits.db import (  # noqa: F401
     connect,
     db_path,
     from_json,
+    from_row,
     migrations,
     now,
     to_json,
     transaction,
+    where,
 )
 from fits.errors import Conflict, NotFound
 from fits.fit import Fit, Provenance
@@ -47,23 +49,8 @@ def open_db(path: str | os.PathLike[str] | None = None, *, seed: bool = True) ->
 
 
 def _row_to_fit(row: dict[str, Any]) -> Fit:
-    return Fit(
-        id=row["id"],
-        name=row["name"],
-        law=row["law"],
-        scope=row["scope"],
-        version=row["version"],
-        coefficients=from_json(row["coefficients"], dict[str, float]),
-        intervals=from_json(row["intervals"], dict[str, list[float]] | None) or {},
-        provenance=from_json(row["provenance"], Provenance),
-        objective=row["objective"],
-        n_points=row["n_points"] or 0,
-        heldout_error=row["heldout_error"],
-        diagnostics=from_json(row["diagnostics"], Diagnostics | None) or Diagnostics(),
-        warnings=from_json(row["warnings"], list[str] | None) or [],
-        created=row["created"],
-        active=bool(row["active"]),
-    )
+    return from_row(row, Fit, {"coefficients": dict[str, float], "intervals": dict[str, list[float]],
+                               "provenance": Provenance, "diagnostics": Diagnostics, "warnings": list[str]})
 
 
 def save_fit(
@@ -208,15 +195,8 @@ def active_fits(db: sqlite_utils.Database, scope: str | None = None) -> list[Fit
 
 
 def list_fits(db: sqlite_utils.Database, *, law: str | None = None, scope: str | None = None) -> list[Fit]:
-    clauses, args = [], []
-    if law is not None:
-        clauses.append("law = ?")
-        args.append(law)
-    if scope is not None:
-        clauses.append("scope = ?")
-        args.append(scope)
-    where = " AND ".join(clauses) or None
-    return [_row_to_fit(r) for r in db["fits"].rows_where(where, args, order_by="id")]
+    clause, args = where(("law = ?", law), ("scope = ?", scope))
+    return [_row_to_fit(r) for r in db["fits"].rows_where(clause, args, order_by="id")]
 
 
 def fit_points(db: sqlite_utils.Database, fit_id: int) -> list[dict[str, float]] | None:
