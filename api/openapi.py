@@ -127,6 +127,22 @@ RUN_RULES: dict[str, Any] = {
 }
 
 
+def _points_need(*fields: str) -> dict[str, Any]:
+    return {"properties": {"points": {"items": {"required": list(fields),
+                                                "properties": {f: {"type": "number"} for f in fields}}}}}
+
+
+FIT_RULES: dict[str, Any] = {
+    # fits.fitting's rules on points by family: N, D, loss (chinchilla, kaplan-nd); N, B, step, loss (kaplan-ns).
+    "allOf": [
+        {"if": {"required": ["law"], "properties": {"law": {"enum": ["chinchilla", "kaplan-nd"]}}},
+         "then": _points_need("D")},
+        {"if": {"required": ["law"], "properties": {"law": {"const": "kaplan-ns"}}},
+         "then": _points_need("B", "step")},
+    ],
+}
+
+
 def _lift(source: dict[str, Any]) -> dict[str, Any]:
     """The constraints of one msgspec property schema, from its non-null alternatives, keyed for the top level
     (numeric keys apply only to numbers, string keys only to strings, so one level holds them all)."""
@@ -172,15 +188,21 @@ def exact_schema(doc: dict[str, Any]) -> dict[str, Any]:
     bounds as floats; msgspec's own schema of each request struct has every bound, so its constraints are
     copied onto the components of the same name, and planner.request's rules between fields are added.
     """
-    from api.schemas import FitRequest, RunIngest
+    from api.schemas import FitPoint, FitRequest, ModelShape, RunIngest
     from planner import PlanRequest, PredictRequest
+    from planner.request import Hardware
 
-    _, exact = msgspec.json.schema_components([PlanRequest, PredictRequest, FitRequest, RunIngest])
+    requests = [PlanRequest, PredictRequest, FitRequest, RunIngest]
+    _, exact = msgspec.json.schema_components(requests)
+    strict = {t.__name__ for t in [*requests, Hardware, FitPoint, ModelShape]
+              if t.__struct_config__.forbid_unknown_fields}
     components = doc.get("components", {}).get("schemas", {})
     for name, source in exact.items():
         target = components.get(name)
         if target is None or name == "RunPoint":  # RunPoint is also a response: left as served
             continue
+        if name in strict:
+            target["additionalProperties"] = False  # the struct refuses unknown fields
         for prop, spec in target.get("properties", {}).items():
             if prop in source.get("properties", {}):
                 _merge(spec, source["properties"][prop])
@@ -188,6 +210,8 @@ def exact_schema(doc: dict[str, Any]) -> dict[str, Any]:
         components["PlanRequest"].update(PLAN_RULES)
     if "RunIngest" in components:
         components["RunIngest"].update(RUN_RULES)
+    if "FitRequest" in components:
+        components["FitRequest"].update(FIT_RULES)
     _integers(doc)
     return doc
 

@@ -172,7 +172,7 @@ def activate_fit(db: sqlite_utils.Database, fit_id: int) -> Fit:
 
 def get_fit(db: sqlite_utils.Database, ref: int | str) -> Fit:
     """A fit by id (int or digit string) or by stable name (the newest version carrying that name)."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
         rows = list(db["fits"].rows_where("id = ?", [int(ref)]))
         if not rows:
             raise FitNotFound(f"no fit with id {ref}", field="fit")

@@ -147,3 +147,10 @@ def test_concurrent_retries_with_one_key_store_one_plan_and_answer_one_original(
         assert len({r.json()["id"] for r in responses}) == 1
     with sqlite3.connect(db_file) as conn:
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT idempotency_key) FROM plans").fetchone() == (12, 12)
+
+
+def test_a_fit_ref_of_non_ascii_digits_is_a_name_not_a_500(client):
+    # "³".isdigit() is true, but int("³") fails: such a ref is looked up as a name
+    assert _problem(client.get("/v1/fits/%C2%B3"), 404)["detail"]
+    doc = client.get("/schema/openapi.json").json()["components"]["schemas"]
+    assert doc["PlanRequest"]["additionalProperties"] is False  # unknown fields are refused, and say so
