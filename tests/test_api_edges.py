@@ -154,3 +154,25 @@ def test_a_fit_ref_of_non_ascii_digits_is_a_name_not_a_500(client):
     assert _problem(client.get("/v1/fits/%C2%B3"), 404)["detail"]
     doc = client.get("/schema/openapi.json").json()["components"]["schemas"]
     assert doc["PlanRequest"]["additionalProperties"] is False  # unknown fields are refused, and say so
+
+
+def test_concurrent_retries_across_two_workers_answer_one_original(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.testing import ServerProcess
+
+    db = tmp_path / "idem.db"
+    with ServerProcess(db, workers=2, env={"SCALEPLAN_RATE_LIMIT": "0"}) as server, \
+            ThreadPoolExecutor(16) as pool, httpx.Client(base_url=server.url, timeout=30,
+                                                         limits=httpx.Limits(max_connections=16)) as http:
+        for trial in range(4):
+            def post(_: int, key: str = f"two-workers-{trial}") -> httpx.Response:
+                return http.post("/v1/plans", json={"compute_flops": 2e21}, headers={"Idempotency-Key": key})
+
+            responses = list(pool.map(post, range(16)))
+            assert {r.status_code for r in responses} == {201}, [r.text for r in responses if r.status_code != 201]
+            originals = [r for r in responses if r.headers.get("Idempotent-Replayed") != "true"]
+            assert len(originals) == 1, (trial, len(originals))
+            assert len({r.json()["id"] for r in responses}) == 1
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM plans").fetchone() == (4,)
