@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from api.lifecycle import SUPERVISOR_PID
+    from api.protocol import NoDelayH11Protocol
 
     os.environ[SUPERVISOR_PID] = str(os.getpid())
     _wait_for_port(args.host, args.port)
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         "api.app:create_app",
         factory=True,
+        http=NoDelayH11Protocol,
         host=args.host,
         port=args.port,
         workers=args.workers if args.workers > 1 else None,
