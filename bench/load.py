@@ -3,8 +3,9 @@
     python bench/load.py [--workers 1] [--concurrency 16] [--duration 10] [--url URL --db PATH] [--httpx]
 
 Starts ``python -m api`` on a free port with a fresh database (unless --url is given) and drives, one after
-the other, ``GET /healthz``, ``GET /v1/plans/5`` and ``POST /v1/plans {"compute_flops": 1e21}`` for --duration
-seconds each with --concurrency connections. It prints requests/s, p50/p99 latency and errors per endpoint,
+the other, ``GET /healthz``, ``GET /v1/plans/5``, ``POST /v1/plans {"compute_flops": 1e21}`` and POSTs with a
+different budget each time ("POST varied": nothing solved twice) for --duration seconds each with --concurrency
+connections. It prints requests/s, p50/p99 latency and errors per endpoint,
 each endpoint's throughput as a fraction of /healthz's, and whether every plan that got a 201 is in the
 database afterwards. Rate limiting is turned off on the started server (the loader is one client).
 
@@ -129,6 +130,14 @@ POST_SCRIPT = """wrk.method = "POST"
 wrk.body = '{"compute_flops": 1e21}'
 wrk.headers["Content-Type"] = "application/json"
 """
+VARIED_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(7)
+request = function()
+  return wrk.format(nil, nil, nil, string.format('{"compute_flops": %.6e}', 10 ^ (18 + 7 * math.random())))
+end
+"""
+"""A different budget on every request, so no plan is solved twice (the service remembers solved plans)."""
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
@@ -178,7 +187,7 @@ def run_wrk(url: str, db: str | None, concurrency: int, duration: float, warmup:
         for _ in range(5):  # so /v1/plans/5 exists
             client.post("/v1/plans", json={"compute_flops": 1e21}).raise_for_status()
     targets = [("GET /healthz", "/healthz", None), ("GET /v1/plans/5", "/v1/plans/5", None),
-               ("POST /v1/plans", "/v1/plans", POST_SCRIPT)]
+               ("POST /v1/plans", "/v1/plans", POST_SCRIPT), ("POST varied", "/v1/plans", VARIED_SCRIPT)]
     for _, path, script in targets:
         wrk(url, path, "warmup", concurrency, warmup, script)
     results = []
