@@ -127,6 +127,16 @@ RUN_RULES: dict[str, Any] = {
 }
 
 
+PREDICT_RULES: dict[str, Any] = {
+    # planner.request.validate_predict: tokens, or steps with batch_tokens; never tokens and steps together.
+    "oneOf": [_present("tokens", "number"),
+              {"required": ["steps", "batch_tokens"], "properties": {"steps": {"type": "number"},
+                                                                      "batch_tokens": {"type": "number"}}}],
+    "not": {"required": ["tokens", "steps"], "properties": {"tokens": {"type": "number"},
+                                                            "steps": {"type": "number"}}},
+}
+
+
 def _points_need(*fields: str) -> dict[str, Any]:
     return {"properties": {"points": {"items": {"required": list(fields),
                                                 "properties": {f: {"type": "number"} for f in fields}}}}}
@@ -212,6 +222,8 @@ def exact_schema(doc: dict[str, Any]) -> dict[str, Any]:
         components["RunIngest"].update(RUN_RULES)
     if "FitRequest" in components:
         components["FitRequest"].update(FIT_RULES)
+    if "PredictRequest" in components:
+        components["PredictRequest"].update(PREDICT_RULES)
     _integers(doc)
     return doc
 

@@ -119,6 +119,7 @@ def test_openapi_states_the_bounds_the_server_enforces(client):
         assert schemas["FitPoint"]["properties"][name]["exclusiveMinimum"] == 0
     assert schemas["FitRequest"]["properties"]["budgets"]["items"]["exclusiveMinimum"] == 0
     assert len(schemas["PlanRequest"]["oneOf"]) == 4  # exactly one budget
+    assert schemas["PredictRequest"]["not"]["required"] == ["tokens", "steps"]
     plan_id = doc["paths"]["/v1/plans/{plan_id}"]["get"]["parameters"][0]["schema"]
     assert plan_id["maximum"] == 2**63 - 1 and isinstance(plan_id["maximum"], int)
     # every bound the document states is one the server holds to
