@@ -106,13 +106,14 @@ def reserved_names() -> frozenset[str]:
 def check_name(db: sqlite_utils.Database, name: str | None, law: str, scope: str) -> None:
     """Conflict (field ``name``) unless ``name`` may name a new version of (law, scope).
 
-    A published name is reserved, and a name stays with one (law, scope): ``get_fit(name)`` returns the newest
-    version carrying it, which must not jump to another family or scope.
+    A published name is reserved, and a name stays with one (law, scope): ``get_fit(name)`` returns the active
+    (else the newest) version carrying it, which must not jump to another family or scope.
     """
     if name is None:
         return
     if name in reserved_names():
-        raise Conflict(f"{name!r} is the name of a published fit and is reserved", field="name")
+        raise Conflict(f"{name!r} is the name of a published fit and is reserved; store the copy under another "
+                       "name", field="name")
     row = db.execute("SELECT law, scope FROM fits WHERE name = ? ORDER BY version DESC LIMIT 1", [name]).fetchone()
     if row is not None and (row[0], row[1]) != (law, scope):
         raise Conflict(f"{name!r} already names fits of {row[0]}/{row[1]}; a name stays with one (law, scope)",
@@ -171,13 +172,16 @@ def activate_fit(db: sqlite_utils.Database, fit_id: int) -> Fit:
 
 
 def get_fit(db: sqlite_utils.Database, ref: int | str) -> Fit:
-    """A fit by id (int or digit string) or by stable name (the newest version carrying that name)."""
+    """A fit by id (int or digit string) or by stable name (the active version carrying that name, else the
+    newest)."""
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
         rows = list(db["fits"].rows_where("id = ?", [int(ref)]))
         if not rows:
             raise FitNotFound(f"no fit with id {ref}", field="fit")
     else:
-        rows = list(db["fits"].rows_where("name = ?", [ref], order_by="version desc", limit=1))
+        # The active fit of that name, else its newest version: a later inactive version (an import, a refit
+        # left unactivated) must not replace what the name answers with.
+        rows = list(db["fits"].rows_where("name = ?", [ref], order_by="active desc, version desc", limit=1))
         if not rows:
             known = ", ".join(r["name"] for r in db.query("SELECT DISTINCT name FROM fits WHERE name IS NOT NULL"))
             raise FitNotFound(f"no fit named {ref!r} (known names: {known or 'none'})", field="fit")
