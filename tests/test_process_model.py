@@ -16,7 +16,7 @@ from api.testing import ServerProcess, alive
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads processes from /proc")
 ENV = {"SCALEPLAN_RATE_LIMIT": "0"}
-SLOW = "/v1/frontier.png?start=1e10&stop=9e19&per_decade=20"
+SLOW = "/v1/frontier.png?start=1e18&stop=9e27&per_decade=20"
 """200 plans and a plot: a request that takes a few seconds."""
 
 
@@ -66,7 +66,7 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path):
         httpx.get(server.url + SLOW.replace("per_decade=20", "per_decade=1"), timeout=60)  # warm the plotter
         caller = threading.Thread(target=slow)
         caller.start()
-        time.sleep(0.5)  # the request is being answered
+        time.sleep(0.25)  # the request is being answered
         os.kill(server.process.pid, signal.SIGTERM)
         caller.join(60)
         # uvicorn re-raises the signal once it has shut down gracefully
