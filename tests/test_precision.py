@@ -114,12 +114,13 @@ def test_precision_is_part_of_a_runs_identity(db, db_file: Path, text: Path, tmp
 TINY = dict(n_layer=1, d_model=32, seq_len=32, batch_size=4, lr=3e-3, eval_sequences=8)
 CURVE = dict(n_layer=2, d_model=64, seq_len=64, batch_size=8, lr=3e-3, eval_sequences=32, steps=100, eval_every=25)
 SEEDS = (0, 1, 2)
-K = 1.0
-"""|bf16 − fp32| (same seed: same initial weights and batches) at each evaluation must stay within K pooled
-seed σ. With K = 1 the test tells "bf16 perturbs the curve less than reseeding does" from "as much as
-reseeding": a bf16 curve that behaved like another seed would differ by √2·σ on average and cross 1σ at some
-of the four evaluations almost surely, while rounding alone (measured: about 0.05–0.1σ) passes with a wide
-margin. σ is pooled over the evaluations (3 seeds give 2 degrees of freedom per step, too few alone)."""
+K = 2.0
+"""|bf16 − fp32| at each evaluation, same seed (same initial weights, same batches), must stay within K pooled
+seed σ, and the mean signed difference within one σ. The two curves start identical and drift apart as rounding
+differences compound: measured here, up to 0.84σ (mean −0.33σ), against √2·σ ≈ 1.4σ expected between two fp32
+seeds. K = 2 fails a bf16 loop that shifts the curve by more than the spread of two seeds (about 0.08 nats on
+this model), and leaves a factor 2.4 over the measured drift for CPUs whose bf16 kernels round differently. σ is
+pooled over the evaluations after step 0 (3 seeds give only 2 degrees of freedom per step)."""
 
 
 def test_bf16_curves_match_fp32_within_the_seed_noise(db, text: Path):
@@ -134,7 +135,7 @@ def test_bf16_curves_match_fp32_within_the_seed_noise(db, text: Path):
     sigma = [statistics.stdev(curves["fp32", s][i] for s in SEEDS) for i in steps]
     pooled = statistics.fmean(x * x for x in sigma) ** 0.5
     assert pooled > 0.005  # the seeds really differ: σ is a noise floor, not zero
-    for seed in (0, 1):
-        delta = [abs(curves["bf16", seed][i] - curves["fp32", seed][i]) for i in steps]
-        assert max(delta) <= K * pooled, (seed, delta, pooled)
-        assert max(delta) > 0  # and bf16 really ran: rounding moves the curve a little
+    deltas = [curves["bf16", seed][i] - curves["fp32", seed][i] for seed in (0, 1) for i in steps]
+    assert max(map(abs, deltas)) <= K * pooled, (deltas, pooled)
+    assert abs(statistics.fmean(deltas)) <= pooled, (deltas, pooled)  # no systematic shift either
+    assert max(map(abs, deltas)) > 0  # and bf16 really ran: rounding moves the curve a little
