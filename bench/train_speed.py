@@ -211,7 +211,7 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def bf16_section(db, steps: int, repeats: int, compile_model: bool) -> dict:
+def bf16_section(db, steps: int, repeats: int, compile_model: bool, widths: set[int] | None = None) -> dict:
     """fp32 against bf16 autocast per shape: peaks and runs interleaved, medians over ``repeats``."""
     dev = torch.device("cpu")
     threads = device_mod.cpu_count()
@@ -220,7 +220,7 @@ def bf16_section(db, steps: int, repeats: int, compile_model: bool) -> dict:
           f"{' '.join(sorted(device_mod.cpu_bf16_flags(Path('/proc/cpuinfo').read_text()))) or 'none'}; "
           f"auto precision: {device_mod.resolve_precision('auto', dev)}; load average {_load()}")
     out = {}
-    for shape in BF16_SHAPES:
+    for shape in [s for s in BF16_SHAPES if widths is None or s["d_model"] in widths]:
         _run(db, {**shape, "precision": "bf16"}, 2, device="cpu", threads=threads, compile=compile_model)  # warm-up
         load_before = _load()
         rows: dict[str, list[float]] = {"fp32": [], "bf16": [], "peak_fp32": [], "peak_bf16": [], "ratio": []}
@@ -294,6 +294,7 @@ def main() -> int:
                         help="also time the torch.compile'd model on CPU")
     parser.add_argument("--no-ddp", action="store_true",
                         help="skip the one-process-per-core (torchrun, gloo) variant on CPU")
+    parser.add_argument("--d-models", help="bf16 section: only these of 128,256,384 (comma-separated)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -305,7 +306,8 @@ def main() -> int:
         if args.section in ("cpu", "all"):
             out["cpu"] = cpu_section(db, db_path, args.steps, args.repeats, args.compile, not args.no_ddp)
         if args.section in ("bf16", "all"):
-            out["bf16"] = bf16_section(db, args.steps, args.repeats, args.compile == "on")
+            widths = {int(w) for w in args.d_models.split(",")} if args.d_models else None
+            out["bf16"] = bf16_section(db, args.steps, args.repeats, args.compile == "on", widths)
         if args.section in ("gpu", "all"):
             if torch.cuda.is_available():
                 out["gpu"] = gpu_section(db, args.steps)
