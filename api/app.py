@@ -25,6 +25,7 @@ from api.problems import exception_handlers
 from api.ratelimit import RateLimitMiddleware, TokenBucket
 from api.settings import Settings, load_settings
 from api.threads import SerialThread
+from api.web import WebController
 
 log = logging.getLogger("api")
 
@@ -91,7 +92,8 @@ def create_app(
         middleware.append(RateLimitMiddleware(TokenBucket(settings.rate_limit, settings.rate_burst)))
 
     app = Litestar(
-        route_handlers=[OperationsController, PlansController, PredictController, FitsController, RunsController],
+        route_handlers=[OperationsController, PlansController, PredictController, FitsController, RunsController,
+                        WebController],
         dependencies={
             "database": Provide(_database, sync_to_thread=False),
             "registry": Provide(_registry, sync_to_thread=False),

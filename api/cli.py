@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="requests per second per client (default $SCALEPLAN_RATE_LIMIT or 100; 0 = off)")
     parser.add_argument("--rate-burst", type=int, default=None,
                         help="burst size per client (default $SCALEPLAN_RATE_BURST or 200)")
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                        help="server log level (info)")
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
                         help="log every request (default off)")
     parser.set_defaults(run=_check_and_prepare)

@@ -59,7 +59,7 @@ def build_parser() -> Parser:
         description=(
             "Fit a law family to points from a CSV file by multi-start L-BFGS on the summed Huber "
             "(delta=1e-3) loss of log-space residuals, from the full start grid, and report coefficients, "
-            "objective and diagnostics (residuals; held-out error: fit on all but the largest-compute 15%% "
+            "objective and diagnostics (residuals; held-out error: fit on all but the largest-compute 15% "
             "of points, predict those)."
         ),
         epilog=(
@@ -153,7 +153,7 @@ def build_parser() -> Parser:
             "it becomes the next version of its (law, scope)."
         ),
     )
-    imp.add_argument("file", metavar="FILE.json")
+    imp.add_argument("file", metavar="FILE.json", help="a fit as 'export' writes it")
     imp.add_argument("--scope", help="scope to store under (default: the file's, else 'default')")
     imp.add_argument("--name", help="stable name (default: the file's)")
     imp.add_argument("--activate", action="store_true", help="make the imported fit active")

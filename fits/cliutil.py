@@ -3,6 +3,7 @@
 - ``add_db_option``: the ``--db PATH`` option (else ``$SCALEPLAN_DB``, else ./scaleplan.db) on every command;
 - number parsers for argparse ``type=``: ``number``, ``finite``, ``positive``, ``nonnegative``, ``count``,
   ``whole``;
+- ``table``: rows of text in columns as wide as their widest cell;
 - exit statuses: ``EXIT_OK`` 0, ``EXIT_FAILED`` 1 (it started but could not finish), ``EXIT_BAD_INPUT`` 2;
 - ``Parser``: argparse whose errors are one line and exit 2;
 - one dispatch idiom: a table ``COMMANDS = {"subcommand": function}`` bound onto the subparsers by
@@ -21,7 +22,7 @@ import contextlib
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from fits.errors import BadInput, Failed, ScaleplanError
@@ -56,6 +57,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, self.error_format.format(prog=self.prog, message=message) + "\n")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    """Columns as wide as their widest cell (header included), numbers (``right``) right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [
+        " ".join(f"{cell:>{w}}" if r else f"{cell:<{w}}" for cell, w, r in zip(line, widths, right, strict=True))
+        for line in (header, *rows)
+    ]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def add_db_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = DB_HELP) -> None:

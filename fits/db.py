@@ -70,6 +70,23 @@ def from_json(text: str | bytes | None, type_: type[T]) -> T:
     return msgspec.json.decode(text or "null", type=type_)
 
 
+def from_row(row: dict[str, Any], type_: type[T], json_columns: dict[str, Any]) -> T:
+    """A stored row as the struct it was written from: the ``json_columns`` decoded to their types, and NULL
+    columns left to the struct's defaults (columns the struct lacks are ignored)."""
+    fields = {k: v for k, v in row.items() if v is not None and k in type_.__struct_fields__}
+    for name, column_type in json_columns.items():
+        if fields.get(name) is not None:
+            fields[name] = from_json(fields[name], column_type)
+    return msgspec.convert(fields, type_, strict=False)
+
+
+def where(*conditions: tuple[str, Any]) -> tuple[str | None, list[Any]]:
+    """A WHERE clause ANDing the ``(sql, value)`` conditions whose value is given (not None), and its args:
+    ``where(("law = ?", law), ("id < ?", before))``."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    return " AND ".join(sql for sql, _ in given) or None, [value for _, value in given]
+
+
 # ---------------------------------------------------------------------------------------------- opening
 
 

@@ -19,10 +19,12 @@ from fits.db import (  # noqa: F401
     connect,
     db_path,
     from_json,
+    from_row,
     migrations,
     now,
     to_json,
     transaction,
+    where,
 )
 from fits.errors import Conflict, NotFound
 from fits.fit import Fit, Provenance
@@ -47,23 +49,8 @@ def open_db(path: str | os.PathLike[str] | None = None, *, seed: bool = True) ->
 
 
 def _row_to_fit(row: dict[str, Any]) -> Fit:
-    return Fit(
-        id=row["id"],
-        name=row["name"],
-        law=row["law"],
-        scope=row["scope"],
-        version=row["version"],
-        coefficients=from_json(row["coefficients"], dict[str, float]),
-        intervals=from_json(row["intervals"], dict[str, list[float]] | None) or {},
-        provenance=from_json(row["provenance"], Provenance),
-        objective=row["objective"],
-        n_points=row["n_points"] or 0,
-        heldout_error=row["heldout_error"],
-        diagnostics=from_json(row["diagnostics"], Diagnostics | None) or Diagnostics(),
-        warnings=from_json(row["warnings"], list[str] | None) or [],
-        created=row["created"],
-        active=bool(row["active"]),
-    )
+    return from_row(row, Fit, {"coefficients": dict[str, float], "intervals": dict[str, list[float]],
+                               "provenance": Provenance, "diagnostics": Diagnostics, "warnings": list[str]})
 
 
 def save_fit(
@@ -119,13 +106,14 @@ def reserved_names() -> frozenset[str]:
 def check_name(db: sqlite_utils.Database, name: str | None, law: str, scope: str) -> None:
     """Conflict (field ``name``) unless ``name`` may name a new version of (law, scope).
 
-    A published name is reserved, and a name stays with one (law, scope): ``get_fit(name)`` returns the newest
-    version carrying it, which must not jump to another family or scope.
+    A published name is reserved, and a name stays with one (law, scope): ``get_fit(name)`` returns the active
+    (else the newest) version carrying it, which must not jump to another family or scope.
     """
     if name is None:
         return
     if name in reserved_names():
-        raise Conflict(f"{name!r} is the name of a published fit and is reserved", field="name")
+        raise Conflict(f"{name!r} is the name of a published fit and is reserved; store the copy under another "
+                       "name", field="name")
     row = db.execute("SELECT law, scope FROM fits WHERE name = ? ORDER BY version DESC LIMIT 1", [name]).fetchone()
     if row is not None and (row[0], row[1]) != (law, scope):
         raise Conflict(f"{name!r} already names fits of {row[0]}/{row[1]}; a name stays with one (law, scope)",
@@ -184,13 +172,16 @@ def activate_fit(db: sqlite_utils.Database, fit_id: int) -> Fit:
 
 
 def get_fit(db: sqlite_utils.Database, ref: int | str) -> Fit:
-    """A fit by id (int or digit string) or by stable name (the newest version carrying that name)."""
+    """A fit by id (int or digit string) or by stable name (the active version carrying that name, else the
+    newest)."""
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         rows = list(db["fits"].rows_where("id = ?", [int(ref)]))
         if not rows:
             raise FitNotFound(f"no fit with id {ref}", field="fit")
     else:
-        rows = list(db["fits"].rows_where("name = ?", [ref], order_by="version desc", limit=1))
+        # The active fit of that name, else its newest version: a later inactive version (an import, a refit
+        # left unactivated) must not replace what the name answers with.
+        rows = list(db["fits"].rows_where("name = ?", [ref], order_by="active desc, version desc", limit=1))
         if not rows:
             known = ", ".join(r["name"] for r in db.query("SELECT DISTINCT name FROM fits WHERE name IS NOT NULL"))
             raise FitNotFound(f"no fit named {ref!r} (known names: {known or 'none'})", field="fit")
@@ -208,15 +199,8 @@ def active_fits(db: sqlite_utils.Database, scope: str | None = None) -> list[Fit
 
 
 def list_fits(db: sqlite_utils.Database, *, law: str | None = None, scope: str | None = None) -> list[Fit]:
-    clauses, args = [], []
-    if law is not None:
-        clauses.append("law = ?")
-        args.append(law)
-    if scope is not None:
-        clauses.append("scope = ?")
-        args.append(scope)
-    where = " AND ".join(clauses) or None
-    return [_row_to_fit(r) for r in db["fits"].rows_where(where, args, order_by="id")]
+    clause, args = where(("law = ?", law), ("scope = ?", scope))
+    return [_row_to_fit(r) for r in db["fits"].rows_where(clause, args, order_by="id")]
 
 
 def fit_points(db: sqlite_utils.Database, fit_id: int) -> list[dict[str, float]] | None:

@@ -133,7 +133,8 @@ def format_plan(plan: Plan) -> str:
         + (f"{_g(plan.params_non_embedding)} non-embedding, " if plan.params_non_embedding is not None else "")
         + f"{_g(plan.params_total)} total",
         f"  tokens          {_g(plan.tokens)} ({plan.tokens_per_param:.1f} per param, "
-        + (f"{plan.epochs:.3g} epochs)" if plan.request.unique_tokens else "fresh data)"),
+        + (f"{plan.epochs:.3g} epoch{'' if f'{plan.epochs:.3g}' == '1' else 's'})" if plan.request.unique_tokens
+           else "fresh data)"),
         f"  batch           {plan.batch_tokens:,} tokens = {plan.batch_sequences:,} × {plan.seq_len}",
         f"  steps           {plan.steps:,} (warmup {plan.warmup_steps:,})",
         f"  learning rate   {plan.learning_rate:.3g} peak, {plan.lr_schedule} to {plan.final_lr_fraction:g}× peak",
@@ -151,7 +152,7 @@ def format_plan(plan: Plan) -> str:
         lines.append(f"  inference       {_g(plan.inference_flops)} FLOPs")
     if plan.time is not None:
         t = plan.time
-        cost = f", cost {t.cost:,.0f}" if t.cost is not None else ""
+        cost = f", cost {t.cost:,.0f} USD" if t.cost is not None else ""
         lines.append(
             f"  time            {t.wall_clock_hours:,.1f} h on {t.gpus} × {t.gpu} at MFU {t.mfu:g} "
             f"({t.gpu_hours:,.0f} GPU-hours{cost})"
@@ -232,7 +233,9 @@ def _add_constraints(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-params", metavar="N", help="largest non-embedding parameter count")
     g.add_argument("--unique-tokens", metavar="U", help="unique training tokens available")
     g.add_argument("--max-epochs", metavar="E", help="most passes over the unique tokens")
-    g.add_argument("--deadline-hours", metavar="H", help="wall-clock limit (needs --gpu)")
+    g.add_argument("--deadline-hours", metavar="H",
+                   help="wall-clock limit on the GPUs given (needs --gpu); a budget they cannot train in time "
+                   "gives the best smaller plan that they can")
     g.add_argument("--min-batch", metavar="TOKENS", help="smallest batch in tokens")
     g.add_argument("--max-batch", metavar="TOKENS", help="largest batch in tokens")
     g.add_argument("--seq-len", metavar="T", help="context length")
@@ -246,7 +249,7 @@ def _add_hardware(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu", help="A100, H100 (SXM), H100-PCIe, H200, L40S")
     g.add_argument("--gpus", metavar="COUNT", help="number of GPUs (default 1)")
     g.add_argument("--mfu", help="model FLOPs utilisation, default 0.4")
-    g.add_argument("--price", metavar="P", help="price per GPU-hour")
+    g.add_argument("--price", metavar="P", help="price per GPU-hour in US dollars (the plan's cost is in USD)")
     g.add_argument("--peak-tflops", metavar="T", help="dense bf16 peak per GPU, overrides the catalogue")
 
 
@@ -273,33 +276,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("show", help="show a stored plan")
     s.add_argument("id", help="plan id")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the Plan as JSON")
     cliutil.add_db_option(s)
 
     ls = sub.add_parser("list", help="list stored plans, newest first")
-    ls.add_argument("--fit-id", type=str)
-    ls.add_argument("--limit", type=str, default="20")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--fit-id", type=str, help="only plans made with this fit id")
+    ls.add_argument("--limit", type=str, default="20", help="most plans to list (20)")
+    ls.add_argument("--json", action="store_true", help="print the plans as JSON")
     cliutil.add_db_option(ls)
 
     f = sub.add_parser("frontier", help="the best plan per budget over a compute range")
-    f.add_argument("--from", dest="start", required=True, metavar="FLOPS")
-    f.add_argument("--to", dest="stop", required=True, metavar="FLOPS")
+    f.add_argument("--from", dest="start", required=True, metavar="FLOPS", help="smallest budget, e.g. 1e18")
+    f.add_argument("--to", dest="stop", required=True, metavar="FLOPS", help="largest budget, e.g. 1e24")
     f.add_argument("--per-decade", default="1", metavar="K", help="budgets per decade (default 1)")
     f.add_argument("--plot", metavar="FILE.png", help="draw loss and N_opt against compute")
     _add_fit(f)
     _add_constraints(f)
-    f.add_argument("--json", action="store_true")
+    f.add_argument("--json", action="store_true", help="print the Frontier as JSON")
     cliutil.add_db_option(f)
 
     pr = sub.add_parser("predict", help="the loss a model size and training length should reach")
     pr.add_argument("--params", required=True, metavar="N", help="non-embedding parameters")
-    pr.add_argument("--tokens", metavar="D")
-    pr.add_argument("--steps", metavar="S")
+    pr.add_argument("--tokens", metavar="D", help="training tokens (or --steps with --batch)")
+    pr.add_argument("--steps", metavar="S", help="optimizer steps (with --batch)")
     pr.add_argument("--batch", metavar="TOKENS", help="batch size in tokens (with --steps)")
-    pr.add_argument("--unique-tokens", metavar="U")
+    pr.add_argument("--unique-tokens", metavar="U", help="unique tokens, when training repeats data")
     _add_fit(pr)
-    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--json", action="store_true", help="print the Prediction as JSON")
     cliutil.add_db_option(pr)
     cliutil.bind_commands(sub, COMMANDS)
     return parser
@@ -338,12 +341,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(msgspec.json.encode(plans).decode() + "\n")
         return 0
-    print(f"{'id':>5} {'created':<26} {'fit':<16} {'compute':>9} {'params':>9} {'tokens':>9} {'loss':>7}")
-    for p in plans:
-        print(
-            f"{p.id:>5} {p.created or '':<26} {p.fit.name or p.fit.id!s:<16} {p.compute_flops:9.3g} "
-            f"{p.params:9.3g} {p.tokens:9.3g} {p.predicted_loss.mean:7.4f}"
-        )
+    rows = [
+        (str(p.id), p.created or "", str(p.fit.name or p.fit.id), f"{p.compute_flops:.3g}", f"{p.params:.3g}",
+         f"{p.tokens:.3g}", f"{p.predicted_loss.mean:.4f}")
+        for p in plans
+    ]
+    print(cliutil.table(("id", "created", "fit", "compute", "params", "tokens", "loss"), rows,
+                        (True, False, False, True, True, True, True)))
     return 0
 
 

@@ -149,9 +149,11 @@ def solve_budget(problem: Problem, *, hint: float | None = None, xatol: float = 
         n = hi
         tokens = problem.data_cap if problem.data_cap is not None else float(problem.train_tokens(n))
         c = float(model.compute_for_tokens(n, tokens))
-        binding += [f for f in ("max_params", "max_epochs") if f not in binding]
+        binding += [f for f in ("max_params", "max_epochs")
+                    if f not in binding and (f != "max_params" or problem.max_params is not None)]
+        at = f"max_params = {n:.3g}" if problem.max_params is not None else f"the largest size planned, {n:.3g}"
         notes.append(
-            f"the budget cannot be spent: at max_params = {n:.3g} the data cap of {tokens:.3g} tokens "
+            f"the budget cannot be spent: at {at} the data cap of {tokens:.3g} tokens "
             f"uses {c:.3g} of {problem.budget:.3g} FLOPs"
         )
         loss = float(model.loss(n, c, problem.unique))
@@ -196,9 +198,50 @@ def solve_budget(problem: Problem, *, hint: float | None = None, xatol: float = 
     if problem.data_cap is not None and lo > N_SEARCH_MIN and n <= lo * (1 + 1e-6):
         binding.append("max_epochs")
     alloc = _finish(problem, n, binding, notes)
+    if "max_epochs" in binding:
+        alloc = _smallest_at_the_same_loss(problem, alloc)
     if problem.unique is not None and alloc.tokens > problem.unique * (1 + 1e-9):
         alloc.binding.append("unique_tokens")
     return alloc
+
+
+SAME_LOSS = 1e-6
+"""Relative loss difference below which a smaller model at the data cap counts as reaching the same loss."""
+
+
+def _smallest_at_the_same_loss(problem: Problem, alloc: Allocation) -> Allocation:
+    """At the data cap, the smallest size whose loss on the capped tokens is the plan's to SAME_LOSS.
+
+    Spending the whole budget under a data cap takes a size past which repetition laws (Muennighoff et al.'s
+    R*_N) give the extra parameters no value: the loss is flat there, and the same loss costs far less
+    compute at a smaller size. Below that size the loss on the capped data rises, so the answer is a root.
+    """
+    cap, model = problem.data_cap, problem.model
+    assert cap is not None
+    target = alloc.loss * (1 + SAME_LOSS)
+
+    def excess(log_n: float) -> float:  # falls with N: more parameters on the same tokens
+        n = math.exp(log_n)
+        return float(model.loss(n, float(model.compute_for_tokens(n, cap)), problem.unique)) - target
+
+    lo_log, hi_log = math.log(N_SEARCH_MIN), math.log(alloc.params)
+    if excess(lo_log) <= 0:
+        n = N_SEARCH_MIN
+    elif excess(hi_log) > 0:
+        return alloc
+    else:
+        n = math.exp(brentq(excess, lo_log, hi_log, xtol=1e-9))
+    if n >= alloc.params * (1 - 1e-3):
+        return alloc
+    c = float(model.compute_for_tokens(n, cap))
+    loss = float(model.loss(n, c, problem.unique))
+    note = (
+        f"the rest of the budget buys nothing: on the {cap:.3g}-token data cap the loss stops improving past "
+        f"N ≈ {n:.3g} (repeated data gives more parameters no value), so this plan trains that size with "
+        f"{c:.3g} of the budget's FLOPs; spending them all at N {alloc.params:.3g} predicts the same loss"
+    )
+    return Allocation(params=n, tokens=cap, train_compute=c, loss=loss, binding=alloc.binding,
+                      notes=[*alloc.notes, note])
 
 
 def _largest_n_with_training(problem: Problem, hi: float) -> float:

@@ -66,3 +66,5 @@ class PlanContext:
     """The FLOP convention of the plan's hardware FLOPs, time and MFU."""
     warnings: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    rule_outside: list[str] = field(default_factory=list)
+    """Where the plan extrapolates the batch/LR rule's fitted range (one note in the rule's assumption)."""

@@ -40,7 +40,12 @@ def frontier(
     rows = []
     for c in budgets(start, stop, per_decade):
         request = msgspec.structs.replace(base, compute_flops=c, pf_days=None, hours=None, target_loss=None)
-        plan = solve_plan(request, fit)
+        try:
+            plan = solve_plan(request, fit)
+        except PlanError as exc:
+            if exc.field != "compute_flops":
+                raise
+            raise PlanError("start", f"the budget {c:.3g} FLOPs of this range: {exc.message}") from None
         rows.append(
             FrontierRow(
                 compute_flops=plan.compute_flops,

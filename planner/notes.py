@@ -58,7 +58,10 @@ def add_assumptions(ctx: PlanContext, model: LossModel, hardware_budget: bool) -
         + ", ".join(f"{k} {v:g}" for k, v in sorted(fit.coefficients.items())),
     )
     a += model.assumptions(fit.provenance.source == "published")
-    a.append(f"batch and learning rate: {training.RULE_TEXT[ctx.rule]}")
+    rule = f"batch and learning rate: {training.RULE_TEXT[ctx.rule]}"
+    if ctx.rule_outside:
+        rule += "; this plan extrapolates the rule: " + "; ".join(ctx.rule_outside)
+    a.append(rule)
     if not model.batch_adjusted:
         a.append(
             "critical batch from Kaplan eq. 1.4 at the predicted loss (B_* = 2e8, α_B = 0.21): a WebText2 "
@@ -96,3 +99,7 @@ def add_assumptions(ctx: PlanContext, model: LossModel, hardware_budget: bool) -
         )
     if r.hardware is not None:
         a.append(f"time: MFU {r.hardware.mfu:g} of a dense bf16 peak of {ctx.peak / 1e12:g} TFLOP/s per GPU")
+        a.append(
+            f"batch split: data parallel over the {r.hardware.count} GPU(s) at a micro-batch of one sequence "
+            "(gradient accumulation for the rest), so the batch is a multiple of that many sequences"
+        )

@@ -48,7 +48,7 @@ class TimeEstimate(msgspec.Struct, kw_only=True):
 
     gpu: str
     gpus: int
-    """GPUs the plan runs on (more than given when a deadline forces a larger batch)."""
+    """GPUs the plan runs on: the count given (a deadline never adds GPUs; planner.deadline)."""
     mfu: float
     peak_tflops: float
     flops_per_token: float
@@ -59,6 +59,7 @@ class TimeEstimate(msgspec.Struct, kw_only=True):
     gpu_hours: float
     wall_clock_hours: float
     cost: float | None = None
+    """US dollars: gpu_hours × hardware.price_per_gpu_hour (given in USD)."""
 
 
 class Alternative(msgspec.Struct, kw_only=True):
@@ -123,7 +124,8 @@ class Plan(msgspec.Struct, kw_only=True):
     early_stop_step: int | None
     """Kaplan eq. 5.7 lower bound on the early-stopping step at this batch, when the law gives one."""
     extra_compute: float
-    """Fraction of compute spent beyond the compute-efficient batch (a deadline trading steps for batch)."""
+    """Kept for compatibility, always 0: a deadline keeps the GPUs given and scales the budget down instead of
+    trading steps for a larger batch at extra compute (planner.deadline)."""
     inference_flops: float | None
     time: TimeEstimate | None
     alternatives: list[Alternative]

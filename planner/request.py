@@ -52,6 +52,7 @@ class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_de
     mfu: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_MFU
     """Model FLOPs utilisation: the fraction of the dense bf16 peak the training code sustains."""
     price_per_gpu_hour: Annotated[float, msgspec.Meta(ge=0, lt=1e6)] | None = None
+    """US dollars per GPU-hour; the plan's time.cost is in USD."""
     peak_tflops: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
     """Dense bf16 peak per GPU in TFLOP/s; overrides the catalogue."""
 
@@ -82,7 +83,9 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     max_epochs: Annotated[float, msgspec.Meta(gt=0, lt=1e6)] | None = None
     """Most passes over ``unique_tokens``."""
     deadline_hours: Hours | None = None
-    """Wall-clock limit; shorter runs trade steps for a larger batch (Kaplan eq. 5.1) at extra compute."""
+    """Wall-clock limit on the GPUs given: a budget they cannot train in time is scaled down to the largest they
+    can (a smaller model; the warnings say what the full budget would take); a target loss they cannot reach
+    in time is refused."""
     min_batch_tokens: Count | None = None
     max_batch_tokens: Count | None = None
     seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None

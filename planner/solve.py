@@ -22,11 +22,12 @@ from planner import hardware as hw_mod
 from planner import training
 from planner.constraints import Allocation, Problem, least_budget_for_loss, solve_budget
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
-from planner.deadline import apply_deadline, flops_per_token, time_estimate
+from planner.deadline import flops_per_token, meet_deadline, time_estimate
 from planner.errors import PlanError
 from planner.notes import add_assumptions, add_warnings
 from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_finite_fields
 from planner.request import MIN_FLOPS, PlanRequest, validate
+from planner.shape import WIDTH_STEP as SMALLEST_WIDTH
 from planner.shape import shape_for_params
 from planner.uncertainty import chinchilla_band, estimate, residual_band
 
@@ -80,7 +81,10 @@ def solve_validated(request: PlanRequest, fit: Fit) -> Plan:
     """``solve_plan`` for a request ``validate`` has already passed (make_plan validates once)."""
     try:
         with np.errstate(all="ignore"):
-            return _solve(request, fit)
+            plan = _solve(request, fit)
+            if request.deadline_hours is not None:
+                plan = meet_deadline(request, plan, lambda r: _solve(r, fit))
+            return plan
     except PlanError:
         raise
     except (ArithmeticError, ValueError) as exc:
@@ -110,17 +114,25 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         convention=request.flops_convention or accounting.check_convention(law.conventions.flops),
     )
 
+    uniform = math.log(ctx.vocab_size)
     if request.target_loss is not None:
+        if request.target_loss >= uniform:
+            raise PlanError(
+                "target_loss",
+                f"{request.target_loss:g} nats is no better than a uniform guess over the {ctx.vocab_size} "
+                f"tokens of the vocabulary (ln {ctx.vocab_size} = {uniform:.4g}); aim below it",
+            )
         probe = _problem(ctx, model, 1.0, False)
         budget = least_budget_for_loss(probe, float(request.target_loss))
         hardware_budget = False
     else:
         budget, hardware_budget = _budget(request, ctx.peak)
-        if budget < MIN_FLOPS:
+        one_step = _one_step_flops(ctx)
+        if budget < max(MIN_FLOPS, one_step):
             raise PlanError(
                 _budget_field(request),
-                f"{budget:.3g} FLOPs is below the {MIN_FLOPS:g} the planner works from (a few thousand tokens "
-                "for the smallest model)",
+                f"{budget:.3g} FLOPs is less than one step of the smallest shape (1 layer, d_model 64, one "
+                f"{ctx.seq_len}-token sequence: {one_step:.3g} FLOPs); give a larger budget",
             )
     problem = _problem(ctx, model, budget, hardware_budget)
     alloc = solve_budget(problem)
@@ -136,7 +148,8 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         b_crit, c_eff = model.critical_batch(alloc.params, alloc.train_compute, alloc.loss)
         hyper = training.rule_values(ctx.rule, non_embedding, alloc.tokens, shape, ctx.seq_len, b_crit)
         seqs = training.batch_sequences(
-            hyper.batch_tokens, ctx.seq_len, request.min_batch_tokens, request.max_batch_tokens
+            hyper.batch_tokens, ctx.seq_len, request.min_batch_tokens, request.max_batch_tokens,
+            multiple=training.batch_multiple(hw),
         )
         batch = seqs * ctx.seq_len
         if request.min_batch_tokens is not None and batch > alloc.tokens:
@@ -187,30 +200,26 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
             + ("allow more data (unique_tokens, max_epochs) or a smaller batch (max_batch_tokens)"
                if data_bound else "give a larger budget or a smaller batch (max_batch_tokens)"),
         )
+    if loss >= uniform:
+        data_bound = problem.data_cap is not None and tokens >= problem.data_cap * (1.0 - 1e-9)
+        raise PlanError("unique_tokens" if data_bound else _budget_field(request),
+                        _no_better_than_uniform(ctx, model, loss, uniform))
     steps = model.steps(alloc.params, tokens, batch, b_crit, c_eff, floor_steps=hardware_budget)
     ctx.warnings += alloc.notes + hyper.warnings + shape.warnings
+    ctx.rule_outside = hyper.outside
 
-    # Deadline: more GPUs at a larger batch (weak scaling keeps the time per step) and eq. 5.1 pricing.
-    extra = 0.0
+    # A deadline is met afterwards on the whole plan (planner.deadline.meet_deadline): the GPUs stay as given.
     gpus = hw.count if hw is not None else None
-    if request.deadline_hours is not None:
-        deadline = apply_deadline(ctx, alloc.params, shape, batch, steps, b_crit)
-        if deadline is not None:
-            factor, batch, steps, gpus = deadline
-            tokens, compute = tokens * factor, compute * factor
-            extra = factor - 1.0
-            binding.append("deadline_hours")
     seqs = batch // ctx.seq_len
 
     band = _loss_band(ctx, model, alloc.params, tokens, loss, steps, batch, b_crit)
-    base_compute = compute / (1.0 + extra)
     time = time_estimate(ctx, alloc.params, shape, batch, steps, gpus) if hw is not None else None
-    alternatives = _alternatives(ctx, model, problem, alloc, base_compute, compute, loss, time)
+    alternatives = _alternatives(ctx, model, problem, alloc, compute, loss, time)
     epochs = tokens / request.unique_tokens if request.unique_tokens else 1.0
     c_min = compute / (1.0 + batch / b_crit)
     inference_flops = 2.0 * alloc.params * request.inference_tokens if request.inference_tokens else None
     add_warnings(ctx, model, alloc.params, tokens, compute, c_min, epochs, shape, loss)
-    if not adjusted and batch > b_crit and "deadline_hours" not in binding:
+    if not adjusted and batch > b_crit:
         ctx.warnings.append(
             f"batch {batch:.3g} tokens is above the critical batch {b_crit:.3g} at this loss (Kaplan eq. 1.4): by "
             f"eq. 5.1 the same loss then takes {(1 + batch / b_crit) / 2:.2g}× the tokens of training at B_crit; "
@@ -247,7 +256,7 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         c_min_flops=c_min,
         critical_batch_tokens=b_crit,
         early_stop_step=model.early_stop_steps(alloc.params, request.unique_tokens or tokens, batch, loss),
-        extra_compute=extra,
+        extra_compute=0.0,
         inference_flops=inference_flops,
         time=time,
         alternatives=alternatives,
@@ -263,6 +272,25 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
             "where the fit can be evaluated",
         )
     return plan
+
+
+def _one_step_flops(ctx: PlanContext) -> float:
+    """Law FLOPs of one step of one sequence on the smallest shape, its N counted as the law counts it."""
+    n = accounting.count_params(ctx.params_count, 1, SMALLEST_WIDTH, ctx.vocab_size, ctx.seq_len)
+    return 6.0 * float(n) * ctx.seq_len
+
+
+def _no_better_than_uniform(ctx: PlanContext, model: LossModel, loss: float, uniform: float) -> str:
+    """Why a plan predicting ``loss`` ≥ ln(vocab) is refused, with the least budget the law plans sensibly."""
+    text = (
+        f"the fit predicts {loss:.4g} nats per token at this budget, no better than a uniform guess over the "
+        f"{ctx.vocab_size}-token vocabulary (ln {ctx.vocab_size} = {uniform:.4g}): the law has no sensible plan here"
+    )
+    try:
+        least = least_budget_for_loss(_problem(ctx, model, 1.0, False), uniform * (1 - 1e-6))
+    except PlanError:
+        return text
+    return text + f"; give a budget of at least {least:.3g} FLOPs"
 
 
 def _non_embedding(ctx: PlanContext, params: float, shape) -> float:
@@ -321,24 +349,38 @@ def _alternatives(
     problem: Problem,
     alloc: Allocation,
     compute: float,
-    final_compute: float,
     loss: float,
     time: TimeEstimate | None,
 ) -> list[Alternative]:
-    """0.5×, 0.7×, 1.4×, 2× the planned size: loss at the same budget, and the compute (vs ``compute``, the
-    plan's before any deadline) and hours (on the GPUs given) each needs to reach the plan's loss."""
+    """0.5×, 0.7×, 1.4×, 2× the planned size under the plan's constraints (max_params drops larger sizes, the
+    data cap holds for each): loss at the same budget, and the compute (vs ``compute``, the
+    plan's) and hours (on the GPUs given) each needs to reach the plan's loss."""
     hours_per_flop = None
     if time is not None and ctx.request.hardware is not None:
-        hours_per_flop = time.gpu_hours / final_compute / ctx.request.hardware.count
-    sizes = alloc.params * np.array(ALTERNATIVE_FACTORS)
+        hours_per_flop = time.gpu_hours / compute / ctx.request.hardware.count
+    factors = np.array(ALTERNATIVE_FACTORS)
+    if problem.max_params is not None:
+        factors = factors[alloc.params * factors <= problem.max_params * (1 + 1e-9)]  # sizes the cap allows
+    sizes = alloc.params * factors
     losses = np.asarray(problem.loss_of(sizes), dtype=float)
     train = np.asarray(problem.train_compute(sizes), dtype=float)
     tokens = np.asarray(model.tokens(sizes, np.maximum(train, 0.0)), dtype=float)
     iso = np.asarray(model.compute_for_loss(sizes, loss), dtype=float)
     if problem.unique is not None:
         iso = _compute_to_reach(model, sizes, loss, problem.unique, iso)
+    if problem.data_cap is not None:
+        # The data cap holds for every size: a smaller model trains on at most the cap (spending less), and a
+        # size that needs more tokens than the cap to reach the plan's loss never gets there.
+        capped = tokens > problem.data_cap * (1 + 1e-9)
+        tokens = np.where(capped, problem.data_cap, tokens)
+        train = np.where(capped, np.asarray(model.compute_for_tokens(sizes, tokens), dtype=float), train)
+        safe = np.where(train > 0, train, 1.0)
+        losses = np.where(capped, np.asarray(model.loss(sizes, safe, problem.unique), dtype=float), losses)
+        finite = np.isfinite(iso)
+        need = np.asarray(model.tokens(sizes, np.where(finite, iso, 1.0)), dtype=float)
+        iso = np.where(finite & (need <= problem.data_cap * (1 + 1e-9)), iso, np.inf)
     out = []
-    for i, factor in enumerate(ALTERNATIVE_FACTORS):
+    for i, factor in enumerate(factors.tolist()):
         if not (math.isfinite(losses[i]) and train[i] > 0):
             continue  # this size cannot train at all under the budget (serving alone would spend it)
         reachable = bool(math.isfinite(iso[i]))

@@ -11,7 +11,7 @@ import sqlite3
 import msgspec
 import sqlite_utils
 
-from fits.store import now, transaction
+from fits.db import now, transaction, where
 from planner.errors import IdempotencyConflict, PlanError, PlanNotFound
 from planner.plan import Plan
 from planner.request import PlanRequest
@@ -108,15 +108,6 @@ def list_plans(
     """Stored plans, newest first. ``since``: created at or after this ISO time; ``before_id``: next page."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
         raise PlanError("limit", f"must be a whole number from 1 to 1000, got {limit!r}")
-    clauses, args = [], []
-    if fit_id is not None:
-        clauses.append("fit_id = ?")
-        args.append(fit_id)
-    if since is not None:
-        clauses.append("created >= ?")
-        args.append(since)
-    if before_id is not None:
-        clauses.append("id < ?")
-        args.append(before_id)
-    rows = db["plans"].rows_where(" AND ".join(clauses) or None, args, order_by="id desc", limit=limit)
+    clause, args = where(("fit_id = ?", fit_id), ("created >= ?", since), ("id < ?", before_id))
+    rows = db["plans"].rows_where(clause, args, order_by="id desc", limit=limit)
     return [_row_to_plan(r) for r in rows]

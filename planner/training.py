@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from fits.laws import hyperparams, kaplan2020
 from planner.errors import PlanError
 from planner.plan import Shape
+from planner.request import Hardware
 
 WARMUP_STEPS = {"kaplan": 3000, "deepseek": 2000, "steplaw": 2000}
 FINAL_LR_FRACTION = {"kaplan": 0.0, "deepseek": 0.1, "steplaw": 0.1}
@@ -39,6 +40,8 @@ class Hyper:
     batch_tokens: float
     learning_rate: float
     warnings: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+    """Where the plan lies outside the range the rule was fitted on: said once, in the plan's assumptions."""
 
 
 def rule_values(rule: str, params: float, tokens: float, shape: Shape, seq_len: int, critical_batch: float) -> Hyper:
@@ -57,25 +60,35 @@ def rule_values(rule: str, params: float, tokens: float, shape: Shape, seq_len: 
     if rule == "deepseek":
         m = float(hyperparams.deepseek_flops_per_token(shape.n_layer, shape.d_model, seq_len))
         c = m * tokens
-        warnings += _outside("DeepSeek batch/LR law", hyperparams.DEEPSEEK2024_RANGES, C=c)
-        return Hyper(float(hyperparams.deepseek_batch(c)), float(hyperparams.deepseek_lr(c)), warnings)
+        outside = _outside(hyperparams.DEEPSEEK2024_RANGES, C=c)
+        return Hyper(float(hyperparams.deepseek_batch(c)), float(hyperparams.deepseek_lr(c)), warnings, outside)
     if rule == "steplaw":
-        warnings += _outside("Step Law", hyperparams.STEP_LAW2025_RANGES, N=params, D=tokens)
+        outside = _outside(hyperparams.STEP_LAW2025_RANGES, N=params, D=tokens)
         return Hyper(
-            float(hyperparams.step_law_batch(tokens)), float(hyperparams.step_law_lr(params, tokens)), warnings
+            float(hyperparams.step_law_batch(tokens)), float(hyperparams.step_law_lr(params, tokens)), warnings,
+            outside,
         )
     raise PlanError("hyperparams", f"must be deepseek, steplaw or kaplan, got {rule!r}")
 
 
-def _outside(law: str, ranges: tuple[hyperparams.FittedRange, ...], **values: float) -> list[str]:
+def _outside(ranges: tuple[hyperparams.FittedRange, ...], **values: float) -> list[str]:
     """hyperparams.range_warnings for scalars, without its array machinery on the common in-range path."""
     if all(r.low <= values[r.variable] <= r.high for r in ranges if r.variable in values):
         return []
-    return [f"{law}: {w}" for w in hyperparams.range_warnings(ranges, **values)]
+    return list(hyperparams.range_warnings(ranges, **values))
 
 
-def batch_sequences(batch_tokens: float, seq_len: int, low: float | None, high: float | None) -> int:
-    """Whole sequences per batch, nearest to batch_tokens and inside [low, high] tokens."""
+def batch_multiple(hardware: Hardware | None) -> int:
+    """Sequences a batch must be a multiple of to split evenly: data-parallel degree × micro-batch. The plan
+    runs data parallel over every GPU given at a micro-batch of one sequence (gradient accumulation makes up
+    the rest), so that is the GPU count; 1 without hardware."""
+    return 1 if hardware is None else int(hardware.count)
+
+
+def batch_sequences(
+    batch_tokens: float, seq_len: int, low: float | None, high: float | None, multiple: int = 1
+) -> int:
+    """Whole sequences per batch, a multiple of ``multiple``, nearest to batch_tokens and inside [low, high]."""
     least = 1 if low is None else max(1, math.ceil(low / seq_len - 1e-9))
     most = math.inf if high is None else math.floor(high / seq_len + 1e-9)
     if most < 1:
@@ -85,7 +98,15 @@ def batch_sequences(batch_tokens: float, seq_len: int, low: float | None, high: 
             "min_batch_tokens",
             f"no whole number of {seq_len}-token sequences lies between {low:g} and {high:g} tokens",
         )
-    return int(min(max(round(batch_tokens / seq_len), least, 1), most))
+    least_m = multiple * math.ceil(least / multiple)
+    most_m = most if most == math.inf else multiple * math.floor(most / multiple)
+    if least_m > most_m:
+        raise PlanError(
+            "max_batch_tokens",
+            f"no batch between {low or seq_len:g} and {high:g} tokens splits evenly over {multiple} GPUs "
+            f"(a multiple of {multiple} sequences of {seq_len} tokens); change the batch limits or hardware.count",
+        )
+    return int(min(max(multiple * round(batch_tokens / seq_len / multiple), least_m), most_m))
 
 
 def warmup_steps(rule: str, steps: int) -> int:

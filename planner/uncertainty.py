@@ -114,8 +114,17 @@ def chinchilla_band(fit: Fit, coefficients: Mapping[str, float], compute_range: 
 
 
 def estimate(mean: float, low: float, high: float, method: str) -> LossEstimate:
-    """A LossEstimate whose band always contains the point value."""
-    return LossEstimate(mean=mean, low=min(low, mean), high=max(high, mean), method=method)
+    """A LossEstimate whose band holds the point value strictly inside it.
+
+    Coefficient draws can all fall on one side of the point fit (far outside the fitted range the draws'
+    spread is skewed); the band then keeps its far side and mirrors it through the point, rather than
+    ending at the point (a band whose mean is its own end says nothing about that side).
+    """
+    if not high > mean:
+        high = mean + max(mean - low, SEED_NOISE)
+    if not low < mean:
+        low = mean - max(high - mean, SEED_NOISE)
+    return LossEstimate(mean=mean, low=low, high=high, method=method)
 
 
 def residual_band(fit: Fit, mean: float) -> LossEstimate:

@@ -251,10 +251,14 @@ def test_cuda_without_cuda_is_bad_input_in_a_real_process(db, db_file, plan_id) 
 def test_check_end_to_end(db, db_file, plan_id, tmp_path) -> None:
     """A check with half a minute of budget on the default corpus, from a plan on the default fit (a fresh
     scope, so a calibration ladder runs first): runs, points, the check, its picture and the refit are stored."""
-    env = {**os.environ, "SCALEPLAN_DB": str(db_file), "SCALEPLAN_ARTIFACTS": str(tmp_path / "artifacts")}
+    env = {**os.environ, "SCALEPLAN_DB": str(db_file), "SCALEPLAN_ARTIFACTS": str(tmp_path / "artifacts"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    work = tmp_path / "work"  # a working directory of its own: the check must leave nothing in it
+    work.mkdir()
     proc = subprocess.run([sys.executable, "-m", "verifier", "check", "--plan", str(plan_id),
-                           "--budget-minutes", "0.5"], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+                           "--budget-minutes", "0.5"], capture_output=True, text=True, cwd=work, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(work.iterdir()) == []
     checks = list_checks(db, plan_id)
     assert len(checks) == 1
     check: Check = checks[0]

@@ -23,3 +23,19 @@ def test_readme_starts_with_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (REPO / ".ci" / "run").read_text()
     assert _setup_commands()[1] in ci.splitlines()
+
+
+def test_the_readme_error_example_is_the_real_answer(db_file):
+    import json
+
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    text = (REPO / "README.md").read_text()
+    example = json.loads(re.search(r"\*\*Errors\*\*.*?```json\n(.*?)```", text, flags=re.S).group(1))
+    body = json.loads(re.search(r"the answer to `POST /v1/plans (\{.*?\})`", text).group(1))
+    with TestClient(create_app(db_file, rate_limit=0)) as client:
+        response = client.post(example["instance"], json=body)
+    assert response.status_code == example["status"]
+    assert response.json() == example

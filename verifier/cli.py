@@ -26,31 +26,33 @@ from verifier.runs import ConfigError, RunConfig
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     shape = p.add_argument_group("model shape (either --n-layer/--d-model or --params)")
-    shape.add_argument("--n-layer", type=int)
-    shape.add_argument("--d-model", type=int)
+    shape.add_argument("--n-layer", type=int, help="Transformer blocks")
+    shape.add_argument("--d-model", type=int, help="residual width")
     shape.add_argument("--n-head", type=int, help="default: 64-wide heads")
     shape.add_argument("--params", type=cliutil.number, metavar="N",
                        help="non-embedding parameter target; the shape comes from planner.shape")
     length = p.add_argument_group("length (one of)")
-    length.add_argument("--steps", type=cliutil.whole)
+    length.add_argument("--steps", type=cliutil.whole, help="optimizer steps")
     length.add_argument("--tokens", type=cliutil.number, help="training tokens, rounded up to whole steps")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16, help="sequences per step, all ranks (16)")
-    opt.add_argument("--seq-len", type=int, default=256)
+    opt.add_argument("--seq-len", type=int, default=256, help="tokens per sequence (256)")
     opt.add_argument("--lr", type=float, help="peak learning rate (default: Kaplan eq. D.1)")
     opt.add_argument("--warmup", type=int, dest="warmup_steps", help="warm-up steps (5%% of steps)")
-    opt.add_argument("--schedule", choices=("cosine", "linear", "constant"), default="cosine")
-    opt.add_argument("--min-lr-ratio", type=float, default=0.1)
-    opt.add_argument("--weight-decay", type=float, default=0.1)
-    opt.add_argument("--grad-clip", type=float, default=1.0)
-    opt.add_argument("--dropout", type=float, default=0.0)
+    opt.add_argument("--schedule", choices=("cosine", "linear", "constant"), default="cosine",
+                     help="learning-rate decay after warm-up (cosine)")
+    opt.add_argument("--min-lr-ratio", type=float, default=0.1, help="final LR as a fraction of the peak (0.1)")
+    opt.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (0.1)")
+    opt.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (1.0)")
+    opt.add_argument("--dropout", type=float, default=0.0, help="dropout probability (0)")
     opt.add_argument("--untied", action="store_true", help="give the output head its own matrix")
     opt.add_argument("--bias", action="store_true", help="biases in linear layers and LayerNorms (GPT-2)")
     opt.add_argument("--micro-batch", type=int, help="sequences per forward pass (gradient accumulation)")
-    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order (0)")
     data = p.add_argument_group("data")
     data.add_argument("--corpus", help="text file, directory, or .bin/.npy tokens (default: Python stdlib)")
-    data.add_argument("--tokenizer", choices=("bytes", "bpe"), default="bytes")
+    data.add_argument("--tokenizer", choices=("bytes", "bpe"), default="bytes",
+                      help="bytes (256 tokens) or a BPE trained on the corpus (bytes)")
     data.add_argument("--vocab-size", type=int, help="BPE vocabulary (4096)")
     data.add_argument("--scope", help="record the run under this scope instead of the corpus fingerprint")
     ev = p.add_argument_group("evaluation and checkpoints")
@@ -62,7 +64,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     rt.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                     help="bf16: autocast with fp32 master weights and optimizer; auto: bf16 on CUDA and on CPUs "
                          "with AMX or AVX512-BF16, else fp32 (recorded with the run, part of its identity)")
-    rt.add_argument("--attention", choices=("auto", "sdpa", "xformers"), default="auto")
+    rt.add_argument("--attention", choices=("auto", "sdpa", "xformers"), default="auto",
+                    help="attention kernel (auto: the fastest available)")
     rt.add_argument("--compile", action="store_true", help="torch.compile the model")
     rt.add_argument("--nproc", type=int, default=1,
                     help="processes on this host: >1 relaunches under torchrun with DDP")
@@ -71,7 +74,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                     help="train (or continue) this existing run; without shape options, as it was configured")
     rt.add_argument("--no-resume", action="store_true",
                     help="always start a new run, even if an unfinished one has this config")
-    rt.add_argument("--keep-checkpoint", action="store_true")
+    rt.add_argument("--keep-checkpoint", action="store_true", help="keep the checkpoint after the run completes")
     rt.add_argument("--json", action="store_true", help="print the result as JSON")
     rt.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
 

@@ -174,6 +174,37 @@ def batch_coefficients(coeffs: Mapping[str, float] = KAPLAN2020) -> dict[str, fl
 
 _K = KAPLAN2020
 
+TABLE2: dict[str, float] = {n: _K["nd_" + n] for n in ND_NAMES}
+"""L(N, D) coefficients of Table 2: the defaults of loss_nd, overfitting and s_stop."""
+TABLE3: dict[str, float] = {n: _K["ns_" + n] for n in NS_NAMES}
+"""L(N, S) coefficients of Table 3: the defaults of loss_ns, loss_after_steps and the App. B frontier."""
+TABLE5_BATCH: dict[str, float] = {n: _K[n] for n in BATCH_NAMES}
+"""B_crit(L) coefficients of Table 5 (eq 1.4): the defaults wherever a batch is converted."""
+TABLE5_STEPS: dict[str, float] = {"alpha_S": _K["alpha_S"], "S_c": _K["S_c"]}
+"""The step term of Table 5, which eq 5.7 uses beside Table 2's surface."""
+
+
+class _Coefficients(dict):
+    """Coefficients by attribute (c.alpha_N) as well as by key."""
+
+    __getattr__ = dict.__getitem__
+
+
+def _given(coefficients: Mapping[str, float], *defaults: Mapping[str, float]) -> _Coefficients:
+    """The coefficients a law function was called with, over the published sets it defaults to.
+
+    Law functions take their coefficients as keywords (``loss_nd(N, D, **nd_coefficients(fit))``); one
+    resolver, rather than a default per keyword in every signature, keeps each set's defaults in one place.
+    """
+    out = _Coefficients()
+    for d in defaults:
+        out.update(d)
+    unknown = sorted(set(coefficients) - set(out))
+    if unknown:
+        raise TypeError(f"unexpected coefficient(s) {', '.join(unknown)}; expected {', '.join(out)}")
+    out.update((k, float(v)) for k, v in coefficients.items())
+    return out
+
 # ---------------------------------------------------------------------------------------------------------
 # Single-variable laws (Table 5)
 
@@ -204,92 +235,52 @@ def loss_c_min(
 # Critical batch size and batch adjustments (eqs 5.1-5.5)
 
 
-def b_crit(L: npt.ArrayLike, *, B_star: float = _K["B_star"], alpha_B: float = _K["alpha_B"]) -> FloatOrArray:
-    """Critical batch size in tokens at loss L, eq 1.4 / 5.3."""
-    return as_result(B_star / as_array(L) ** (1.0 / alpha_B))
+def b_crit(L: npt.ArrayLike, **batch: float) -> FloatOrArray:
+    """Critical batch size in tokens at loss L, eq 1.4 / 5.3 (``batch``: B_star, alpha_B; Table 5 defaults)."""
+    c = _given(batch, TABLE5_BATCH)
+    return as_result(c.B_star / as_array(L) ** (1.0 / c.alpha_B))
 
 
-def s_min(
-    S: npt.ArrayLike,
-    B: npt.ArrayLike,
-    L: npt.ArrayLike,
-    *,
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-) -> FloatOrArray:
+def s_min(S: npt.ArrayLike, B: npt.ArrayLike, L: npt.ArrayLike, **batch: float) -> FloatOrArray:
     """Minimum steps equivalent to S steps at batch B when the target loss is L, eq 5.4."""
-    bc = as_array(b_crit(L, B_star=B_star, alpha_B=alpha_B))
+    bc = as_array(b_crit(L, **batch))
     return as_result(as_array(S) / (1.0 + bc / as_array(B)))
 
 
-def steps_at_batch(
-    S_min: npt.ArrayLike,
-    B: npt.ArrayLike,
-    L: npt.ArrayLike,
-    *,
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-) -> FloatOrArray:
+def steps_at_batch(S_min: npt.ArrayLike, B: npt.ArrayLike, L: npt.ArrayLike, **batch: float) -> FloatOrArray:
     """Inverse of s_min: steps at batch B, S = S_min·(1 + B_crit/B)."""
-    bc = as_array(b_crit(L, B_star=B_star, alpha_B=alpha_B))
+    bc = as_array(b_crit(L, **batch))
     return as_result(as_array(S_min) * (1.0 + bc / as_array(B)))
 
 
-def c_min(
-    C: npt.ArrayLike,
-    B: npt.ArrayLike,
-    L: npt.ArrayLike,
-    *,
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-) -> FloatOrArray:
+def c_min(C: npt.ArrayLike, B: npt.ArrayLike, L: npt.ArrayLike, **batch: float) -> FloatOrArray:
     """Minimum compute equivalent to compute C spent at batch B, eq 5.5 (any compute unit)."""
-    bc = as_array(b_crit(L, B_star=B_star, alpha_B=alpha_B))
+    bc = as_array(b_crit(L, **batch))
     return as_result(as_array(C) / (1.0 + as_array(B) / bc))
 
 
-def e_min(
-    E: npt.ArrayLike,
-    B: npt.ArrayLike,
-    L: npt.ArrayLike,
-    *,
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-) -> FloatOrArray:
+def e_min(E: npt.ArrayLike, B: npt.ArrayLike, L: npt.ArrayLike, **batch: float) -> FloatOrArray:
     """Minimum tokens equivalent to E tokens processed at batch B: E = E_min·(1 + B/B_crit), from eq 5.1."""
-    return c_min(E, B, L, B_star=B_star, alpha_B=alpha_B)
+    return c_min(E, B, L, **batch)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # L(N, D), overfitting, data requirement (eqs 1.5, 4.1-4.4; Table 2)
 
 
-def loss_nd(
-    N: npt.ArrayLike,
-    D: npt.ArrayLike,
-    *,
-    alpha_N: float = _K["nd_alpha_N"],
-    alpha_D: float = _K["nd_alpha_D"],
-    N_c: float = _K["nd_N_c"],
-    D_c: float = _K["nd_D_c"],
-) -> FloatOrArray:
-    """Early-stopped loss of a size-N model on D tokens, eq 1.5 (family "kaplan-nd"; Table 2 defaults)."""
+def loss_nd(N: npt.ArrayLike, D: npt.ArrayLike, **nd: float) -> FloatOrArray:
+    """Early-stopped loss of a size-N model on D tokens, eq 1.5 (family "kaplan-nd"; ``nd``: alpha_N, alpha_D,
+    N_c, D_c, Table 2 defaults)."""
+    c = _given(nd, TABLE2)
     n, d = as_array(N), as_array(D)
-    return as_result(((N_c / n) ** (alpha_N / alpha_D) + D_c / d) ** alpha_D)
+    return as_result(((c.N_c / n) ** (c.alpha_N / c.alpha_D) + c.D_c / d) ** c.alpha_D)
 
 
-def overfitting(
-    N: npt.ArrayLike,
-    D: npt.ArrayLike,
-    *,
-    alpha_N: float = _K["nd_alpha_N"],
-    alpha_D: float = _K["nd_alpha_D"],
-    N_c: float = _K["nd_N_c"],
-    D_c: float = _K["nd_D_c"],
-) -> FloatOrArray:
-    """Relative loss excess δL = L(N, D)/L(N, ∞) − 1, eqs 4.2/4.3 (the 4.3 form is exact)."""
+def overfitting(N: npt.ArrayLike, D: npt.ArrayLike, **nd: float) -> FloatOrArray:
+    """Relative loss excess δL = L(N, D)/L(N, ∞) − 1, eqs 4.2/4.3 (the 4.3 form is exact; Table 2 defaults)."""
+    c = _given(nd, TABLE2)
     n, d = as_array(N), as_array(D)
-    return as_result((1.0 + (n / N_c) ** (alpha_N / alpha_D) * D_c / d) ** alpha_D - 1.0)
+    return as_result((1.0 + (n / c.N_c) ** (c.alpha_N / c.alpha_D) * c.D_c / d) ** c.alpha_D - 1.0)
 
 
 def d_required(N: npt.ArrayLike) -> FloatOrArray:
@@ -306,39 +297,23 @@ def n_max_for_data(D: npt.ArrayLike) -> FloatOrArray:
 # L(N, S) and its uses (eqs 1.6, 5.6, 5.7; Table 3)
 
 
-def loss_ns(
-    N: npt.ArrayLike,
-    S_min: npt.ArrayLike,
-    *,
-    alpha_N: float = _K["ns_alpha_N"],
-    alpha_S: float = _K["ns_alpha_S"],
-    N_c: float = _K["ns_N_c"],
-    S_c: float = _K["ns_S_c"],
-) -> FloatOrArray:
-    """Loss after S_min (batch-adjusted) steps with unlimited data, eq 1.6 (family "kaplan-ns")."""
-    return as_result((N_c / as_array(N)) ** alpha_N + (S_c / as_array(S_min)) ** alpha_S)
+def loss_ns(N: npt.ArrayLike, S_min: npt.ArrayLike, **ns: float) -> FloatOrArray:
+    """Loss after S_min (batch-adjusted) steps with unlimited data, eq 1.6 (family "kaplan-ns"; ``ns``:
+    alpha_N, alpha_S, N_c, S_c, Table 3 defaults)."""
+    c = _given(ns, TABLE3)
+    return as_result((c.N_c / as_array(N)) ** c.alpha_N + (c.S_c / as_array(S_min)) ** c.alpha_S)
 
 
-def s_stop(
-    N: npt.ArrayLike,
-    D: npt.ArrayLike,
-    *,
-    alpha_N: float = _K["nd_alpha_N"],
-    alpha_D: float = _K["nd_alpha_D"],
-    N_c: float = _K["nd_N_c"],
-    D_c: float = _K["nd_D_c"],
-    alpha_S: float = _K["alpha_S"],
-    S_c: float = _K["S_c"],
-) -> FloatOrArray:
+def s_stop(N: npt.ArrayLike, D: npt.ArrayLike, **coefficients: float) -> FloatOrArray:
     """Lower bound on the early-stopping step, in S_min units, eq 5.7.
 
-    L(N, D) and L(N, ∞) come from the L(N, D) surface (Table 2 by default); S_c, alpha_S from Table 5.
-    Convert to steps at a batch with steps_at_batch.
+    L(N, D) and L(N, ∞) come from the L(N, D) surface (alpha_N, alpha_D, N_c, D_c; Table 2 by default);
+    S_c, alpha_S from Table 5. Convert to steps at a batch with steps_at_batch.
     """
-    excess = (
-        as_array(loss_nd(N, D, alpha_N=alpha_N, alpha_D=alpha_D, N_c=N_c, D_c=D_c)) - (N_c / as_array(N)) ** alpha_N
-    )
-    return as_result(S_c / excess ** (1.0 / alpha_S))
+    c = _given(coefficients, TABLE2, TABLE5_STEPS)
+    nd = {k: c[k] for k in ND_NAMES}
+    excess = as_array(loss_nd(N, D, **nd)) - (c.N_c / as_array(N)) ** c.alpha_N
+    return as_result(c.S_c / excess ** (1.0 / c.alpha_S))
 
 
 class StepsToLoss(NamedTuple):
@@ -353,30 +328,21 @@ class StepsToLoss(NamedTuple):
     C_min_flops: FloatOrArray
 
 
-def steps_to_loss(
-    N: npt.ArrayLike,
-    L_target: npt.ArrayLike,
-    B: npt.ArrayLike,
-    *,
-    alpha_N: float = _K["ns_alpha_N"],
-    alpha_S: float = _K["ns_alpha_S"],
-    N_c: float = _K["ns_N_c"],
-    S_c: float = _K["ns_S_c"],
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-) -> StepsToLoss:
-    """Steps, tokens and FLOPs for a size-N model to reach L_target at batch B (§19 Q3).
+def steps_to_loss(N: npt.ArrayLike, L_target: npt.ArrayLike, B: npt.ArrayLike, **coefficients: float) -> StepsToLoss:
+    """Steps, tokens and FLOPs for a size-N model to reach L_target at batch B (coefficients: Table 3's
+    L(N, S) and Table 5's B_crit by default).
 
     Raises LawDomainError when L_target ≤ L(N, ∞): the target is unreachable at that size.
     """
+    c = _given(coefficients, TABLE3, TABLE5_BATCH)
     n, lt, b = as_array(N), as_array(L_target), as_array(B)
-    l_inf = (N_c / n) ** alpha_N
+    l_inf = (c.N_c / n) ** c.alpha_N
     if np.any(lt <= l_inf):
         raise LawDomainError(
-            f"L_target: {lt!s} is not above the converged loss L(N, ∞) = {l_inf!s}; unreachable at this N"
+            f"{lt!s} is not above the converged loss L(N, ∞) = {l_inf!s}; unreachable at this N", field="L_target"
         )
-    smin = S_c / (lt - l_inf) ** (1.0 / alpha_S)
-    bc = B_star / lt ** (1.0 / alpha_B)
+    smin = c.S_c / (lt - l_inf) ** (1.0 / c.alpha_S)
+    bc = c.B_star / lt ** (1.0 / c.alpha_B)
     s = smin * (1.0 + bc / b)
     e = b * s
     emin = bc * smin
@@ -393,32 +359,24 @@ def steps_to_loss(
 
 
 def loss_after_steps(
-    N: npt.ArrayLike,
-    S: npt.ArrayLike,
-    B: npt.ArrayLike,
-    *,
-    alpha_N: float = _K["ns_alpha_N"],
-    alpha_S: float = _K["ns_alpha_S"],
-    N_c: float = _K["ns_N_c"],
-    S_c: float = _K["ns_S_c"],
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-    iterations: int = 100,
+    N: npt.ArrayLike, S: npt.ArrayLike, B: npt.ArrayLike, *, iterations: int = 100, **coefficients: float
 ) -> FloatOrArray:
-    """Loss after S steps at batch B with unlimited data (§19 Q4), valid after warmup.
+    """Loss after S steps at batch B with unlimited data, valid after warmup (coefficients: Table 3's L(N, S)
+    and Table 5's B_crit by default).
 
     Solves L = (N_c/N)^α_N + (S_c/S_min)^α_S with S_min = S/(1 + B_crit(L)/B) by bisection: the right side
     falls as L rises (B_crit shrinks), so the root is unique and lies between the values the right side takes
     with B_crit → 0 and with B_crit = B_crit(L(N, ∞)).
     """
+    c = _given(coefficients, TABLE3, TABLE5_BATCH)
     n, s, b = np.broadcast_arrays(as_array(N), as_array(S), as_array(B))
-    l_inf = (N_c / n) ** alpha_N
+    l_inf = (c.N_c / n) ** c.alpha_N
 
     def rhs(L: np.ndarray) -> np.ndarray:
-        bc = B_star / L ** (1.0 / alpha_B)
-        return l_inf + (S_c * (1.0 + bc / b) / s) ** alpha_S
+        bc = c.B_star / L ** (1.0 / c.alpha_B)
+        return l_inf + (c.S_c * (1.0 + bc / b) / s) ** c.alpha_S
 
-    lo = l_inf + (S_c / s) ** alpha_S
+    lo = l_inf + (c.S_c / s) ** c.alpha_S
     hi = rhs(l_inf)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
@@ -461,7 +419,7 @@ def frontier_table6(C_min_pfd: npt.ArrayLike, coeffs: Mapping[str, float] = KAPL
 
 
 def c_min_of_budget(C_flops: npt.ArrayLike, batch_ratio: float = 1.0) -> FloatOrArray:
-    """C_min in PF-days for a budget spent at B = batch_ratio·B_crit: C_min = C/(1 + B/B_crit) (§19 Q1)."""
+    """C_min in PF-days for a budget spent at B = batch_ratio·B_crit: C_min = C/(1 + B/B_crit), eq 5.5."""
     return as_result(as_array(C_flops) / PF_DAY / (1.0 + batch_ratio))
 
 
@@ -472,39 +430,26 @@ def alpha_c_theory(
     return 1.0 / (1.0 / alpha_S + 1.0 / alpha_B + 1.0 / alpha_N)
 
 
-def c_c_theory(
-    *,
-    alpha_N: float = _K["ns_alpha_N"],
-    alpha_S: float = _K["ns_alpha_S"],
-    N_c: float = _K["ns_N_c"],
-    S_c: float = _K["ns_S_c"],
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-) -> float:
-    """Predicted frontier scale C_c in PF-days, eq B.8 (about 1.5e8 vs Table 5's 3.1e8)."""
-    del alpha_B  # B.8 does not depend on it; accepted so the whole ns + batch set can be splatted in
-    r = alpha_N / alpha_S
-    flops = 6.0 * N_c * B_star * S_c * (1.0 + r) ** (1.0 / alpha_S + 1.0 / alpha_N) * (1.0 / r) ** (1.0 / alpha_S)
+def c_c_theory(**coefficients: float) -> float:
+    """Predicted frontier scale C_c in PF-days, eq B.8 (about 1.5e8 vs Table 5's 3.1e8); takes the whole
+    L(N, S) + B_crit set, though B.8 does not depend on alpha_B."""
+    c = _given(coefficients, TABLE3, TABLE5_BATCH)
+    r = c.alpha_N / c.alpha_S
+    flops = (6.0 * c.N_c * c.B_star * c.S_c * (1.0 + r) ** (1.0 / c.alpha_S + 1.0 / c.alpha_N)
+             * (1.0 / r) ** (1.0 / c.alpha_S))
     return flops / PF_DAY
 
 
-def frontier_ns(
-    C_min_pfd: npt.ArrayLike,
-    *,
-    alpha_N: float = _K["ns_alpha_N"],
-    alpha_S: float = _K["ns_alpha_S"],
-    N_c: float = _K["ns_N_c"],
-    S_c: float = _K["ns_S_c"],
-    B_star: float = _K["B_star"],
-    alpha_B: float = _K["alpha_B"],
-) -> Frontier:
+def frontier_ns(C_min_pfd: npt.ArrayLike, **coefficients: float) -> Frontier:
     """Frontier derived from L(N, S) and B_crit(L), eqs B.5-B.10: for fits with no Table 6.
 
     C and S in App. B are batch-adjusted (C_min, S_min). Satisfies C_min = 6·N·B_crit·S_min exactly.
     """
+    k = _given(coefficients, TABLE3, TABLE5_BATCH)
+    alpha_N, alpha_S, N_c, B_star, alpha_B = (k[n] for n in ("alpha_N", "alpha_S", "N_c", "B_star", "alpha_B"))
     c = as_array(C_min_pfd)
     a_c = alpha_c_theory(alpha_N, alpha_S, alpha_B)
-    c_c = c_c_theory(alpha_N=alpha_N, alpha_S=alpha_S, N_c=N_c, S_c=S_c, B_star=B_star)
+    c_c = c_c_theory(**k)
     growth = 1.0 + alpha_N / alpha_S
     n = N_c * (c / c_c) ** (a_c / alpha_N) * growth ** (1.0 / alpha_N)  # B.9
     smin = c_c * PF_DAY / (6.0 * N_c * B_star) * growth ** (-1.0 / alpha_N) * (c / c_c) ** (a_c / alpha_S)  # B.10

@@ -4,8 +4,10 @@
     python -m verifier check --plan 1 --budget-minutes 30 --executor submitit
     python -m verifier calibrate --corpus ./text/ --scope mytext --budget-minutes 15
 
-Exit status: 0 when the check ran (whatever its verdict), 1 when it started but could not finish, 2 for
-bad input (one line on stderr; nothing is left marked complete).
+Exit status: 0 when the check ran (whatever its verdict; with --fail-on-verdict, 1 for a "fail" verdict),
+1 when it started but could not finish, 2 for bad input (one line on stderr; nothing is left marked complete).
+Outputs: the check in the database, its PNG under --out (else beside the database); the corpus slices an
+early-stop run trains on go to the corpus cache, so nothing lands in the working directory unless asked.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="parallel runs (default: one per free core or GPU)")
     p.add_argument("--memory", type=cliutil.number, dest="memory_gib", metavar="GIB",
                    help="memory one training worker may use (default: what the device has free)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed for the runs' initialisation and data order (0)")
     cliutil.add_db_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -53,8 +55,11 @@ def add_parsers(sub) -> None:
         description="Train proxy runs for a stored plan on a corpus, compare them with the predictions of the "
                     "corpus scope's fit, refit the scope, and store the check (with a PNG).")
     check.add_argument("--plan", type=int, required=True, metavar="ID", help="id of a stored plan")
-    check.add_argument("--artifacts", help="directory for the check's PNG "
-                                           "(default: $SCALEPLAN_ARTIFACTS, else 'checks' beside the database)")
+    check.add_argument("--out", "--artifacts", dest="artifacts", metavar="DIR",
+                       help="directory for the check's PNG (default: $SCALEPLAN_ARTIFACTS, else 'checks' beside "
+                            "the database); nothing else is written outside the database and the cache")
+    check.add_argument("--fail-on-verdict", action="store_true",
+                       help="exit 1 when the verdict is fail (for CI); without it a finished check exits 0")
     _common(check)
 
     cal = sub.add_parser(
@@ -107,7 +112,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         db.conn.close()
     print(msgspec.json.encode(check).decode() if args.json else format_check(check))
-    return EXIT_OK
+    return verdict_exit(check, args.fail_on_verdict)
+
+
+def verdict_exit(check: Check, fail_on_verdict: bool) -> int:
+    """The exit status of a finished check: 1 for a failed verdict under --fail-on-verdict, else 0."""
+    return EXIT_FAILED if fail_on_verdict and check.verdict == "fail" else EXIT_OK
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

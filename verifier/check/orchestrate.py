@@ -57,6 +57,7 @@ from verifier.check.records import (
     overall_verdict,
     save_check,
 )
+from verifier.corpus import cache_dir
 from verifier.runs import FitPrediction, PlannedRun, Prediction, Run
 
 CALIBRATION_SHARE = 0.45
@@ -402,7 +403,10 @@ def _early_stop_spec(session: Session, lad: CheckLadder, scope_fit: Fit, ns_fit:
 
 def _write_slice(session: Session, unique_tokens: int, artifacts: str | os.PathLike | None) -> Path:
     """A text file holding the first ``unique_tokens`` training bytes, then held-out validation bytes sized so
-    that the corpus loader's 5% split puts exactly those bytes in validation."""
+    that the corpus loader's 5% split puts exactly those bytes in validation.
+
+    The slice is derived data named by the corpus fingerprint, not an output: it lives in the corpus cache
+    (verifier.corpus.cache_dir), never in the working directory or beside the check's picture."""
     data = session.corpus
     val = math.ceil(unique_tokens / 19)
     while unique_tokens + val - math.ceil(0.05 * (unique_tokens + val)) > unique_tokens:
@@ -412,8 +416,7 @@ def _write_slice(session: Session, unique_tokens: int, artifacts: str | os.PathL
     val = min(val, len(data.val))
     body = np.asarray(data.train[:unique_tokens], dtype=np.uint8).tobytes()
     tail = np.asarray(data.val[:val], dtype=np.uint8).tobytes()
-    directory = plot.artifacts_dir(session.db_path) if artifacts is None else Path(artifacts)
-    path = directory / "slices" / f"{data.fingerprint[:12]}-{unique_tokens}.txt"
+    path = cache_dir() / "slices" / f"{data.fingerprint[:12]}-{unique_tokens}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")

@@ -60,12 +60,15 @@ class CheckPicture:
 
 
 def artifacts_dir(db_path: str | os.PathLike | None) -> Path:
-    """Where check pictures go: $SCALEPLAN_ARTIFACTS, else a ``checks`` directory beside the database."""
+    """Where check pictures go: $SCALEPLAN_ARTIFACTS, else a ``checks`` directory beside the database (for an
+    in-memory database, the cache's: never the working directory by default)."""
     env = os.environ.get("SCALEPLAN_ARTIFACTS")
     if env:
         return Path(env).expanduser()
     if db_path is None or os.fspath(db_path) == ":memory:":
-        return Path.cwd() / "checks"
+        from verifier.corpus import cache_dir
+
+        return cache_dir() / "checks"
     return Path(db_path).expanduser().resolve().parent / "checks"
 
 

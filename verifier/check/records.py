@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from fits.db import from_json, now, to_json, transaction
+from fits.db import from_row, now, to_json, transaction
 from fits.errors import BadInput, NotFound
 from fits.fit import FitRef
 
@@ -124,14 +124,14 @@ class CheckSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
 class Check(msgspec.Struct, kw_only=True):
     """A stored check of one plan's predictions on one corpus scope."""
 
-    id: int | None
     plan_id: int
     scope: str
     created: str
     status: CheckStatus
-    verdict: CheckVerdict | None
-    items: list[CheckItem]
-    summary: CheckSummary
+    id: int | None = None
+    verdict: CheckVerdict | None = None
+    items: list[CheckItem] = []
+    summary: CheckSummary = msgspec.field(default_factory=CheckSummary)
     plot_path: str | None = None
     refit_fit_ids: list[int] = []
 
@@ -162,18 +162,7 @@ def _row(check: Check) -> dict[str, Any]:
 
 
 def _from_row(row: dict[str, Any]) -> Check:
-    return Check(
-        id=row["id"],
-        plan_id=row["plan_id"],
-        scope=row["scope"],
-        created=row["created"],
-        status=row["status"],
-        verdict=row["verdict"],
-        items=from_json(row["items"], list[CheckItem] | None) or [],
-        summary=from_json(row["summary"], CheckSummary | None) or CheckSummary(),
-        plot_path=row["plot_path"],
-        refit_fit_ids=from_json(row["refit_fit_ids"], list[int] | None) or [],
-    )
+    return from_row(row, Check, {"items": list[CheckItem], "summary": CheckSummary, "refit_fit_ids": list[int]})
 
 
 def create_check(db: sqlite_utils.Database, plan_id: int, scope: str, summary: CheckSummary | None = None) -> Check:

@@ -292,7 +292,7 @@ def train_run(job: Job) -> RunResult:
     resumed_from = start if restored is not None else None
     history = _start_run(job, resumed_from)
     trainer.wrap()
-    bar = Progress(job.run_id, job.config.steps, job.progress)
+    bar = Progress(job.run_id, job.config.steps, job.progress, start=start)
     curve = Curve(job, bar, seconds, history)
     if start == 0:
         curve.evaluated(0, trainer.evaluate(), 0.0)
@@ -302,7 +302,7 @@ def train_run(job: Job) -> RunResult:
     tok_s, evals_done = 0.0, 0
     for step in range(start + 1, job.config.steps + 1):
         curve.add(step, trainer.step(step))
-        if job.main and bar.tty:
+        if job.main and bar.enabled:  # the bar redraws (or logs) itself only every so often
             tok_s = rate.tokens_per_second(step)
             bar.step(step, tok_s, tok_s * job.flops_per_token)
         if step % job.config.eval_every == 0 or step == job.config.steps:

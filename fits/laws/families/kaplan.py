@@ -95,7 +95,7 @@ class _Kaplan(LossModel):
         out = PredictParts(loss=0.0, critical_batch=0.0)
         if steps is not None:
             loss = float(k20.loss_after_steps(n, float(steps), batch, **ns, **bc))
-            out.assumptions.append("L(N, S) with S_min = S/(1 + B_crit(L)/B), eqs. 1.6, 5.4 (spec §19 Q4)")
+            out.assumptions.append("L(N, S) with S_min = S/(1 + B_crit(L)/B), eqs. 1.6, 5.4 (Kaplan et al. 2020)")
         else:
             loss = float(KaplanNSModel(c).loss(n, 6.0 * n * tokens))
             out.assumptions.append("L(N, S) at B = B_crit (S = 2·S_min, D = 2·B_crit·S_min), eqs. 1.6, 5.3")
