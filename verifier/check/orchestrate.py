@@ -85,7 +85,8 @@ def rule_for(plan_fit: Fit, hyperparams: str | None) -> str:
 def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float = 10.0, device: str = "auto",
               corpus: str | os.PathLike | None = None, executor: str = "local", workers: int | None = None,
               memory_gib: float | None = None, artifacts: str | os.PathLike | None = None, seed: int = 0,
-              cluster: str | None = None, report: Callable[[str], None] = log_line) -> Check:
+              cluster: str | None = None, report: Callable[[str], None] = log_line,
+              precision: str = "auto") -> Check:
     """Check plan ``plan_id`` on ``corpus`` within about ``budget_minutes``; returns the stored check.
 
     Bad input raises a ValueError (or PlanNotFound) before anything is stored; a check that started but could
@@ -103,7 +104,7 @@ def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float 
         critical_batch = lambda loss: plan_law.critical_batch(plan_fit.coefficients, loss)  # noqa: E731
     session = open_session(db, corpus=corpus, budget_minutes=budget_minutes, device=device, executor=executor,
                            workers=workers, memory_gib=memory_gib, hyperparams=rule, critical_batch=critical_batch,
-                           seed=seed, cluster=cluster, report=report)
+                           seed=seed, cluster=cluster, report=report, precision=precision)
     assert session.throughput is not None
     summary = CheckSummary(
         plan_fit=FitRef.of(plan_fit), budget_seconds=budget_minutes * 60.0, device=session.device,
