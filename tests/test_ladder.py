@@ -163,3 +163,16 @@ def test_predictions_are_stored_and_read_back_typed(db) -> None:
     assert runs.get_run(db, run.id).prediction == prediction
     stored = db.execute("SELECT prediction FROM runs WHERE id = ?", [run.id]).fetchone()[0]
     assert msgspec.json.decode(stored)["fit_id"] == 4 and "plan_fit" not in msgspec.json.decode(stored)
+
+
+def test_proxies_are_sized_on_the_n_their_law_counts():
+    """A ladder sized for a law of total parameters (Chinchilla) picks the shape whose total is nearest N."""
+    for n in (2e4, 1e5, 6e5):
+        total = ladder.proxy_shape(n, "total")
+        assert abs(math.log(total.params_total() / n)) <= abs(math.log(ladder.proxy_shape(n).params_total() / n))
+        spec = ladder.make_spec("proxy", n, 1e12, ladder.Rules(counts="total"))
+        assert spec.law_params("total") == total.params_total()
+        assert spec.tokens == pytest.approx(1e12 / (6 * total.params_total()), rel=0.01)
+    assert ladder.min_params("total") > ladder.min_params("non-embedding")
+    # at 2e4 the byte embedding is a third of the model: the two counts give different shapes
+    assert ladder.proxy_shape(2e4, "total").d_model < ladder.proxy_shape(2e4).d_model

@@ -80,6 +80,12 @@ class ProxyShape:
         """Every parameter of the built (tied, bias-free) model (fits.accounting.total_params)."""
         return accounting.total_params(self.n_layer, self.d_model, vocab_size, seq_len)
 
+    def count(self, counts: str, seq_len: int = PROXY_SEQ_LEN, vocab_size: int = VOCAB_BYTES) -> int:
+        """The parameters a law counting ``counts`` (its Conventions.params) sees in this shape."""
+        if accounting.params_count_of(counts) == "total":
+            return self.params_total(seq_len, vocab_size)
+        return self.params
+
     def flops_per_token(self, seq_len: int = PROXY_SEQ_LEN, vocab_size: int = VOCAB_BYTES) -> float:
         """Training FLOPs per token the hardware does: Kaplan's convention on the exact N, plus the head
         (6·N + 6·n_layer·seq_len·d_model + 6·d_model·vocab, fits.accounting)."""
@@ -100,13 +106,16 @@ def proxy_depth(N: float) -> int:
     return 2 if N < 3e5 else 4 if N < 3e6 else 8
 
 
-def proxy_shape(N: float) -> ProxyShape:
-    """The proxy shape nearest to N non-embedding parameters at ``proxy_depth(N)`` layers: widths in steps of
-    8 from 16, heads 8 wide (16 wide from width 128). One head width for the whole range keeps the
-    architecture family fixed; at these sizes fewer, wider heads train measurably slower per step."""
+def proxy_shape(N: float, counts: str = "non-embedding") -> ProxyShape:
+    """The proxy shape nearest to N parameters at ``proxy_depth`` layers: widths in steps of 8 from 16, heads 8
+    wide (16 wide from width 128). One head width for the whole range keeps the architecture family fixed; at
+    these sizes fewer, wider heads train measurably slower per step.
+
+    ``counts`` says which parameters N counts (a law's Conventions.params): "non-embedding" (Kaplan) or
+    "total" (Chinchilla, Epoch), where the byte embedding and position tables are a large share of a proxy."""
     if not (math.isfinite(N) and N > 0):
         raise BadInput(f"must be a positive parameter count, got {N!r}", field="N")
-    return _proxy_shape(float(f"{N:.4g}"))
+    return _proxy_shape(float(f"{N:.4g}"), accounting.params_count_of(counts))
 
 
 def _widths() -> list[int]:
@@ -118,10 +127,19 @@ def _heads(d: int) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _proxy_shape(n: float) -> ProxyShape:
-    layers = proxy_depth(n)
+def _proxy_shape(n: float, counts: str = "non_embedding") -> ProxyShape:
+    if counts == "total":  # the depth class is set by the non-embedding size of the nearest 2-layer shape
+        guess = min((ProxyShape(2, d, _heads(d)) for d in _widths()), key=lambda s: abs(math.log(s.count(counts) / n)))
+        layers = proxy_depth(guess.params)
+    else:
+        layers = proxy_depth(n)
     shapes = [ProxyShape(layers, d, _heads(d)) for d in _widths()]
-    return min(shapes, key=lambda s: abs(math.log(s.params / n)))
+    return min(shapes, key=lambda s: abs(math.log(s.count(counts) / n)))
+
+
+def min_params(counts: str = "non-embedding") -> int:
+    """The smallest proxy's parameters as a law counting ``counts`` sees them."""
+    return ProxyShape(2, 16, _heads(16)).count(counts)
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -153,6 +171,10 @@ class ProxySpec(RunConfig, kw_only=True, frozen=True):
         """6·N·D of the run as trained."""
         return 6.0 * self.params * self.tokens
 
+    def law_params(self, counts: str) -> int:
+        """N as a law counting ``counts`` parameters sees this run (ProxyShape.count)."""
+        return self.shape.count(counts, self.seq_len)
+
     def config(self) -> RunConfig:
         """The training library's RunConfig for this run."""
         return self.as_run_config()
@@ -173,6 +195,9 @@ class Rules:
     max_steps: int = MAX_STEPS
     width_scaled: bool = True
     """Scale the rule's learning rate by LR_REFERENCE_WIDTH / d_model (see ``make_spec``)."""
+    counts: str = "non-embedding"
+    """Which parameters the N given to ``make_spec`` counts: the Conventions.params of the law that sizes
+    the ladder."""
 
     def short(self) -> Rules:
         """The same rules with a third of the steps: for budgets too short for a ladder at full length."""
@@ -197,10 +222,11 @@ def proxy_lr(rule_lr: float, shape: ProxyShape, width_scaled: bool = True) -> fl
 def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float | None = None,
               expected_loss: float = 2.0, label: str = "", corpus: str | None = None,
               scope: str | None = None) -> ProxySpec:
-    """A proxy of about N parameters on ``tokens`` (default budget/(6N)) with the plan's rules."""
-    shape = proxy_shape(max(N, MIN_PARAMS))
+    """A proxy of about N parameters (counted as ``rules.counts`` says) on ``tokens`` (default budget/(6N),
+    N in that count) with the plan's rules."""
+    shape = proxy_shape(max(N, min_params(rules.counts)), rules.counts)
     n = shape.params
-    d = tokens if tokens is not None else budget / (6.0 * n)
+    d = tokens if tokens is not None else budget / (6.0 * shape.count(rules.counts, rules.seq_len))
     b_crit = rules.critical_batch(expected_loss) if rules.critical_batch is not None else 0.0
     hyper = training.rule_values(rules.hyperparams, n, d, shape.as_planner_shape(n), rules.seq_len, b_crit)
     # The rule's batch, moved only as far as needed to keep the step count in [MIN_STEPS, MAX_STEPS]: tiny
@@ -444,7 +470,8 @@ class CheckLadder:
 
 CHECK_BUDGETS = 3
 CHECK_BUDGET_RATIO = 3.0
-TRIPLE_MIN_CENTRE = 2.2 * MIN_PARAMS
+TRIPLE_MIN_CENTRE_FACTOR = 2.2
+"""The triple's centre is at least this many times the smallest proxy (so that N/2 is a proxy of its own)."""
 
 
 def check_ladder(top_budget: float, plan_n: Callable[[float], float], rules: Rules, *,
@@ -463,11 +490,11 @@ def check_ladder(top_budget: float, plan_n: Callable[[float], float], rules: Rul
         n = plan_n(c)
         planned.append(n)
         if k == middle_index:
-            n = max(n, TRIPLE_MIN_CENTRE)
+            n = max(n, TRIPLE_MIN_CENTRE_FACTOR * min_params(rules.counts))
         proxies.append(make_spec("proxy", n, c, rules, label=f"proxy C={c:.3g}"))
     middle = proxies[middle_index]
     c_mid = middle.budget_flops
-    n_mid = max(planned[middle_index], TRIPLE_MIN_CENTRE)
+    n_mid = max(planned[middle_index], TRIPLE_MIN_CENTRE_FACTOR * min_params(rules.counts))
     isoflop = [make_spec("isoflop", n_mid * f, c_mid, rules, label=f"isoflop C={c_mid:.3g} {f:g}·N")
                for f in (0.5, 2.0)]
     return CheckLadder(proxies=proxies, isoflop=isoflop, triple_budget=c_mid, planned=planned)
@@ -519,6 +546,7 @@ __all__ = [
     "make_spec",
     "makespan",
     "measure_throughput",
+    "min_params",
     "proxy_depth",
     "proxy_lr",
     "proxy_shape",

@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -224,7 +225,7 @@ def _compare(session: Session, trained: Sequence[Run], points: dict[int, list], 
     if middle is not None and len(iso) == 2:
         planned_n = lad.planned[len(lad.planned) // 2] if lad.planned else None
         items.append(compare.allocation_item(middle, [iso[0], middle, iso[1]], lad.triple_budget, scope_fit.id,
-                                             planned_n=planned_n))
+                                             planned_n=planned_n, law=scope_fit.law))
     scope_runs = runs_mod.list_runs(db, scope=scope, status="complete")
     # The scope fit seeds the extrapolation's starts when it is of the family that item fits.
     same = get_law(scope_fit.law) is get_law(get_law(family).final_law)
@@ -310,6 +311,8 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
         measured = [s for s in specs if s.role in ("proxy", "isoflop")]
         return len(set(triple)) == 3 and all(ladder_mod.realizes_budget(s) for s in measured)
 
+    # proxies sized on the N the scope's family counts (total parameters for Chinchilla)
+    session.rules = replace(session.rules, counts=get_law(scope_fit.law).conventions.params)
     u, _ = session.size(lambda rules, u: build(rules, u).specs, seconds, valid)
     lad = build(session.rules, u)
     slice_tokens = None
@@ -332,7 +335,8 @@ def _predict(session: Session, spec: ProxySpec, scope_fit: Fit, ns_fit: Fit | No
     """What the run is checked against, recorded before it trains."""
     pred = Prediction(
         scope_fit=FitPrediction(fit_id=scope_fit.id, law=scope_fit.law,
-                                final_loss=compare.predict_final(scope_fit, spec.params, spec.tokens, steps=spec.steps,
+                                final_loss=compare.predict_final(scope_fit, _n(scope_fit, spec), spec.tokens,
+                                                                 steps=spec.steps,
                                                                  batch_tokens=spec.batch_tokens)),
         plan_fit=plan_prediction(plan_fit, spec),
     )
@@ -343,8 +347,14 @@ def _predict(session: Session, spec: ProxySpec, scope_fit: Fit, ns_fit: Fit | No
     if spec.role == "early_stop" and ns_fit is not None and slice_tokens is not None:
         pred = msgspec.structs.replace(
             pred, unique_tokens=slice_tokens, stop_fit_id=ns_fit.id,
-            s_stop_steps=compare.s_stop_steps(scope_fit, ns_fit, spec.params, slice_tokens, spec.batch_tokens))
+            s_stop_steps=compare.s_stop_steps(scope_fit, ns_fit, _n(scope_fit, spec), slice_tokens,
+                                              spec.batch_tokens))
     return pred
+
+
+def _n(fit: Fit, spec: ProxySpec) -> float:
+    """N of a proxy as ``fit``'s family counts it."""
+    return float(spec.law_params(get_law(fit.law).conventions.params))
 
 
 def _scope_prediction(run: Run) -> FitPrediction:
@@ -377,7 +387,7 @@ def _early_stop_spec(session: Session, lad: CheckLadder, scope_fit: Fit, ns_fit:
     high = max(low, min(int(session.corpus.n_train), middle.tokens // 4))  # at least 4 epochs, or no overfitting
 
     def bound(u: float) -> float:
-        s = compare.s_stop_steps(scope_fit, ns_fit, middle.params, u, middle.batch_tokens)
+        s = compare.s_stop_steps(scope_fit, ns_fit, _n(scope_fit, middle), u, middle.batch_tokens)
         return math.inf if s is None else s
 
     lo, hi = math.log(low), math.log(high)
@@ -496,7 +506,8 @@ def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit
             steps = np.array([p.step for p in pts], dtype=float)
             curve = None
             if ns_fit is not None:
-                curve = compare.predict_curve(ns_fit, float(run.n_params), float(run.batch_tokens), steps)
+                curve = compare.predict_curve(ns_fit, compare.run_params(ns_fit.law, run), float(run.batch_tokens),
+                                              steps)
             picture.curves.append(plot.Curve(
                 label=f"{run.role} N={run.n_params:.2g}", role=run.role or "",
                 tokens=np.array([p.tokens for p in pts], dtype=float),
@@ -517,13 +528,14 @@ def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit
     allocation = next((i for i in items if i.kind == "allocation"), None)
     if allocation is not None:
         triple = [r for r in trained if r.id in allocation.run_ids and r.status == "complete"]
-        triple.sort(key=lambda r: r.n_params)
-        sizes = np.geomspace(min(r.n_params for r in triple) / 2, max(r.n_params for r in triple) * 2, 60) \
+        size = lambda r: compare.run_params(scope_fit.law, r)  # noqa: E731
+        triple.sort(key=size)
+        sizes = np.geomspace(min(size(r) for r in triple) / 2, max(size(r) for r in triple) * 2, 60) \
             if triple else None
         curve = None
         if sizes is not None and not get_law(scope_fit.law).in_steps:  # L(N, D) along the budget's IsoFLOP line
             curve = np.array([compare.predict_final(scope_fit, n, lad.triple_budget / (6.0 * n)) for n in sizes])
-        picture.isoflop = plot.IsoFlop(budget=lad.triple_budget, sizes=[r.n_params for r in triple],
+        picture.isoflop = plot.IsoFlop(budget=lad.triple_budget, sizes=[size(r) for r in triple],
                                        losses=[r.final_val_loss for r in triple],
                                        planned=float(allocation.predicted or 0.0),
                                        best=allocation.observed, curve_sizes=sizes, curve_losses=curve)
