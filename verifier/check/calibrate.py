@@ -82,6 +82,9 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     outcomes: list[RunOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    centre: Any = None
+    """Where a check centred its IsoFLOP profiles when the scope fit could not say (orchestrate's
+    EmpiricalAllocation), or None."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

@@ -297,7 +297,14 @@ def _compare(session: Session, lad: CheckLadder, specs: Sequence[ProxySpec], tra
     profiles = [[run_of[id(s)] for s in row] for row in lad.grid]
     tpp = float(plan.tokens) / float(plan.params) if plan.params else None
     flagged = bool(experiment.flagged(scope_fit))
-    ln_sigma = {c: REFERENCE_LN_SIGMA for c in lad.budgets} if flagged else spread.ln_n_opt_sigma
+    centre = session.centre
+    if not flagged:
+        ln_sigma = spread.ln_n_opt_sigma
+    elif centre is not None:
+        # the prior's vertices were weighted with DEFAULT_NOISE; their error scales with the measured noise
+        ln_sigma = {c: max(centre.ln_sigma(c) * noise / DEFAULT_NOISE, 0.1) for c in lad.budgets}
+    else:
+        ln_sigma = {c: REFERENCE_LN_SIGMA for c in lad.budgets}
     alloc = experiment.allocation_items(profiles, lad.budgets, planned, scope_fit.law, scope_fit, noise,
                                         ln_n_sigma=ln_sigma, plan_a=plan_a, alternative=alternative,
                                         design_power=power, plan_tokens_per_param=tpp, control=control,
@@ -428,13 +435,21 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, seconds: float
 
     assert session.throughput is not None
     if experiment.flagged(scope_fit):
-        # A degenerate scope fit's optimum is not a place to centre profiles on: the reference allocation scaled
-        # as the calibration ladder is (bytes carry less than BPE tokens).
-        reference = get_fit(session.db, REFERENCE_FIT)
-        model = model_for(reference)
-        plan_n = lambda c: BYTE_REFERENCE_RATIO * float(model.optimum(c)[0])  # noqa: E731
-        session.warn(f"{experiment.flagged(scope_fit)}: IsoFLOP profiles centred on {BYTE_REFERENCE_RATIO:.2g}x "
-                     f"the {reference.name} allocation instead of its optimum")
+        # A degenerate scope fit's optimum is not a place to centre profiles on. The scope's earlier IsoFLOP runs
+        # (the calibration grid) give a model-free one; failing that, the reference allocation scaled as the
+        # calibration ladder is (bytes carry less than BPE tokens).
+        prior = _empirical_allocation(session, scope_fit.law)
+        if prior is not None:
+            plan_n = prior.n_opt
+            session.centre = prior
+            session.warn(f"{experiment.flagged(scope_fit)}: IsoFLOP profiles centred on the scope's earlier IsoFLOP "
+                         f"vertices ({prior.note}) instead of its optimum")
+        else:
+            reference = get_fit(session.db, REFERENCE_FIT)
+            model = model_for(reference)
+            plan_n = lambda c: BYTE_REFERENCE_RATIO * float(model.optimum(c)[0])  # noqa: E731
+            session.warn(f"{experiment.flagged(scope_fit)}: IsoFLOP profiles centred on "
+                         f"{BYTE_REFERENCE_RATIO:.2g}x the {reference.name} allocation instead of its optimum")
     else:
         model = model_for(scope_fit)
         plan_n = lambda c: float(model.optimum(c)[0])  # noqa: E731
@@ -471,6 +486,49 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, seconds: float
                 f"{len(lad.repeats)} seed repeats, held-out run at {lad.heldout[0].budget_flops:.3g}, "
                 f"{len(lad.sweep)} sweep runs" + (f", early-stop run on {slice_tokens:,} tokens" if slicing else ""))
     return lad, specs, slice_tokens
+
+
+class EmpiricalAllocation:
+    """N_opt(C) = exp(b)·C^a from the vertices of a scope's earlier IsoFLOP runs, with the standard error of
+    ln N_opt at each budget (the regression's prediction error)."""
+
+    def __init__(self, exponent: stats.Exponent, cov: np.ndarray, note: str) -> None:
+        self.exponent, self.cov, self.note = exponent, cov, note
+
+    def n_opt(self, c: float) -> float:
+        return math.exp(self.exponent.intercept + self.exponent.a * math.log(c))
+
+    def ln_sigma(self, c: float) -> float:
+        x = np.array([1.0, math.log(c)])
+        return float(math.sqrt(max(x @ self.cov @ x, 0.0)))
+
+
+def _empirical_allocation(session: Session, law: str) -> EmpiricalAllocation | None:
+    """Approach 2 on the scope's complete runs grouped by the budget they stood for (3+ sizes at 2+ budgets)."""
+    runs = [r for r in runs_mod.list_runs(session.db, scope=session.scope, status="complete")
+            if r.prediction is not None and r.prediction.budget_flops and r.final_val_loss]
+    groups: dict[float, list[Run]] = {}
+    for r in runs:
+        groups.setdefault(float(f"{r.prediction.budget_flops:.4g}"), []).append(r)
+    budgets, vertices = [], []
+    for c, group in sorted(groups.items()):
+        sizes = [compare.run_params(law, r) for r in group]
+        if len(set(sizes)) < 3:
+            continue
+        v = stats.vertex(sizes, [r.final_val_loss for r in group], DEFAULT_NOISE)
+        if v.ln_n is not None and v.se and not v.reason:
+            budgets.append(c)
+            vertices.append(v)
+    e = stats.exponent(budgets, vertices)
+    if e.a is None or not (0.1 < e.a < 1.5):
+        return None
+    x = np.log(np.asarray(budgets))
+    w = 1.0 / np.array([v.se for v in vertices]) ** 2
+    X = np.stack([np.ones_like(x), x], axis=1)
+    cov = np.linalg.inv(X.T @ (X * w[:, None]))
+    note = (f"{len(budgets)} budgets {min(budgets):.3g}-{max(budgets):.3g}, a = {e.a:.3f} ± {e.se:.3f}, noise "
+            f"{DEFAULT_NOISE:.0%} assumed")
+    return EmpiricalAllocation(e, cov, note)
 
 
 def _regroup(specs: list[ProxySpec]) -> CheckLadder:
