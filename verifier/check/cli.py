@@ -30,6 +30,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="wall-clock time for the whole command, training and fitting included (10)")
     p.add_argument("--corpus", help="text file or directory (default: the Python standard library, as bytes)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="what the proxies train in; auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, "
+                        "else fp32 (the ladder is sized with the throughput measured in it)")
     p.add_argument("--executor", choices=("local", "submitit", "inline"), default="local",
                    help="local: a worker process per free core or GPU; submitit: a Slurm job per run "
                         "(the 'cluster' extra); inline: one run after another in this process")
@@ -100,7 +103,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             check = run_check(db, args.plan, budget_minutes=args.budget_minutes, device=args.device,
                               corpus=args.corpus, executor=args.executor, workers=args.workers,
                               memory_gib=args.memory_gib, artifacts=args.artifacts, seed=args.seed,
-                              cluster=args.cluster, report=_report(args), control=args.control)
+                              cluster=args.cluster, report=_report(args), control=args.control,
+                              precision=args.precision)
     except PlanNotFound as exc:
         raise CheckError(f"{exc} (list plans with python -m planner list)", field="plan") from None
     except CheckFailed as exc:
@@ -121,7 +125,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             result = calibrate(db, corpus=args.corpus, scope=args.scope, budget_minutes=args.budget_minutes,
                                device=args.device, executor=args.executor, workers=args.workers,
                                memory_gib=args.memory_gib, seed=args.seed, cluster=args.cluster,
-                               report=_report(args))
+                               report=_report(args), precision=args.precision)
     finally:
         db.conn.close()
     if args.json:

@@ -200,6 +200,9 @@ class Rules:
     counts: str = "non-embedding"
     """Which parameters the N given to ``make_spec`` counts: the Conventions.params of the law that sizes
     the ladder."""
+    precision: str = "fp32"
+    """What every proxy trains in (resolved, see verifier.device.resolve_precision); the throughput the
+    ladder is sized with is measured in it too."""
 
     def short(self) -> Rules:
         """The same rules with a third of the steps: for budgets too short for a ladder at full length."""
@@ -243,7 +246,7 @@ def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float
         steps=steps, batch_size=seqs, lr=proxy_lr(float(hyper.learning_rate), shape, rules.width_scaled),
         warmup_steps=max(1, training.warmup_steps(rules.hyperparams, steps)),
         min_lr_ratio=training.FINAL_LR_FRACTION[rules.hyperparams], seq_len=rules.seq_len,
-        eval_every=max(1, steps // EVALS_PER_RUN), seed=rules.seed,
+        eval_every=max(1, steps // EVALS_PER_RUN), seed=rules.seed, precision=rules.precision,
         corpus=corpus if corpus is not None else rules.corpus, scope=scope if scope is not None else rules.scope,
         label=label, counts=rules.counts,
     )
@@ -271,6 +274,7 @@ class Throughput(msgspec.Struct, kw_only=True):
     device: str = "cpu"
     threads: int = 1
     measured_seconds: float = 0.0
+    precision: str = "fp32"
 
     def token_cost(self, shape: ProxyShape, seq_len: int = PROXY_SEQ_LEN) -> float:
         return self.token_seconds + shape.flops_per_token(seq_len) / self.matmul_flops_per_second
@@ -303,10 +307,11 @@ class Throughput(msgspec.Struct, kw_only=True):
 
 
 def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float = 1.5,
-                       seq_len: int = PROXY_SEQ_LEN) -> Throughput:
+                       seq_len: int = PROXY_SEQ_LEN, precision: str = "fp32") -> Throughput:
     """Time training steps on ``device`` with ``threads`` threads (what one worker uses) and solve for the three
     costs of ``Throughput``: a small proxy at two batch sizes separates the fixed cost per step from the cost
-    per token, and a wider proxy separates the width-independent part of that from the FLOPs."""
+    per token, and a wider proxy separates the width-independent part of that from the FLOPs. The steps run
+    in ``precision`` (as the proxies will), so a bf16 session plans with bf16's speed."""
     import numpy as np
     import torch
 
@@ -336,7 +341,7 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
                 offsets = rng.integers(0, len(tokens) - seq_len - 1, size=batch)
                 window = torch.from_numpy(tokens[offsets[:, None] + np.arange(seq_len + 1)].astype(np.int64))
                 window = window.to(dev)
-                with device_mod.autocast(dev):
+                with device_mod.autocast(dev, precision):
                     _, loss = model(window[:, :-1], window[:, 1:])
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
@@ -363,7 +368,8 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
     inv_rate = max((per_token_large - per_token_small) / (f_large - f_small), 1e-15)
     token_seconds = max(per_token_small - f_small * inv_rate, 0.0)
     return Throughput(matmul_flops_per_second=1.0 / inv_rate, step_overhead=overhead, token_seconds=token_seconds,
-                      device=str(dev), threads=threads, measured_seconds=time.perf_counter() - t_start)
+                      device=str(dev), threads=threads, measured_seconds=time.perf_counter() - t_start,
+                      precision=precision)
 
 
 # ---------------------------------------------------------------------------------------------- packing

@@ -101,7 +101,7 @@ def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float 
               corpus: str | os.PathLike | None = None, executor: str = "local", workers: int | None = None,
               memory_gib: float | None = None, artifacts: str | os.PathLike | None = None, seed: int = 0,
               cluster: str | None = None, report: Callable[[str], None] = log_line,
-              control: str | None = None) -> Check:
+              control: str | None = None, precision: str = "auto") -> Check:
     """Check plan ``plan_id`` on ``corpus`` within about ``budget_minutes``; returns the stored check.
 
     ``control="wrong-allocation"`` runs the same experiment for a plan whose N is 4× off the plan's own
@@ -124,7 +124,7 @@ def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float 
         critical_batch = lambda loss: plan_law.critical_batch(plan_fit.coefficients, loss)  # noqa: E731
     session = open_session(db, corpus=corpus, budget_minutes=budget_minutes, device=device, executor=executor,
                            workers=workers, memory_gib=memory_gib, hyperparams=rule, critical_batch=critical_batch,
-                           seed=seed, cluster=cluster, report=report)
+                           seed=seed, cluster=cluster, report=report, precision=precision)
     assert session.throughput is not None
     summary = CheckSummary(
         plan_fit=FitRef.of(plan_fit), budget_seconds=budget_minutes * 60.0, device=session.device,
