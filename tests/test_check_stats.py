@@ -100,3 +100,11 @@ def test_allocation_item_fails_a_plan_4x_off_the_optimum(offset, verdict) -> Non
                                             plan_tokens_per_param=20.0, control=None)
     exp = next(i for i in low_power.items if i.kind == "allocation_exponent")
     assert exp.verdict == "inconclusive" and "not enough compute" in exp.note
+
+
+def test_a_profile_without_a_vertex_drops_out_of_the_design() -> None:
+    x = np.log(FACTORS)
+    full = stats.design_se(BUDGETS, [(x, 0.0, 0.02, 2.0)] * 3, 0.005)
+    two = stats.design_se(BUDGETS, [(x[:2], 0.0, 0.02, 2.0), (x, 0.0, 0.02, 2.0), (x, 0.0, 0.02, 2.0)], 0.005)
+    assert full < two < math.inf
+    assert stats.design_se(BUDGETS, [(x[:2], 0.0, 0.02, 2.0)] * 2 + [(x, 0.0, 0.02, 2.0)], 0.005) == math.inf

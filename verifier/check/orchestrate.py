@@ -589,8 +589,9 @@ def _design_power(scope_fit: Fit, lad: CheckLadder, noise: float, plan_a: float 
     profiles = []
     for row, c, n_opt in zip(lad.grid, lad.budgets, lad.planned, strict=True):
         sizes = [_n(scope_fit, s) for s in row]
-        if len(set(sizes)) < 3:
-            return 0.0, math.inf
+        if len(set(sizes)) < 3:  # no vertex from this profile (stats.design_se leaves it out)
+            profiles.append((np.log(sizes), math.log(n_opt), 1.0, 1.0))
+            continue
         # curvature of the scope fit's L(N, C/6N) over the profile's span
         wide = np.geomspace(min(sizes), max(sizes), 9)
         losses = [compare.predict_final(scope_fit, n, c / (6.0 * n)) for n in wide]

@@ -180,19 +180,23 @@ def exponent_se(budgets: Sequence[float], factors: Sequence[float], curvature: S
 def design_se(budgets: Sequence[float], profiles: Sequence[tuple[Sequence[float], float, float, float]],
               rel_sigma: float) -> float:
     """``exponent_se`` for profiles given as (ln sizes, ln N_opt, curvature, loss level) each: sizes that are
-    not centred on the optimum, or fewer of them, give the vertex a larger error."""
-    var = []
-    for ln_sizes, ln_opt, kappa, level in profiles:
+    not centred on the optimum, or fewer of them, give the vertex a larger error. A profile of fewer than 3
+    distinct sizes gives no vertex and drops out; with fewer than 2 vertices left the error is infinite."""
+    var, kept = [], []
+    for c, (ln_sizes, ln_opt, kappa, level) in zip(budgets, profiles, strict=True):
         x = np.asarray(ln_sizes, dtype=float)
+        if len(set(x.tolist())) < 3:
+            continue
         centre = float(x.mean())
         xc = x - centre
         v0 = ln_opt - centre
         coef = np.array([level + kappa * v0 * v0, -2 * kappa * v0, kappa])
         sigma = np.full_like(xc, rel_sigma * level)
-        if len(set(xc.tolist())) < 3:
-            return math.inf
         var.append(vertex_se(xc, coef, sigma) ** 2)
-    lx = np.log(np.asarray(budgets, dtype=float))
+        kept.append(c)
+    if len(kept) < 2:
+        return math.inf
+    lx = np.log(np.asarray(kept, dtype=float))
     w = 1.0 / np.asarray(var)
     X = np.stack([np.ones_like(lx), lx], axis=1)
     return float(math.sqrt(np.linalg.inv(X.T @ (X * w[:, None]))[1, 1]))
