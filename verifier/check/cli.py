@@ -51,8 +51,9 @@ def add_parsers(sub) -> None:
     ``cmd_check`` and ``cmd_calibrate``, in verifier.cli's table)."""
     check = sub.add_parser(
         "check", help="check a plan's law and rules on a corpus with proxy runs, then refit",
-        description="Train proxy runs for a stored plan on a corpus, compare them with the predictions of the "
-                    "corpus scope's fit, refit the scope, and store the check (with a PNG).")
+        description="Train an experiment of proxy runs for a stored plan on a corpus (IsoFLOP profiles, seed "
+                    "repeats, a held-out run at 10x compute, a rule sweep), judge them against predictive "
+                    "intervals stored before they trained, refit the scope, and store the check (with a PNG).")
     check.add_argument("--plan", type=int, required=True, metavar="ID", help="id of a stored plan")
     check.add_argument("--artifacts", help="directory for the check's PNG "
                                            "(default: $SCALEPLAN_ARTIFACTS, else 'checks' beside the database)")

@@ -1,16 +1,15 @@
-"""Comparisons of measured runs with a fit's predictions: one ``CheckItem`` each, with its tolerance.
+"""Predictions and single comparisons of measured runs with a fit: the building blocks the check's
+experiment (verifier.check.experiment) uses — L(N, D) and L(N, S) of a fit, the eq. 5.7 bound, the N a law
+counts for a run, and the extrapolation fit — plus the older fixed-tolerance items, kept for callers that
+want a quick relative comparison:
 
-Tolerances (each item states its own):
+* curve        RMS relative error of the validation curve after warm-up against L(N, S): ≤ 5%.
+* final_loss   relative error of the final validation loss against L(N, D): |err| ≤ 5%.
+* early_stop   passes unless the best validation step is before half the eq. 5.7 bound.
+* allocation   the best size of an IsoFLOP triple against the planned N, within a factor 2.
+* extrapolation the law fitted on every run but the largest predicts the largest: |err| ≤ 5%.
 
-* curve        RMS relative error of the validation curve after warm-up against L(N, S_min) of the scope's
-               kaplan-ns fit: ≤ 5%. Kaplan et al. call that fit mediocre early in training (§6.1), and a
-               cosine schedule bends the end of the curve, so 5% is the practical bar.
-* final_loss   relative error of the final validation loss against L(N, D) of the scope's fit: |err| ≤ 5%.
-* early_stop   Kaplan's eq. 5.7 is a rough lower bound: it passes unless the run reached its best validation
-               loss before half the bound (observed/bound ≥ 0.5).
-* allocation   the best size of the IsoFLOP triple (vertex of a parabola in ln N through the three losses,
-               kept within [N/4, 4N]) against the planned N: |log2(best/planned)| ≤ 1 (within a factor 2).
-* extrapolation the scope's law fitted on every run but the largest predicts the largest: |err| ≤ 5%.
+A check judges by the predictive intervals of verifier.check.experiment, not by these tolerances.
 """
 
 from __future__ import annotations

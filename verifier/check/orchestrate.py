@@ -2,15 +2,19 @@
 
 1. Validate the input and measure the workers' training throughput (verifier.check.calibrate.open_session).
 2. When the corpus scope has no fit of the plan's family yet, train a calibration ladder and refit first.
-3. Plan proxies at a few small budgets with the scope's fit and the plan's batch / learning-rate rules,
-   add the IsoFLOP triple (planned N, half, twice) at the middle budget and an early-stopping run on a
-   corpus slice small enough to overfit, and record every prediction before anything trains.
-4. Train them and compare (verifier.check.items): curves against L(N, S), final losses against L(N, D), the
-   early-stopping step against eq. 5.7, the planned N against the triple's best, and the largest run
-   against a fit of the others.
-5. Refit the scope through fits.refit, report this scope's exponents beside the plan fit's and the plan's
-   N_opt with them, draw the picture, and store the check.
+3. Design the experiment that fills the time (verifier.check.ladder.check_ladder): IsoFLOP profiles at 3
+   budgets, seed repeats of two ladder points, a held-out run at 10.5x the largest budget, a learning-rate and
+   batch sweep around the plan's rules, and an early-stopping run on a corpus slice small enough to overfit.
+4. Train the seed pairs, measure the run-to-run noise, then store every prediction with its 80% and 95%
+   interval and the power of the allocation-exponent test before the rest trains.
+5. Judge every item against its registered distribution (verifier.check.experiment): final losses and curves
+   by z, IsoFLOP vertices and the plan's N carried to proxy scale, the fitted exponent against the plan's
+   (inconclusive below 0.8 power), the held-out extrapolation, the early stop both ways, the rule sweep; the
+   coverage of the intervals with a binomial test and the log score.
+6. Refit the scope through fits.refit, report this scope's exponents beside the plan fit's, draw the picture,
+   say what the check can and cannot say, and store the check.
 
+``control="wrong-allocation"`` runs the same experiment for a plan 4x off its own optimum (a negative control).
 The phases are sized from the measured throughput so that the whole check takes about the time given.
 """
 
