@@ -360,8 +360,8 @@ def sweep_item(kind: str, what: str, rule_run: Run, others: Sequence[tuple[float
     z = (rule_run.final_val_loss - best.final_val_loss) / sd if sd > 0 else 0.0
     losses = ", ".join(f"×{f:.3g}: {r.final_val_loss:.4f}" for f, r in sorted(done, key=lambda x: x[0]))
     where = "at the rule's value" if f_best == 1.0 else f"at ×{f_best:.3g} the rule's value"
-    if len(done) >= 3:
-        x = np.log([f for f, _ in done])
+    x = np.log([f for f, _ in done])
+    if len(set(x.tolist())) >= 3:
         y = np.array([r.final_val_loss for _, r in done])
         c2, c1, _ = np.polyfit(x, y, 2)
         if c2 > 0:
