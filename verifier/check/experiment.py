@@ -309,8 +309,9 @@ def _provenance():
 
 
 def early_stop_item(run: Run, points: Sequence[RunPoint], bound: float | None, fit: Fit | None, *,
-                    unique_tokens: float) -> CheckItem:
-    """The best-validation step on an overfitting slice against [S_stop, STOP_RANGE·S_stop]."""
+                    unique_tokens: float, final_fit: Fit | None = None) -> CheckItem:
+    """The best-validation step on an overfitting slice against [S_stop, STOP_RANGE·S_stop]; the bound comes
+    from ``fit`` (L(N, S)) and ``final_fit``'s data term, and a flag on either makes the item inconclusive."""
     base = {"kind": "early_stop", "name": f"{compare._label(run)}, {unique_tokens:.3g} unique tokens",
             "metric": "log(observed best step / S_stop)", "tolerance": math.log(STOP_RANGE),
             "rule": f"S_stop/2 <= best <= {STOP_RANGE:g}·S_stop", "unit": "steps", "run_ids": [run.id],
@@ -325,7 +326,7 @@ def early_stop_item(run: Run, points: Sequence[RunPoint], bound: float | None, f
     interval = [0.5 * bound, STOP_RANGE * bound]
     err = math.log(max(best_step, 1) / bound)
     common = {"predicted": bound, "observed": float(best_step), "error": err, "interval95": interval}
-    reason = flagged(fit)
+    reason = flagged(fit) or (flagged(final_fit) if final_fit is not None else "")
     if best_step < 0.5 * bound:
         return CheckItem(**base, **common, verdict="inconclusive" if reason else "fail",
                          note=reason or f"best at step {best_step}: the slice overfit before the eq. 5.7 lower bound")

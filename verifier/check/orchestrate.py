@@ -327,7 +327,7 @@ def _compare(session: Session, lad: CheckLadder, specs: Sequence[ProxySpec], tra
         run = run_of[id(spec)]
         pred = run.prediction or Prediction()
         items.append(experiment.early_stop_item(run, points[run.id], pred.s_stop_steps, ns_fit,
-                                                unique_tokens=float(pred.unique_tokens or 0)))
+                                                unique_tokens=float(pred.unique_tokens or 0), final_fit=scope_fit))
     if lad.sweep:
         middle = run_of[id(lad.proxies[len(lad.proxies) // 2])]
         lr = [(s.lr / lad.proxies[len(lad.proxies) // 2].lr, run_of[id(s)]) for s in lad.sweep if s.role == "lr_sweep"]
