@@ -203,6 +203,11 @@ class Prediction(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Early-stopping run: the eq. 5.7 bound on the step of the best validation loss."""
     stop_fit_id: int | None = msgspec.field(default=None, name="fit_id")
     """Early-stopping run: the kaplan-ns fit that gave the bound."""
+    final_sigma: float | None = None
+    """Standard deviation of the predictive distribution of the final loss (the scope fit's bootstrap spread
+    and the measured run-to-run noise); absent for runs that train before the noise is measured."""
+    final_interval80: list[float] | None = None
+    final_interval95: list[float] | None = None
 
 
 class RunPoint(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -14,13 +14,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
 import sqlite_utils
 
 from fits.fit import Fit
+from fits.laws.registry import get_law
 from fits.store import get_fit
 from verifier import runs as runs_mod
 from verifier.check import ladder as ladder_mod
@@ -83,6 +84,9 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     outcomes: list[RunOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    centre: Any = None
+    """Where a check centred its IsoFLOP profiles when the scope fit could not say (orchestrate's
+    EmpiricalAllocation), or None."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -290,7 +294,8 @@ def plan_prediction(fit: Fit, spec: ProxySpec) -> FitPrediction | None:
     from verifier.check.items import predict_final
 
     try:
-        loss = predict_final(fit, spec.params, spec.tokens, steps=spec.steps, batch_tokens=spec.batch_tokens)
+        n = spec.law_params(get_law(fit.law).conventions.params)  # the N the fit's family counts
+        loss = predict_final(fit, n, spec.tokens, steps=spec.steps, batch_tokens=spec.batch_tokens)
     except (ValueError, KeyError, ZeroDivisionError):
         return None
     return FitPrediction(fit_id=fit.id, law=fit.law, final_loss=loss) if math.isfinite(loss) else None
@@ -300,8 +305,9 @@ def calibration_phase(session: Session, seconds: float, reference: Fit) -> list[
     """Train an IsoFLOP grid centred on ``reference``'s allocation that fills ``seconds``."""
     assert session.throughput is not None
     n_opt = reference_n_opt(reference)
-    _, specs = session.size(lambda rules, u: ladder_mod.calibration_ladder(u, n_opt, rules), seconds,
-                            ladder_mod.distinct_grid)
+    counts = get_law(reference.law).conventions.params  # the grid is centred on the reference's N_opt, in its N
+    _, specs = session.size(lambda rules, u: ladder_mod.calibration_ladder(u, n_opt, replace(rules, counts=counts)),
+                            seconds, ladder_mod.distinct_grid)
     session.check_memory(specs)
     budgets = sorted({s.budget_flops for s in specs})
     session.say(f"calibration ladder: {len(specs)} runs at budgets {', '.join(f'{b:.3g}' for b in budgets)} FLOPs, "
