@@ -33,8 +33,9 @@ def test_two_processes_match_one(db, db_file: Path, tmp_path: Path, monkeypatch:
     one = train(make_config(**shape, corpus=corpus), db=db, progress=False)
 
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in shape.items() if k != "warmup_steps"]
-    argv += [f"--warmup={shape['warmup_steps']}", f"--corpus={corpus}", "--device=cpu", "--no-resume",
-             "--json", "--quiet"]
+    # fp32 on both sides: the comparison is of the data-parallel arithmetic, and the CLI would pick bf16 here.
+    argv += [f"--warmup={shape['warmup_steps']}", f"--corpus={corpus}", "--device=cpu", "--precision=fp32",
+             "--no-resume", "--json", "--quiet"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "verifier.ddp", *argv]
     env = {**os.environ, "SCALEPLAN_DB": str(db_file), "SCALEPLAN_CACHE": str(cache), "PYTHONPATH": str(REPO),
