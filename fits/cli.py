@@ -139,12 +139,13 @@ def build_parser() -> Parser:
             "For every scope whose complete runs are not yet covered by its latest fit, fit chinchilla and "
             "kaplan-nd on (n_params, tokens, final_val_loss) and kaplan-ns on the validation-loss curves (with "
             "the critical batch profiled on them), store each as a new version with its held-out error, and "
-            "activate it when that error is no worse than the active fit's. Idempotent; safe to run from "
-            "several places at once."
+            "activate it when that error is no worse than the active fit's; a fit flagged degenerate or "
+            "undetermined (a coefficient the data do not pin down) is stored but not activated. Idempotent; "
+            "safe to run from several places at once."
         ),
     )
     refit.add_argument("--scope", help="only this scope")
-    refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error")
+    refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error or flags")
     refit.add_argument("--bootstrap", type=cliutil.count, default=0, metavar="K",
                        help="bootstrap resamples for 95%% intervals on each new fit (default 0: none)")
 
