@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fits.fitting.auto import fit_auto, predict_interval  # noqa: E402
-from fits.laws import chinchilla  # noqa: E402
+from fits.fitting.auto import fit_auto, predict_interval
+from fits.laws import chinchilla
 
 TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 NOISE = 0.01

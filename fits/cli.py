@@ -264,6 +264,7 @@ def _fit_predictive(args: argparse.Namespace, files: list[str]) -> int:
 
     from fits.csvio import read_columns, read_targets
     from fits.fitting.auto import BOOTSTRAP, candidate_laws, fit_auto, predict_interval, predictive_of
+    from fits.fitting.diagnostics import data_ranges
     from fits.result import FitResult
 
     pairs = [p for p in args.predict if not isinstance(p, str)]
@@ -306,6 +307,7 @@ def _fit_predictive(args: argparse.Namespace, files: list[str]) -> int:
                 heldout_points=chosen.folds[-1].test if chosen.folds else None,
                 compute_range=[float(np.min(6 * columns["N"] * columns["D"])),
                                float(np.max(6 * columns["N"] * columns["D"]))],
+                data_ranges=data_ranges(np.asarray(columns["N"], dtype=float), np.asarray(columns["D"], dtype=float)),
                 predictive=predictive_of(auto)),
             excluded=report.excluded,
         )
