@@ -145,7 +145,8 @@ def build_parser() -> Parser:
         ),
     )
     refit.add_argument("--scope", help="only this scope")
-    refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error or flags")
+    refit.add_argument("--activate", action="store_true",
+                       help="activate every new fit regardless of held-out error or flags")
     refit.add_argument("--bootstrap", type=cliutil.count, default=0, metavar="K",
                        help="bootstrap resamples for 95%% intervals on each new fit (default 0: none)")
 
