@@ -20,6 +20,8 @@ from api.controllers.plans import PlansController
 from api.controllers.predict import PredictController
 from api.controllers.runs import RunsController
 from api.database import Database
+from api.lifecycle import follow_supervisor
+from api.methods import fix_allow
 from api.metrics import MetricsASGI, Registry
 from api.openapi import openapi_config
 from api.problems import exception_handlers
@@ -72,6 +74,7 @@ def create_app(
         db_path, api_keys=api_keys, api_keys_file=api_keys_file, rate_limit=rate_limit, rate_burst=rate_burst,
         max_body_bytes=max_body_bytes,
     )
+    follow_supervisor()
     database = Database(settings.db_path)
     registry = Registry()
     plotter = SerialThread("plot")
@@ -111,6 +114,7 @@ def create_app(
         openapi_config=openapi_config(_version()),
         request_max_body_size=settings.max_body_bytes,
     )
+    fix_allow(app)
     # Outermost wrapper, so routing 404s and handled errors are counted with their final status.
     app.asgi_handler = MetricsASGI(app.asgi_handler, registry)
     return app

@@ -9,6 +9,9 @@ as every other validation error. Handlers receive the decoded struct once and ne
 
 It is a DTO only in litestar's plumbing: no transfer model is generated, the OpenAPI schema is the struct's
 own, and responses are encoded as usual (the app sets ``return_dto=None``).
+
+Only JSON is decoded: a body sent as anything but ``application/json`` (or a ``+json`` type; no content type at
+all is read as JSON) is a 415, so an image or a form is never taken for a plan request.
 """
 
 from __future__ import annotations
@@ -52,11 +55,28 @@ class StrictBody(AbstractDTO[Any]):
         return schema_creator.for_field_definition(field_definition)
 
     def decode_bytes(self, value: bytes) -> Any:
+        check_media_type(self.asgi_connection.headers.get("content-type"))
         return decode(self._decoders[self.asgi_connection.route_handler.handler_id], value)
 
     def decode_builtins(self, value: dict[str, Any]) -> Any:  # pragma: no cover - JSON bodies only
         decoder = self._decoders[self.asgi_connection.route_handler.handler_id]
         return decode(decoder, msgspec.json.encode(value))
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON (``application/json``, ``application/<x>+json``; parameters ignored)."""
+    if content_type is None or not content_type.strip():
+        return True  # no type given: the body is read as the JSON every endpoint takes
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def check_media_type(content_type: str | None) -> None:
+    """A 415 problem unless the body is declared as JSON."""
+    if not is_json(content_type):
+        shown = content_type if len(content_type or "") <= 80 else f"{content_type[:80]}…"
+        raise ApiProblem(415, f"the request body must be application/json, not {shown}", field="Content-Type",
+                         source="header")
 
 
 def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
@@ -73,3 +93,6 @@ def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         raise msgspec_problem(exc) from None
     except msgspec.DecodeError as exc:  # after ValidationError, its subclass
         raise ApiProblem(400, f"the request body is not valid JSON ({exc})") from None
+    except RecursionError:
+        # msgspec recurses once per nesting level; no request of this API nests more than a few levels.
+        raise ApiProblem(400, "the request body is nested too deeply to be a request of this API") from None

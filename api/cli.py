@@ -4,14 +4,19 @@
 
 The database (``--db``, else ``SCALEPLAN_DB``, else ./scaleplan.db) is created, migrated and seeded with
 the published fits before the workers start, so several workers never race to seed it. SIGTERM or
-Ctrl-C stops accepting connections, lets requests in flight finish, and closes the database.
+Ctrl-C stops accepting connections, lets requests in flight finish (up to 20 s), and closes the database.
+Workers stop when the supervising process dies, even by ``kill -9`` (api.lifecycle), and a restart waits
+briefly for the port that a previous server's last workers are releasing.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
+import time
 
 from fits import cliutil
 from fits.cliutil import UsageError
@@ -47,10 +52,16 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    from api.lifecycle import SUPERVISOR_PID
+    from api.protocol import NoDelayH11Protocol
+
+    os.environ[SUPERVISOR_PID] = str(os.getpid())
+    _wait_for_port(args.host, args.port)
     # Workers are separate processes that rebuild the app from the environment.
     uvicorn.run(
         "api.app:create_app",
         factory=True,
+        http=NoDelayH11Protocol,
         host=args.host,
         port=args.port,
         workers=args.workers if args.workers > 1 else None,
@@ -58,6 +69,23 @@ def main(argv: list[str] | None = None) -> None:
         access_log=args.access_log,
         timeout_graceful_shutdown=20,
     )
+
+
+def _wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Return once ``host:port`` can be bound, waiting up to ``timeout`` for workers of a server that just died
+    to finish and let go of it; after that uvicorn's own bind reports the error."""
+    deadline = time.monotonic() + timeout
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind((host, port))
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    return
+        time.sleep(0.1)
 
 
 def _check_and_prepare(args: argparse.Namespace) -> None:

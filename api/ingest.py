@@ -46,8 +46,23 @@ def _check_points(points: list[RunPoint]) -> None:
         previous_step, previous_tokens = p.step, p.tokens
 
 
+TOKENS_TOLERANCE = 0.01
+"""How far a point's tokens may be from step × batch_tokens (as a fraction, plus one batch)."""
+
+
+def _check_tokens(points: list[RunPoint], batch_tokens: int) -> None:
+    """Tokens are what the steps consumed: step × batch, within a batch-size ramp's or an off-by-one's slack."""
+    for i, p in enumerate(points):
+        expected = p.step * batch_tokens
+        if abs(p.tokens - expected) > TOKENS_TOLERANCE * expected + batch_tokens:
+            raise _bad(f"points[{i}].tokens", f"{p.tokens} tokens at step {p.step} is not step × batch_tokens "
+                                              f"({p.step} × {batch_tokens} = {expected})")
+
+
 def _n_params(run: RunIngest) -> int:
     if run.n_params is not None:
+        if run.shape is not None:
+            raise _bad("shape", "give n_params or shape, not both (N is taken from one of them)")
         return run.n_params
     if run.shape is None:
         raise _bad("n_params", "give n_params (non-embedding parameters) or shape (n_layer, d_model)")
@@ -70,6 +85,7 @@ def ingest_run(db: sqlite_utils.Database, run: RunIngest) -> Run:
     _check_points(run.points)
     n_params = _n_params(run)
     batch_tokens = _batch_tokens(run)
+    _check_tokens(run.points, batch_tokens)
     config: dict[str, Any] = {"ingested": True, "batch_tokens": batch_tokens, "seq_len": run.seq_len}
     for key in ("shape", "batch_size", "lr", "description"):
         value = getattr(run, key)

@@ -108,6 +108,17 @@ def outside_the_law(fn: Callable[P, T]) -> Callable[P, T]:
     return guarded
 
 
+MAX_DETAIL = 500
+"""Longest detail or field message sent back: an error about a huge value quotes a prefix of it, not all of it."""
+
+
+def shorten(text: str, limit: int = MAX_DETAIL) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters in all)"
+
+
 def problem_response(
     request: Request[Any, Any, Any] | None,
     status: int,
@@ -118,14 +129,16 @@ def problem_response(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
+    errors = [e if len(e.message) <= MAX_DETAIL else msgspec.structs.replace(e, message=shorten(e.message))
+              for e in errors or []]
     body = Problem(
         type=problem_type(status),
         title=title or _TITLES.get(status) or HTTPStatus(status).phrase,
         status=status,
-        detail=detail,
+        detail=shorten(detail),
         instance=request.url.path if request is not None else None,
         field=field,
-        errors=errors or [],
+        errors=errors,
     )
     return Response(
         msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers

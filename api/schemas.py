@@ -13,7 +13,7 @@ import msgspec
 from fits.fit import Fit
 from fits.result import FitResult
 from planner import Plan
-from planner.request import PlanRequest
+from planner.request import PlanRequest, ScopeName
 from verifier.runs import RunPoint
 
 MAX_ID = 2**63 - 1
@@ -102,7 +102,7 @@ class FitRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_
 
     law: FittableLaw
     points: Annotated[list[FitPoint], msgspec.Meta(min_length=1, max_length=20_000)]
-    scope: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "default"
+    scope: ScopeName = "default"
     """Scope to store the fit under; it becomes the next version of (law, scope)."""
     name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")] | None = None
     """Stable name (starts with a letter). A name stays with one (law, scope); published names are reserved."""
@@ -141,12 +141,13 @@ class ModelShape(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class RunIngest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """A training run measured elsewhere, stored as a complete run of ``scope`` so the refit job uses it.
 
-    Give the model as ``n_params`` (non-embedding N) or ``shape``; the batch as ``batch_tokens`` or
-    ``batch_size`` sequences of ``seq_len`` tokens. The curve is the verifier's RunPoint list: step and tokens
-    with ``val_loss`` (what the refit fits) and/or ``train_loss``.
+    Give the model as ``n_params`` (non-embedding N) or ``shape``, not both; the batch as ``batch_tokens`` or
+    ``batch_size`` sequences of ``seq_len`` tokens. Each point's ``tokens`` must be its ``step`` × the batch
+    (within 1% and one batch, for ramps and counting conventions). The curve is the verifier's RunPoint list:
+    step and tokens with ``val_loss`` (what the refit fits) and/or ``train_loss``.
     """
 
-    scope: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    scope: ScopeName
     """Which data set / tokenizer / architecture the run belongs to; runs of one scope are fitted together."""
     seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
     points: Annotated[list[RunPoint], msgspec.Meta(min_length=1, max_length=100_000)]

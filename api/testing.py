@@ -23,6 +23,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie, exited but not yet reaped, is not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 class ServerProcess:
     """``python -m api --port <free port> --db <db>`` in a subprocess; ``start`` waits for /readyz."""
 
@@ -34,13 +50,15 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
         log: str | os.PathLike[str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.db = os.fspath(db)
         self.workers = workers
         self.env = env or {}
         self.args = args or []
         self.log = Path(log) if log else Path(self.db).with_suffix(".log")
-        self.port = 0
+        self.port = port or 0
+        """The port; 0 until ``start`` picks a free one (a given port is kept, to restart on the same one)."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +66,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        self.port = free_port()
+        self.port = self.port or free_port()
         command = [sys.executable, "-m", "api", "--port", str(self.port), "--db", self.db,
                    "--workers", str(self.workers), *self.args]
         env = {**os.environ, **self.env}
@@ -67,6 +85,18 @@ class ServerProcess:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server not ready after {timeout} s; log:\n{self.log.read_text()}")
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the worker processes (children of the server process; Linux /proc)."""
+        if self.process is None:
+            return []
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            pids = [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+        # uvicorn's supervisor also starts multiprocessing's resource tracker; workers run spawn_main
+        return [pid for pid in pids if b"spawn_main" in _cmdline(pid)]
 
     def kill(self) -> None:
         """SIGKILL the server and its workers: no shutdown code runs."""

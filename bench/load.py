@@ -1,11 +1,18 @@
-"""Load test: POST /v1/plans against GET /healthz on the same server, same workers, same concurrency.
+"""Load test: POST /v1/plans and GET /v1/plans/{id} against GET /healthz on the same server, same run.
 
-    python bench/load.py [--workers 2] [--concurrency 32] [--duration 10] [--url URL --db PATH]
+    python bench/load.py [--workers 1] [--concurrency 16] [--duration 10] [--url URL --db PATH] [--httpx]
 
-Starts ``python -m api`` on a free port with a fresh database (unless --url is given), drives each endpoint
-for --duration seconds with --concurrency connections from one httpx.AsyncClient, and prints requests/s,
-p50/p99 latency and errors for both, their ratio, and whether every plan that got a 201 is in the
+Starts ``python -m api`` on a free port with a fresh database (unless --url is given) and drives, one after
+the other, ``GET /healthz``, ``GET /v1/plans/5``, ``POST /v1/plans {"compute_flops": 1e21}`` and POSTs with a
+different budget each time ("POST varied": nothing solved twice) for --duration seconds each with --concurrency
+connections. It prints requests/s, p50/p99 latency and errors per endpoint,
+each endpoint's throughput as a fraction of /healthz's, and whether every plan that got a 201 is in the
 database afterwards. Rate limiting is turned off on the started server (the loader is one client).
+
+The loader is ``wrk`` (one thread, ``wrk -t1 -c<concurrency> -d<duration>s --latency``) when it is on PATH
+(Debian/Ubuntu: ``apt-get install wrk``; macOS: ``brew install wrk``): a Python loader on the same cores
+measures itself as much as the server. Without wrk, or with --httpx, one httpx.AsyncClient drives POSTs with
+a spread of realistic plan requests instead.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ import asyncio
 import math
 import os
 import random
+import re
+import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,15 +123,106 @@ def missing_plans(db: str, ids: list[int]) -> int:
     return len(set(ids) - stored)
 
 
+
+# ---------------------------------------------------------------------------------------------- wrk
+
+POST_SCRIPT = """wrk.method = "POST"
+wrk.body = '{"compute_flops": 1e21}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+VARIED_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(7)
+request = function()
+  return wrk.format(nil, nil, nil, string.format('{"compute_flops": %.6e}', 10 ^ (18 + 7 * math.random())))
+end
+"""
+"""A different budget on every request, so no plan is solved twice (the service remembers solved plans)."""
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def _seconds(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else math.nan
+
+
+@dataclass
+class WrkResult:
+    name: str
+    requests: int
+    rate: float
+    p50: float
+    p99: float
+    errors: int
+
+
+def wrk(url: str, path: str, name: str, concurrency: int, duration: float, script: str | None = None) -> WrkResult:
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script or "")
+    command += ["-s", lua.name, url + path]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(lua.name)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _seconds(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = _seconds(re.search(r"99%\s+(\S+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return WrkResult(name, requests, rate, p50, p99, errors)
+
+
+def plan_count(db: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT COUNT(*) FROM plans").fetchone()[0]
+
+
+def run_wrk(url: str, db: str | None, concurrency: int, duration: float, warmup: float) -> int:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(5):  # so /v1/plans/5 exists
+            client.post("/v1/plans", json={"compute_flops": 1e21}).raise_for_status()
+    targets = [("GET /healthz", "/healthz", None), ("GET /v1/plans/5", "/v1/plans/5", None),
+               ("POST /v1/plans", "/v1/plans", POST_SCRIPT), ("POST varied", "/v1/plans", VARIED_SCRIPT)]
+    for _, path, script in targets:
+        wrk(url, path, "warmup", concurrency, warmup, script)
+    results = []
+    for name, path, script in targets:
+        before = plan_count(db) if db and script else 0
+        result = wrk(url, path, name, concurrency, duration, script)
+        if db and script:
+            # every completed 201 is a stored plan: at least as many new rows as answered requests
+            stored = plan_count(db) - before
+            if stored < result.requests - result.errors:
+                print(f"  {name}: {result.requests - result.errors} answered, only {stored} stored", file=sys.stderr)
+                result.errors += 1
+        results.append(result)
+    health = results[0].rate
+    print(f"{'endpoint':<18}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+          f"{'/healthz':>10}")
+    for r in results:
+        print(f"{r.name:<18}{r.requests:>10}{r.rate:>10.0f}{r.p50 * 1e3:>10.2f}{r.p99 * 1e3:>10.2f}{r.errors:>8}"
+              f"{r.rate / health if health else 0:>10.2f}")
+    return sum(r.errors for r in results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per endpoint before measuring")
     parser.add_argument("--url", help="an already running server (then --db names its database)")
     parser.add_argument("--db", help="database file (default: a fresh temporary one)")
+    parser.add_argument("--httpx", action="store_true", help="drive with httpx even when wrk is installed")
     args = parser.parse_args()
+    use_wrk = shutil.which("wrk") is not None and not args.httpx
+    if not use_wrk and not args.httpx:
+        print("wrk is not installed (apt-get install wrk); measuring with httpx", file=sys.stderr)
 
     server = None
     if args.url:
@@ -130,7 +231,15 @@ def main() -> None:
         db = args.db or os.path.join(tempfile.mkdtemp(prefix="scaleplan-load-"), "load.db")
         server = ServerProcess(db, workers=args.workers, env={"SCALEPLAN_RATE_LIMIT": "0"}).start()
         url = server.url
+    load = os.getloadavg()[0]
     try:
+        if use_wrk:
+            print(f"server {url}, workers {args.workers if server else '?'}, wrk -t1 -c{args.concurrency} "
+                  f"-d{args.duration:g}s per endpoint, {os.cpu_count()} CPUs shared by server and loader, "
+                  f"load average {load:.2f} before")
+            errors = run_wrk(url, db, args.concurrency, args.duration, args.warmup)
+            print(f"load average {os.getloadavg()[0]:.2f} after")
+            sys.exit(1 if errors else 0)
         health, plans = asyncio.run(run(url, args.concurrency, args.duration, args.warmup))
     finally:
         if server is not None:

@@ -20,6 +20,7 @@ import msgspec
 
 from fits import cliutil
 from fits.cliutil import UsageError
+from fits.fit import fit_ref
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -334,7 +335,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fits.store import get_fit
 
     N, D = read_targets(args.points)
-    fit = get_fit(_open(args), _ref(args.fit))
+    fit = get_fit(_open(args), fit_ref(args.fit))
     predictions = predict_from_fit(fit, N, D, args.interval)
     if args.json:
         _print_json({"fit": fit.id, "law": fit.law, "coefficients": fit.coefficients, "interval": args.interval,
@@ -386,7 +387,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from fits.store import get_fit
 
-    fit = get_fit(_open(args), _ref(args.ref))
+    fit = get_fit(_open(args), fit_ref(args.ref))
     if args.json:
         _print_json(msgspec.to_builtins(fit))
     else:
@@ -423,7 +424,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from fits.store import get_fit
 
-    fit = get_fit(_open(args), _ref(args.ref))
+    fit = get_fit(_open(args), fit_ref(args.ref))
     text = msgspec.json.format(msgspec.json.encode(fit), indent=2).decode() + "\n"
     if args.output:
         Path(args.output).write_text(text)
@@ -512,8 +513,6 @@ def _open(args: argparse.Namespace) -> sqlite_utils.Database:
     return open_db(args.db)
 
 
-def _ref(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
 
 
 def _progress_bar(done: int, total: int) -> None:

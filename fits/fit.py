@@ -78,3 +78,8 @@ class FitRef(msgspec.Struct, kw_only=True):
         if fit.id is None:
             raise ValueError("fit has not been stored yet")
         return cls(id=fit.id, name=fit.name, law=fit.law, scope=fit.scope, version=fit.version)
+
+
+def fit_ref(text: str) -> int | str:
+    """A fit reference typed by a person: an id when it is ASCII digits ("³".isdigit() is true), else a name."""
+    return int(text) if text.isascii() and text.isdigit() else text

@@ -27,7 +27,7 @@ from fits.db import (  # noqa: F401
     where,
 )
 from fits.errors import Conflict, NotFound
-from fits.fit import Fit, Provenance
+from fits.fit import Fit, Provenance, fit_ref
 from fits.result import Diagnostics
 
 
@@ -174,8 +174,9 @@ def activate_fit(db: sqlite_utils.Database, fit_id: int) -> Fit:
 def get_fit(db: sqlite_utils.Database, ref: int | str) -> Fit:
     """A fit by id (int or digit string) or by stable name (the active version carrying that name, else the
     newest)."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        rows = list(db["fits"].rows_where("id = ?", [int(ref)]))
+    ref = fit_ref(ref) if isinstance(ref, str) else ref
+    if isinstance(ref, int):
+        rows = list(db["fits"].rows_where("id = ?", [ref]))
         if not rows:
             raise FitNotFound(f"no fit with id {ref}", field="fit")
     else:

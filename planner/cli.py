@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import msgspec
 
 from fits import cliutil
+from fits.fit import fit_ref
 from fits.units import PF_DAY
 from planner.errors import PlanError
 from planner.plan import Frontier, HardwareComparison, ParallelLayout, Plan, Prediction
@@ -85,7 +86,7 @@ def _int(args: argparse.Namespace, attr: str, field: str) -> int | None:
 def _fit_arg(text: str | None) -> str | int | None:
     if text is None:
         return None
-    return int(text) if text.isdigit() else text
+    return fit_ref(text)
 
 
 def request_from_args(args: argparse.Namespace) -> PlanRequest:

@@ -43,6 +43,13 @@ UniqueTokens = Annotated[float, msgspec.Meta(ge=MIN_UNIQUE_TOKENS, lt=MAX_COUNT,
 Hours = Annotated[float, msgspec.Meta(gt=0, lt=MAX_HOURS)]
 Loss = Annotated[float, msgspec.Meta(gt=0, lt=100, description="nats per token")]
 HyperparamsRule = Literal["deepseek", "steplaw", "kaplan"]
+MAX_ID = 2**63 - 1
+"""Largest row id SQLite stores."""
+FitId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
+FitName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ScopeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""A scope: printable text (no NUL or other control characters), at most 200 characters."""
+LawName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 
 
 class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -80,11 +87,11 @@ class PlanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     """Instead of a budget: plan the least compute that reaches this loss."""
     hardware: Hardware | None = None
 
-    fit: str | int | None = None
+    fit: FitId | FitName | None = None
     """Fit by stable name (kaplan2020, hoffmann2022, besiroglu2024) or id; default besiroglu2024."""
-    law: str | None = None
+    law: LawName | None = None
     """With ``scope`` (and no ``fit``): use the active fit of that law and scope."""
-    scope: str | None = None
+    scope: ScopeName | None = None
 
     max_params: Params | None = None
     """Largest parameter count that fits (memory), counted as the law's N: all parameters for the Chinchilla
@@ -325,9 +332,9 @@ class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, o
     steps: AtLeastOne | None = None
     batch_tokens: AtLeastOne | None = None
     unique_tokens: AtLeastOne | None = None
-    fit: str | int | None = None
-    law: str | None = None
-    scope: str | None = None
+    fit: FitId | FitName | None = None
+    law: LawName | None = None
+    scope: ScopeName | None = None
 
 
 def validate_predict(request: PredictRequest) -> None:

@@ -8,6 +8,7 @@ import sqlite_utils
 from fits.fit import Fit
 from fits.laws.registry import law_names
 from fits.store import FitNotFound, active_fit, active_fits, get_fit
+from planner.cache import SolveCache
 from planner.errors import PlanError
 from planner.plan import Plan
 from planner.request import PlanRequest, validate
@@ -67,8 +68,20 @@ def make_or_replay_plan(
         existing = find_by_key(db, idempotency_key, request)
         if existing is not None:
             return existing, True
-    fit, defaulted = resolve_fit(db, request.fit, request.law, request.scope)
-    plan = solve_validated(request, fit)
-    if defaulted:
-        plan = msgspec.structs.replace(plan, assumptions=[DEFAULT_FIT_REASON, *plan.assumptions])
-    return store_plan(db, plan, idempotency_key=idempotency_key)
+    return store_plan(db, solve_plan(request, db), idempotency_key=idempotency_key)
+
+
+def solve_plan(request: PlanRequest, db: sqlite_utils.Database, cache: SolveCache | None = None) -> Plan:
+    """The plan for a validated ``request`` against the fit it names, not yet stored (no id).
+
+    With a ``cache`` (one per database) the fit resolution and the solve are remembered (planner.cache).
+    """
+    fit, defaulted = (cache.resolve_fit if cache else resolve_fit)(db, request.fit, request.law, request.scope)
+    plan = cache.plan(request, fit) if cache else None
+    if plan is None:
+        plan = solve_validated(request, fit)
+        if defaulted:
+            plan = msgspec.structs.replace(plan, assumptions=[DEFAULT_FIT_REASON, *plan.assumptions])
+        if cache:
+            cache.keep(request, fit, plan)
+    return plan

@@ -20,13 +20,27 @@ _encoder = msgspec.json.Encoder()
 _plan_decoder = msgspec.json.Decoder(Plan)
 
 
+_STORED_PREFIX = b'{"id":null,'
+"""How a stored plan's JSON starts (``Plan.id`` is its first field, stored as null): the served JSON is that
+text with the row's id spliced in, so reading a plan does not decode and re-encode it."""
+
+
 def _row_to_plan(row: dict) -> Plan:
     return msgspec.structs.replace(_plan_decoder.decode(row["plan"]), id=row["id"], created=row["created"])
 
 
+def plan_json(stored: str | bytes, plan_id: int, created: str | None = None) -> bytes:
+    """The JSON of a plan as served, from its stored text and row id (``created`` is stored in the text)."""
+    raw = stored.encode() if isinstance(stored, str) else stored
+    if raw.startswith(_STORED_PREFIX):
+        return b'{"id":%d,' % plan_id + raw[len(_STORED_PREFIX):]
+    plan = _plan_decoder.decode(raw)  # written by an older version: decode once to be sure of the shape
+    return _encoder.encode(msgspec.structs.replace(plan, id=plan_id, created=created or plan.created))
+
+
 def _by_key(db: sqlite_utils.Database, key: str) -> Plan | None:
-    rows = list(db["plans"].rows_where("idempotency_key = ?", [key], limit=1))
-    return _row_to_plan(rows[0]) if rows else None
+    row = db.conn.execute("SELECT id, created, plan FROM plans WHERE idempotency_key = ?", [key]).fetchone()
+    return _row_to_plan({"id": row[0], "created": row[1], "plan": row[2]}) if row else None
 
 
 def _same_request(a: PlanRequest, b: PlanRequest) -> bool:
@@ -59,29 +73,39 @@ def store_plan(db: sqlite_utils.Database, plan: Plan, *, idempotency_key: str | 
     The key is not looked up before the insert: the unique index on ``idempotency_key`` refuses a second
     row, and only then is the stored plan read (so the usual path reads nothing).
     """
+    stored, replayed, _ = store_plan_json(db, plan, idempotency_key=idempotency_key)
+    return stored, replayed
+
+
+_INSERT = ("INSERT INTO plans (fit_id, created, compute_flops, idempotency_key, request, plan) "
+           "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+def store_plan_json(
+    db: sqlite_utils.Database, plan: Plan, *, idempotency_key: str | None = None
+) -> tuple[Plan, bool, bytes]:
+    """``store_plan`` that also returns the plan's JSON as served (encoded once, for the row and the answer).
+
+    Inside an open transaction (a group commit) it joins it: the plan is durable when that commits.
+    """
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key.strip()):
         raise PlanError("idempotency_key", "must be a non-empty string")
     created = now()
     stored = msgspec.structs.replace(plan, id=None, created=created)
-    row = {
-        "fit_id": plan.fit.id,
-        "created": created,
-        "compute_flops": plan.compute_flops,
-        "idempotency_key": idempotency_key,
-        "request": _encoder.encode(plan.request).decode(),
-        "plan": _encoder.encode(stored).decode(),
-    }
+    text = _encoder.encode(stored)
+    row = [plan.fit.id, created, plan.compute_flops, idempotency_key, _encoder.encode(plan.request).decode(),
+           text.decode()]
     try:
         with transaction(db):
-            plan_id = db["plans"].insert(row).last_pk
+            plan_id = db.conn.execute(_INSERT, row).lastrowid
     except sqlite3.IntegrityError:
         # The key is taken (stored before, or by another writer between a look-up and this insert).
         if idempotency_key is not None:
             existing = find_by_key(db, idempotency_key, plan.request)
             if existing is not None:
-                return existing, True
+                return existing, True, _encoder.encode(existing)
         raise
-    return msgspec.structs.replace(plan, id=plan_id, created=created), False
+    return msgspec.structs.replace(plan, id=plan_id, created=created), False, plan_json(text, plan_id)
 
 
 def get_plan(db: sqlite_utils.Database, plan_id: int) -> Plan:
@@ -95,6 +119,14 @@ def get_plan(db: sqlite_utils.Database, plan_id: int) -> Plan:
     if not rows:
         raise PlanNotFound(f"no plan with id {plan_id}", field="plan_id")
     return _row_to_plan(rows[0])
+
+
+def get_plan_json(db: sqlite_utils.Database, plan_id: int) -> bytes:
+    """``get_plan`` as the served JSON, without decoding the stored plan."""
+    row = db.conn.execute("SELECT plan, created FROM plans WHERE id = ?", [plan_id]).fetchone()
+    if row is None:
+        raise PlanNotFound(f"no plan with id {plan_id}", field="plan_id")
+    return plan_json(row[0], plan_id, row[1])
 
 
 def list_plans(

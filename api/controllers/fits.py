@@ -202,7 +202,7 @@ class FitsController(Controller):
         ],
         responses={201: ResponseSpec(FitCreated, description="The stored fit and the fitting result.",
                                      examples=[example("the nine points above", _created_example())]),
-                   **problem_responses(401, 403, 409, 413)},
+                   **problem_responses(401, 403, 409, 413, 415)},
     )
     async def create_fit(
         self,

@@ -6,8 +6,8 @@ import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post
-from litestar.datastructures import ResponseHeader
+from litestar import Controller, MediaType, Response, get, post
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
@@ -19,23 +19,37 @@ from api.openapi import problem_responses
 from api.problems import ApiProblem, outside_the_law
 from api.schemas import MAX_ID, PlanPage
 from planner import Plan, PlanRequest
+from planner.cache import SolveCache
+from planner.request import validate
+from planner.service import solve_plan
+from planner.store import find_by_key, get_plan_json, store_plan_json
 from verifier.check.records import Check
 
 MAX_PAGE = 200
 
 
+_encoder = msgspec.json.Encoder()
+
+
 @outside_the_law
-def _create(db: Any, request: PlanRequest, key: str | None) -> tuple[Plan, bool]:
-    """(plan, replayed): an idempotency key seen before returns the stored plan without solving again."""
-    from planner.service import make_or_replay_plan
+def _prepare(db: Any, request: PlanRequest, key: str | None, cache: SolveCache) -> Plan:
+    """The solved plan, not yet stored (no id); or, for an idempotency key seen before, the stored plan.
 
-    return make_or_replay_plan(request, db, idempotency_key=key)
+    Runs on the read connection: the key look-up and the fit are indexed reads, the solve is usually cached.
+    """
+    validate(request)
+    if key is not None:
+        existing = find_by_key(db, key, request)
+        if existing is not None:
+            return existing
+    return solve_plan(request, db, cache)
 
 
-def _get(db: Any, plan_id: int) -> Plan:
-    from planner import get_plan
-
-    return get_plan(db, plan_id)
+@outside_the_law
+def _store(db: Any, plan: Plan, key: str | None) -> tuple[Plan, bool, bytes]:
+    """Inside the writer's group commit: (stored plan, replayed, its JSON). A key another request stored
+    first, in this batch or before, makes it a replay (the unique index decides)."""
+    return store_plan_json(db, plan, idempotency_key=key)
 
 
 def _page(db: Any, fit_id: int | None, since: str | None, cursor: int | None, limit: int) -> PlanPage:
@@ -92,12 +106,11 @@ class PlansController(Controller):
         ],
         responses={201: ResponseSpec(Plan, description="The stored plan.",
                                      examples=[example("a 1e21 FLOP budget", plan_example())]),
-                   **problem_responses(400, 409, 413, 422)},
+                   **problem_responses(400, 409, 413, 415, 422)},
     )
     async def create_plan(
         self,
-        database: NamedDependency[Database],
-        registry: NamedDependency[Registry],
+        state: State,
         data: Annotated[PlanRequest, Body(
             description="The planning question.",
             examples=[example(summary, value) for summary, value in PLAN_REQUESTS.items()])],
@@ -106,13 +119,20 @@ class PlansController(Controller):
             description="Any unique string (a UUID); a retry with the same key returns the same plan.",
             examples=[example("uuid", "9b2f6c1e-5a7d-4f3b-8d1e-2c4a6b8d0e1f")])] = None,
     ) -> Response[Plan]:
-        plan, replayed = await database.run(_create, data, idempotency_key)
+        # From the app state, not dependencies: litestar resolves two dependencies in a task group per request.
+        database: Database = state.database
+        registry: Registry = state.registry
+        plan = database.read(_prepare, data, idempotency_key, database.cache)
+        if plan.id is not None:  # stored before under this key
+            replayed, body = True, _encoder.encode(plan)
+        else:
+            plan, replayed, body = await database.write(_store, plan, idempotency_key)
         headers = {"Location": f"/v1/plans/{plan.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         else:
             registry.plan_created()
-        return Response(plan, status_code=201, headers=headers)
+        return Response(body, status_code=201, headers=headers, media_type=MediaType.JSON)
 
     @get(
         "/{plan_id:int}",
@@ -121,8 +141,10 @@ class PlansController(Controller):
         responses={200: ResponseSpec(Plan, description="The plan.", examples=[example("plan 42", plan_example())]),
                    **problem_responses(404, 422)},
     )
-    async def get_plan(self, database: NamedDependency[Database], plan_id: PlanId) -> Plan:
-        return await database.run(_get, plan_id)
+    async def get_plan(self, state: State, plan_id: PlanId) -> Response[Plan]:
+        # The stored JSON with its id spliced in, read on the loop: no thread hop, no decode and re-encode.
+        database: Database = state.database
+        return Response(database.read(get_plan_json, plan_id), media_type=MediaType.JSON)
 
     @get(
         "/",

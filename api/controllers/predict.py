@@ -18,7 +18,7 @@ from api.problems import outside_the_law
 from api.threads import SerialThread
 from fits.fit import Fit
 from planner import Frontier, PlanRequest, Prediction, PredictRequest
-from planner.request import MAX_FLOPS
+from planner.request import MAX_FLOPS, MIN_FLOPS
 
 PNG = "image/png"
 
@@ -45,9 +45,10 @@ def _frontier(fit: Fit, start: float, stop: float, per_decade: int, template: Pl
 
 
 Start = Annotated[float, QueryParameter(
-    description="Smallest budget in FLOPs.", gt=0, lt=MAX_FLOPS, examples=[example("1e18", 1e18)])]
+    description="Smallest budget in FLOPs (from 1e9, the smallest budget planned).", ge=MIN_FLOPS, lt=MAX_FLOPS,
+    examples=[example("1e18", 1e18)])]
 Stop = Annotated[float, QueryParameter(
-    description="Largest budget in FLOPs (at most 200 rows in all).", gt=0, lt=MAX_FLOPS,
+    description="Largest budget in FLOPs (at most 200 rows in all).", ge=MIN_FLOPS, lt=MAX_FLOPS,
     examples=[example("1e24", 1e24)])]
 PerDecade = Annotated[int, QueryParameter(
     description="Budgets per factor of ten, 1 to 20.", ge=1, le=20, examples=[example("two", 2)])]
@@ -82,7 +83,7 @@ class PredictController(Controller):
         status_code=200,
         responses={200: ResponseSpec(Prediction, description="The prediction.",
                                      examples=[example("1e9 parameters on 2e10 tokens", prediction_example())]),
-                   **problem_responses(400, 413, 422)},
+                   **problem_responses(400, 413, 415, 422)},
     )
     async def predict(
         self,

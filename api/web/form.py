@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from api.schemas import Problem
+from fits.fit import fit_ref
 
 BUDGET_KINDS = {
     "compute_flops": "FLOPs",
@@ -84,7 +85,7 @@ class PlanForm:
             body["hardware"] = hardware
         fit = self.values.get("fit")
         if fit:
-            body["fit"] = int(fit) if fit.isdigit() else fit
+            body["fit"] = fit_ref(fit)
         return body
 
     def encoded(self) -> bytes:

@@ -28,7 +28,7 @@ from api.schemas import MAX_ID, Problem
 from api.web import fields, pictures, svg, units
 from api.web.form import BUDGET_KINDS, PlanForm, field_errors
 from fits.errors import ScaleplanError
-from fits.fit import Fit
+from fits.fit import Fit, fit_ref
 from planner import Plan, PlanRequest
 from planner.hardware import PEAK_TFLOPS
 from verifier.check.records import Check
@@ -135,7 +135,7 @@ def _fit_data(db: Any, ref: str) -> tuple[Fit, list[Plan]]:
     from fits.store import get_fit
     from planner import list_plans
 
-    fit = get_fit(db, int(ref) if ref.isdigit() else ref)
+    fit = get_fit(db, fit_ref(ref))
     return fit, list_plans(db, fit_id=fit.id, limit=20)
 
 
