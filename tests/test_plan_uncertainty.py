@@ -90,3 +90,18 @@ def test_plans_warn_when_n_d_or_tokens_per_param_leave_the_data():
     assert range_warnings(ranges, N=5e8, D=5e9, tokens_per_param=10.0) == []
     below = range_warnings(ranges, N=1e7, D=5e9, tokens_per_param=500.0)
     assert [w.split(" ")[0] for w in below] == ["N", "tokens"] and "below the smallest" in below[0]
+
+
+def test_every_fit_records_the_range_of_its_data(joint_fit):
+    from fits.fitting import fit as fit_points
+
+    N = np.repeat([1e8, 3e8, 1e9], 3)
+    D = N * np.tile([10.0, 40.0, 160.0], 3)
+    res = fit_points("chinchilla", {"N": N, "D": D, "loss": np.asarray(chinchilla.loss(N, D, **TRUTH))})
+    r = res.diagnostics.data_ranges
+    assert r["N"] == [1e8, 1e9] and r["D"] == [1e9, 1.6e11] and r["tokens_per_param"] == pytest.approx([10, 160])
+    # The plan reads them back: a plan past 160 tokens/param on such a fit is warned about.
+    fit = Fit(law="chinchilla", scope="s", coefficients=res.coefficients, provenance=Provenance(source="fitted"),
+              diagnostics=res.diagnostics)
+    long = solve_plan(PlanRequest(compute_flops=1e21, max_params=3e8), fit)
+    assert any(w.startswith("tokens per parameter") and "(160)" in w for w in long.warnings)
