@@ -2,6 +2,7 @@
 
     python bench/train_speed.py                 # CPU section (+ GPU section when CUDA is present)
     python bench/train_speed.py --section gpu --steps 30
+    python bench/train_speed.py --section bf16 --repeats 3   # fp32 vs bf16 autocast at three widths
 
 CPU: a GPT with d_model 128, 4 layers, context 256, batch 16 sequences, vocab 256 (N ≈ 0.8M) is trained by
 ``verifier.train.train`` (the real loop: data, forward, backward, clipping, AdamW, store writes) and its
@@ -14,6 +15,13 @@ Two ways of using the cores are timed: one process with a thread per core, and D
 process per core (torchrun, gloo; the same loop and global batch), which avoids per-op thread synchronisation
 in these small ops. A third line times a step cut down to its matrix multiplications and SDPA calls (same
 shapes, same sharding): the ceiling any loop built on these kernels can reach here.
+
+bf16 (CPU): tokens/s of the same loop in fp32 and in bf16 (``RunConfig.precision``: autocast, fp32 master
+weights and optimizer) at d_model 128 (4 layers), 256 (4 layers) and 384 (6 layers), context 256, batch 16.
+Each repeat measures the 2048² matmul peak in fp32 and in bf16, then trains fp32 and bf16 back to back (the
+order alternating between repeats), so a change in the machine's load hits both columns alike; the table gives
+medians over repeats and the load average around each configuration. Targets: bf16 at least 2× fp32's
+tokens/s at d_model 256 and 3× at 384.
 
 GPU (when CUDA is available): a ~57M non-embedding model (8 layers, d_model 768, context 1024, batch 32,
 bf16 autocast) with each attention path (xformers, then SDPA), reporting tokens/s and MFU against the
@@ -55,7 +63,7 @@ class Result(NamedTuple):
 
 
 CPU_SHAPE = dict(n_layer=4, d_model=128, seq_len=256, batch_size=16)
-GPU_SHAPE = dict(n_layer=8, d_model=768, seq_len=1024, batch_size=32)
+GPU_SHAPE = dict(n_layer=8, d_model=768, seq_len=1024, batch_size=32, precision="bf16")
 TARGET = 0.5
 
 
@@ -193,6 +201,60 @@ def cpu_section(db, db_path: Path, steps: int, repeats: int, compile_mode: str, 
             "load_average": os.getloadavg(), "variants": summary}
 
 
+BF16_SHAPES = (dict(n_layer=4, d_model=128, seq_len=256, batch_size=16),
+               dict(n_layer=4, d_model=256, seq_len=256, batch_size=16),
+               dict(n_layer=6, d_model=384, seq_len=256, batch_size=16))
+BF16_TARGETS = {256: 2.0, 384: 3.0}
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def bf16_section(db, steps: int, repeats: int, compile_model: bool, widths: set[int] | None = None) -> dict:
+    """fp32 against bf16 autocast per shape: peaks and runs interleaved, medians over ``repeats``."""
+    dev = torch.device("cpu")
+    threads = device_mod.cpu_count()
+    device_mod.configure(dev, threads=threads)
+    print(f"CPU: {_cpu_name()}, {threads} threads, torch {torch.__version__}; bf16 flags: "
+          f"{' '.join(sorted(device_mod.cpu_bf16_flags(Path('/proc/cpuinfo').read_text()))) or 'none'}; "
+          f"auto precision: {device_mod.resolve_precision('auto', dev)}; load average {_load()}")
+    out = {}
+    for shape in [s for s in BF16_SHAPES if widths is None or s["d_model"] in widths]:
+        _run(db, {**shape, "precision": "bf16"}, 2, device="cpu", threads=threads, compile=compile_model)  # warm-up
+        load_before = _load()
+        rows: dict[str, list[float]] = {"fp32": [], "bf16": [], "peak_fp32": [], "peak_bf16": [], "ratio": []}
+        for i in range(repeats):
+            device_mod.configure(dev, threads=threads)
+            rows["peak_fp32"].append(device_mod.measure_matmul_flops(dev))
+            rows["peak_bf16"].append(device_mod.measure_matmul_flops(dev, dtype=torch.bfloat16))
+            tok = {}
+            for precision in (("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32")):
+                r = _run(db, {**shape, "precision": precision}, steps, device="cpu", threads=threads,
+                         compile=compile_model)
+                tok[precision] = r.tokens_per_second
+                rows[precision].append(r.tokens_per_second)
+            rows["ratio"].append(tok["bf16"] / tok["fp32"])
+            print(f"  d_model {shape['d_model']} repeat {i + 1}: fp32 {tok['fp32']:9,.0f} tokens/s, bf16 "
+                  f"{tok['bf16']:9,.0f} tokens/s ({tok['bf16'] / tok['fp32']:.2f}×); 2048² matmul fp32 "
+                  f"{rows['peak_fp32'][-1] / 1e9:6.0f}, bf16 {rows['peak_bf16'][-1] / 1e9:6.0f} GFLOP/s", flush=True)
+        med = {k: statistics.median(v) for k, v in rows.items()}
+        out[shape["d_model"]] = {"shape": shape, "median": med, "runs": rows, "load_before": load_before,
+                                 "load_after": _load()}
+    print(f"\n{'d_model':>7} {'layers':>6} {'fp32 tok/s':>11} {'bf16 tok/s':>11} {'bf16/fp32':>9} "
+          f"{'fp32 peak':>10} {'bf16 peak':>10} {'peak ratio':>10}  load (1/5/15 min) before → after  target")
+    for d, row in out.items():
+        m = row["median"]
+        target = BF16_TARGETS.get(d)
+        verdict = f"≥{target:g}×: {'PASS' if m['ratio'] >= target else 'FAIL'}" if target else ""
+        print(f"{d:7d} {row['shape']['n_layer']:6d} {m['fp32']:11,.0f} {m['bf16']:11,.0f} {m['ratio']:8.2f}× "
+              f"{m['peak_fp32'] / 1e9:7.0f} GF {m['peak_bf16'] / 1e9:7.0f} GF {m['peak_bf16'] / m['peak_fp32']:9.2f}×  "
+              f"{row['load_before']} → {row['load_after']}  {verdict}")
+    print(f"(medians over {repeats} repeats of {steps} steps; peaks: 2048² matmul, best of 3 trials, "
+          "measured before each repeat's runs; 2 cores shared with other work, hence the load averages)")
+    return {"device": _cpu_name(), "threads": threads, "steps": steps, "repeats": repeats, "shapes": out}
+
+
 def gpu_section(db, steps: int) -> dict:
     dev = device_mod.resolve_device("cuda")
     device_mod.configure(dev)
@@ -225,13 +287,14 @@ def gpu_section(db, steps: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--section", choices=("cpu", "gpu", "all"), default="all")
+    parser.add_argument("--section", choices=("cpu", "bf16", "gpu", "all"), default="all")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per run (30)")
     parser.add_argument("--repeats", type=int, default=3, help="CPU runs, each between two peak measurements (3)")
     parser.add_argument("--compile", choices=("on", "off"), default="off",
                         help="also time the torch.compile'd model on CPU")
     parser.add_argument("--no-ddp", action="store_true",
                         help="skip the one-process-per-core (torchrun, gloo) variant on CPU")
+    parser.add_argument("--d-models", help="bf16 section: only these of 128,256,384 (comma-separated)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -242,6 +305,9 @@ def main() -> int:
         db = open_db(db_path)
         if args.section in ("cpu", "all"):
             out["cpu"] = cpu_section(db, db_path, args.steps, args.repeats, args.compile, not args.no_ddp)
+        if args.section in ("bf16", "all"):
+            widths = {int(w) for w in args.d_models.split(",")} if args.d_models else None
+            out["bf16"] = bf16_section(db, args.steps, args.repeats, args.compile == "on", widths)
         if args.section in ("gpu", "all"):
             if torch.cuda.is_available():
                 out["gpu"] = gpu_section(db, args.steps)

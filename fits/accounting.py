@@ -40,6 +40,7 @@ this module's names, and the API client imports those without numpy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -77,6 +78,25 @@ def params_count_of(counts: str) -> ParamsCount:
     if key not in ("total", "non_embedding"):
         raise BadInput(f"a law counts 'total' or 'non-embedding' parameters, got {counts!r}", field="params")
     return key  # type: ignore[return-value]
+
+
+def law_params(counts: str, non_embedding: float | None, total: float | None) -> float | None:
+    """The N of one model as a law counting ``counts`` (its Conventions.params) sees it: the total count for a
+    "total" law when it is known, else the non-embedding count."""
+    if params_count_of(counts) == "total" and total is not None:
+        return float(total)
+    return None if non_embedding is None else float(non_embedding)
+
+
+def law_params_column(counts: str, non_embedding: Sequence[float | None],
+                      total: Sequence[float | None]) -> list[float | None]:
+    """The N of several models as a law counting ``counts`` sees them, one convention for all: totals for a
+    "total" law when every model has one (runs ingested from elsewhere may lack it), else non-embedding
+    counts. Mixing the two in one fit would bend its exponent."""
+    if params_count_of(counts) == "total" and len(total) == len(non_embedding) and all(
+            t is not None for t in total):
+        return [float(t) for t in total]  # type: ignore[arg-type]
+    return [None if n is None else float(n) for n in non_embedding]
 
 
 def _a(x: npt.ArrayLike) -> np.ndarray:

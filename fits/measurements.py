@@ -24,6 +24,8 @@ class MeasuredRun(msgspec.Struct, kw_only=True, frozen=True):
     id: int
     n_params: float | None
     """Non-embedding parameters."""
+    params_total: float | None = None
+    """Every parameter (embedding and head tables included); None for runs ingested without it."""
     tokens: float | None
     batch_tokens: float | None
     warmup_steps: float | None
@@ -54,7 +56,7 @@ def complete_runs(db: sqlite_utils.Database, scope: str) -> list[MeasuredRun]:
     if not _tables_exist(db):
         return []
     rows = db.query(
-        "SELECT id, n_params, tokens, batch_tokens, warmup_steps, final_val_loss FROM runs "
+        "SELECT id, n_params, params_total, tokens, batch_tokens, warmup_steps, final_val_loss FROM runs "
         "WHERE scope = ? AND status = 'complete' ORDER BY id",
         [scope],
     )

@@ -2,8 +2,9 @@
 
 For every scope whose complete runs differ from those its latest fit of a family was made from, fit every
 fittable family (fits.laws.registry) the runs can feed:
-  - families fitted on (N, D, loss) ("chinchilla", "kaplan-nd") on (n_params, tokens, final_val_loss) of the
-    scope's complete runs, and
+  - families fitted on (N, D, loss) ("chinchilla", "kaplan-nd") on (N, tokens, final_val_loss) of the
+    scope's complete runs, N counted as the family's conventions say (params_total for a law of all
+    parameters when every run records it, n_params otherwise), and
   - families fitted on curves (N, B, step, loss) ("kaplan-ns") on the runs' validation-loss curves
     (run_points after warm-up), when they span enough sizes, with the family's refit options (kaplan-ns
     profiles the critical batch of eq 5.4 on those curves, kaplan_fit.profile_batch: Kaplan's B_star and
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from fits.accounting import law_params_column
 from fits.fit import Fit, Provenance
 from fits.fitting import fit as fit_points
 from fits.fitting.diagnostics import heldout_split, relative_error
@@ -111,18 +113,23 @@ def _jobs(db: sqlite_utils.Database, scope: str) -> list[Job]:
     jobs = []
     ok = [r for r in runs if _positive(r.n_params, r.tokens, r.final_val_loss)]
     if len(ok) >= MIN_RUNS_FINAL:
-        columns = {
-            "N": np.array([r.n_params for r in ok], dtype=float),
-            "D": np.array([r.tokens for r in ok], dtype=float),
-            "loss": np.array([r.final_val_loss for r in ok], dtype=float),
-        }
-        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=[r.id for r in ok])
-                 for name in _laws_on(FINAL_COLUMNS)]
+        for name in _laws_on(FINAL_COLUMNS):
+            # each family on the N its coefficients count (Chinchilla: all parameters; Kaplan: non-embedding)
+            n = law_params_column(get_law(name).conventions.params, [r.n_params for r in ok],
+                                  [r.params_total for r in ok])
+            columns = {
+                "N": np.array(n, dtype=float),
+                "D": np.array([r.tokens for r in ok], dtype=float),
+                "loss": np.array([r.final_val_loss for r in ok], dtype=float),
+            }
+            jobs.append(Job(law=name, scope=scope, columns=columns, run_ids=[r.id for r in ok]))
     curve_laws = _laws_on(CURVE_COLUMNS)
-    curves = _curve_data(db, [r for r in runs if _positive(r.n_params, r.batch_tokens)]) if curve_laws else None
-    if curves is not None:
-        columns, used = curves
-        jobs += [Job(law=name, scope=scope, columns=columns, run_ids=used) for name in curve_laws]
+    for name in curve_laws:
+        curves = _curve_data(db, [r for r in runs if _positive(r.n_params, r.batch_tokens)],
+                             get_law(name).conventions.params)
+        if curves is not None:
+            columns, used = curves
+            jobs.append(Job(law=name, scope=scope, columns=columns, run_ids=used))
     return jobs
 
 
@@ -133,9 +140,12 @@ def _laws_on(columns: tuple[str, ...]) -> list[str]:
 
 
 def _curve_data(
-    db: sqlite_utils.Database, runs: list[MeasuredRun]
+    db: sqlite_utils.Database, runs: list[MeasuredRun], counts: str = "non-embedding"
 ) -> tuple[dict[str, np.ndarray], list[int]] | None:
-    """(N, B, step, loss, group) columns of the runs' validation curves after warm-up, and the runs used."""
+    """(N, B, step, loss, group) columns of the runs' validation curves after warm-up, and the runs used; N as
+    a law counting ``counts`` parameters sees it."""
+    sizes = law_params_column(counts, [r.n_params for r in runs], [r.params_total for r in runs])
+    law_n = {r.id: n for r, n in zip(runs, sizes, strict=True)}
     by_id = {r.id: r for r in runs}
     if not by_id:
         return None
@@ -145,10 +155,10 @@ def _curve_data(
         if _positive(p.step, p.val_loss) and p.step > (by_id[p.run_id].warmup_steps or 0)
     ]
     used = sorted({p.run_id for p in rows})
-    if len({by_id[i].n_params for i in used}) < MIN_SIZES_NS:
+    if len({law_n[i] for i in used}) < MIN_SIZES_NS:
         return None
     columns = {
-        "N": np.array([by_id[p.run_id].n_params for p in rows], dtype=float),
+        "N": np.array([law_n[p.run_id] for p in rows], dtype=float),
         "B": np.array([by_id[p.run_id].batch_tokens for p in rows], dtype=float),
         "step": np.array([p.step for p in rows], dtype=float),
         "loss": np.array([p.val_loss for p in rows], dtype=float),

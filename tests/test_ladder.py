@@ -97,15 +97,27 @@ def test_calibration_ladder_is_an_isoflop_grid() -> None:
     assert all(s.role == "calibration" for s in specs)
 
 
-def test_check_ladder_has_proxies_and_the_isoflop_triple() -> None:
-    lad = ladder.check_ladder(3e12, reference_n_opt, Rules())
-    assert [s.role for s in lad.specs] == ["proxy"] * 3 + ["isoflop"] * 2
+def test_check_ladder_is_an_isoflop_experiment() -> None:
+    """3 budgets over 10x, 5 sizes over 16x at each, two seed repeats, a held-out run at 10.5x the top budget and
+    a learning-rate / batch sweep at the middle budget (the ISSUE's design, replacing the old triple)."""
+    lad = ladder.check_ladder(3e13, reference_n_opt, Rules())
+    assert len(lad.grid) == 3 and lad.budgets[-1] / lad.budgets[0] == pytest.approx(10.0)
+    for row, c in zip(lad.grid, lad.budgets, strict=True):
+        assert len(row) == 5 and {s.budget_flops for s in row} == {c}
+        assert row[-1].params / row[0].params == pytest.approx(16.0, rel=0.35)
+        assert [s.role for s in row].count("proxy") == 1
+    assert ladder.ladder_valid(lad)
+    assert [(a.budget_flops, a.shape, a.seed + 1) for a, _ in lad.noise_pairs] == \
+        [(b.budget_flops, b.shape, b.seed) for _, b in lad.noise_pairs]
+    assert len(lad.noise_pairs) == 2
+    (held,) = lad.heldout
+    assert held.compute >= 10 * max(s.compute for row in lad.grid for s in row)
     middle = lad.proxies[1]
-    assert lad.triple_budget == middle.budget_flops
-    half, double = lad.isoflop
-    assert half.budget_flops == double.budget_flops == middle.budget_flops
-    assert half.params / middle.params == pytest.approx(0.5, rel=0.3)
-    assert double.params / middle.params == pytest.approx(2.0, rel=0.3)
+    lrs = sorted(s.lr / middle.lr for s in lad.sweep if s.role == "lr_sweep")
+    assert lrs == pytest.approx([1 / 3, 3.0])
+    batches = sorted(s.batch_size / middle.batch_size for s in lad.sweep if s.role == "batch_sweep")
+    assert batches == pytest.approx([0.5, 2.0], rel=0.1)
+    assert all(s.tokens == pytest.approx(middle.tokens, rel=0.05) for s in lad.sweep)
 
 
 def test_fit_to_time_fills_but_does_not_exceed_the_time() -> None:
@@ -163,3 +175,16 @@ def test_predictions_are_stored_and_read_back_typed(db) -> None:
     assert runs.get_run(db, run.id).prediction == prediction
     stored = db.execute("SELECT prediction FROM runs WHERE id = ?", [run.id]).fetchone()[0]
     assert msgspec.json.decode(stored)["fit_id"] == 4 and "plan_fit" not in msgspec.json.decode(stored)
+
+
+def test_proxies_are_sized_on_the_n_their_law_counts():
+    """A ladder sized for a law of total parameters (Chinchilla) picks the shape whose total is nearest N."""
+    for n in (2e4, 1e5, 6e5):
+        total = ladder.proxy_shape(n, "total")
+        assert abs(math.log(total.params_total() / n)) <= abs(math.log(ladder.proxy_shape(n).params_total() / n))
+        spec = ladder.make_spec("proxy", n, 1e12, ladder.Rules(counts="total"))
+        assert spec.law_params("total") == total.params_total()
+        assert spec.tokens == pytest.approx(1e12 / (6 * total.params_total()), rel=0.01)
+    assert ladder.min_params("total") > ladder.min_params("non-embedding")
+    # at 2e4 the byte embedding is a third of the model: the two counts give different shapes
+    assert ladder.proxy_shape(2e4, "total").d_model < ladder.proxy_shape(2e4).d_model

@@ -174,7 +174,7 @@ def test_list_columns_align_and_cost_states_its_currency(db_file, capsys):
 
     assert main(["plan", "--compute", "1e21", "--fit", "kaplan2020"]) == 0
     assert main(["plan", "--gpu", "H100", "--gpus", "64", "--hours", "72", "--price", "2.5"]) == 0
-    assert "cost 11,520 USD)" in capsys.readouterr().out  # 64 × 72 GPU-hours at 2.5 USD
+    assert "cost 11,520 USD at 2.5 USD/GPU-hour)" in capsys.readouterr().out  # 64 × 72 GPU-hours at 2.5 USD
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and len({len(line) for line in lines}) == 1  # right-aligned last column

@@ -14,7 +14,7 @@ from fits.fit import Fit, Provenance
 from fits.laws import chinchilla
 from fits.laws import kaplan2020 as k20
 from fits.refit import refit, untrusted
-from fits.store import active_fit, list_fits, now, open_db, save_fit
+from fits.store import active_fit, fit_points, list_fits, now, open_db, save_fit
 
 REPO = Path(__file__).resolve().parents[1]
 TRUTH = {"E": 2.5, "A": 300.0, "B": 800.0, "alpha": 0.3, "beta": 0.3}
@@ -181,3 +181,21 @@ def test_untrusted_names_wide_intervals_and_degenerate_fits():
     assert untrusted(tight) == []
     tight.diagnostics.degenerate = True
     assert untrusted(tight) == ["degenerate"]
+
+
+def test_each_family_is_fitted_on_the_n_its_conventions_count(db):
+    """Chinchilla counts every parameter, Kaplan non-embedding ones: the refit feeds each its own N, and
+    falls back to non-embedding counts for all runs when one run lacks its total (an ingested run)."""
+    ids = add_grid_of_runs(db, "counts")
+    fits = {f.law: f for f in refit(db, scope="counts")}
+    runs = {r["id"]: r for r in db["runs"].rows_where("id in ({})".format(",".join(map(str, ids))))}
+    totals = sorted(float(r["params_total"]) for r in runs.values())
+    non_embedding = sorted(float(r["n_params"]) for r in runs.values())
+    assert sorted(p["N"] for p in fit_points(db, fits["chinchilla"].id)) == totals
+    assert sorted(p["N"] for p in fit_points(db, fits["kaplan-nd"].id)) == non_embedding
+    assert {p["N"] for p in fit_points(db, fits["kaplan-ns"].id)} <= set(non_embedding)
+    db.execute("UPDATE runs SET params_total = NULL WHERE id = ?", [ids[0]])
+    add_run(db, "counts", 7e6, 3e8, seed=99)  # a new run, so the scope is refitted
+    fits = {f.law: f for f in refit(db, scope="counts")}
+    every = sorted(float(r["n_params"]) for r in db["runs"].rows_where("scope = 'counts'"))
+    assert sorted(p["N"] for p in fit_points(db, fits["chinchilla"].id)) == every

@@ -61,6 +61,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     ev.add_argument("--checkpoint-every", type=int, default=2, help="evaluations between checkpoints (2)")
     rt = p.add_argument_group("execution")
     rt.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")
+    rt.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="bf16: autocast with fp32 master weights and optimizer; auto: bf16 on CUDA and on CPUs "
+                         "with AMX or AVX512-BF16, else fp32 (recorded with the run, part of its identity)")
     rt.add_argument("--attention", choices=("auto", "sdpa", "xformers"), default="auto",
                     help="attention kernel (auto: the fastest available)")
     rt.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -77,15 +80,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    from verifier import device as device_mod
     from verifier.train import make_config
 
+    precision = device_mod.resolve_precision(args.precision, device_mod.resolve_device(args.device))
     return make_config(
         n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head, params=args.params,
         steps=args.steps, tokens=args.tokens, batch_size=args.batch_size, seq_len=args.seq_len,
         lr=args.lr, warmup_steps=args.warmup_steps, corpus=args.corpus, schedule=args.schedule,
         min_lr_ratio=args.min_lr_ratio, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
         dropout=args.dropout, tie_embeddings=not args.untied, bias=args.bias, micro_batch=args.micro_batch,
-        seed=args.seed,
+        seed=args.seed, precision=precision,
         tokenizer=args.tokenizer, vocab_size=args.vocab_size, scope=args.scope, eval_every=args.eval_every,
         eval_sequences=args.eval_sequences, checkpoint_every=args.checkpoint_every)
 
@@ -114,6 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             reader.conn.close()
         if config is None:
             raise ConfigError(f"run {args.run_id} has no stored config to train from", field="run_id")
+        if args.precision not in ("auto", config.precision):  # a run keeps the precision it started in
+            raise ConfigError(f"run {args.run_id} trains in {config.precision}, not {args.precision}",
+                              field="precision")
     else:
         config = config_from_args(args)
     if args.nproc > 1 and not distributed:  # bad input was reported above, once, before starting processes
@@ -139,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"run {result.run.id} complete: final train loss {result.final_train_loss:.4f}, "
               f"val loss {result.final_val_loss:.4f} (best {result.best_val_loss:.4f} at step "
               f"{result.best_val_step}); {result.tokens_per_second:,.0f} tokens/s, "
-              f"{result.flops_per_second / 1e9:.1f} GFLOP/s; scope {result.run.scope}")
+              f"{result.flops_per_second / 1e9:.1f} GFLOP/s in {config.precision}; scope {result.run.scope}")
     return 0
 
 

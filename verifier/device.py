@@ -1,4 +1,10 @@
-"""Device choice and per-device numerics: thread count and flush-denormal on CPU, bf16 autocast on GPU."""
+"""Device choice and per-device numerics: thread count and flush-denormal on CPU, the training precision.
+
+Precision: "fp32", or "bf16" (autocast: matmuls, attention and the elementwise ops between them in bfloat16;
+master weights, gradients, the optimizer, LayerNorm statistics and the loss stay fp32). "auto" resolves to
+bf16 on CUDA devices that support it and on CPUs with bf16 matrix instructions (AMX or AVX512-BF16, read from
+/proc/cpuinfo's flags), fp32 elsewhere: on other CPUs bf16 is emulated and slower than fp32.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import time
 import torch
 
 from fits.errors import BadInput
+from verifier.runs import PRECISIONS  # what a run trains in; "auto" resolves to one of these
 
 
 class DeviceError(BadInput):
@@ -87,10 +94,50 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on GPU; plain fp32 on CPU (CPU bf16 matmuls are slower than fp32 on most cores)."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+"""/proc/cpuinfo flags of CPUs whose bf16 matmuls run in hardware (oneDNN uses them), faster than fp32."""
+
+
+def cpu_bf16_flags(cpuinfo: str) -> set[str]:
+    """The CPU_BF16_FLAGS present in a /proc/cpuinfo text (the first ``flags`` line; cores are alike)."""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "flags":
+            return set(value.split()) & set(CPU_BF16_FLAGS)
+    return set()
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU (or the given /proc/cpuinfo text) has AMX or AVX512-BF16."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:  # not Linux: no way to tell cheaply, so the safe choice
+            return False
+    return bool(cpu_bf16_flags(cpuinfo))
+
+
+def resolve_precision(precision: str, device: torch.device | str, *, cpuinfo: str | None = None) -> str:
+    """"auto" → "bf16" on CUDA with bf16 support and on CPUs with AMX / AVX512-BF16, else "fp32"; "fp32" and
+    "bf16" are returned as given (bf16 is allowed anywhere: it is only slow where the hardware lacks it)."""
+    if precision in PRECISIONS:
+        return precision
+    if precision != "auto":
+        raise BadInput(f"must be auto, fp32 or bf16, got {precision!r}", field="precision")
+    dev = torch.device(device) if isinstance(device, str) else device
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16(cpuinfo) else "fp32"
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """bf16 autocast for a "bf16" run on ``device``; no autocast (fp32) for an "fp32" one.
+
+    The weight-cast cache stays on (it is per autocast region: one forward pass casts each weight once).
+    """
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -61,8 +61,8 @@ class Executor(Protocol):
         """Train the runs (given longest first for the best packing) and return their outcomes in the same order."""
         ...
 
-    def measure(self, seconds: float = 1.5) -> Throughput:
-        """Training throughput of one worker, measured where (and as) the runs will train."""
+    def measure(self, seconds: float = 1.5, precision: str = "fp32") -> Throughput:
+        """Training throughput of one worker in ``precision``, measured where (and as) the runs will train."""
         ...
 
     def close(self) -> None: ...
@@ -110,11 +110,11 @@ class InlineExecutor:
     def close(self) -> None:
         pass
 
-    def measure(self, seconds: float = 1.5) -> Throughput:
+    def measure(self, seconds: float = 1.5, precision: str = "fp32") -> Throughput:
         from verifier.check.ladder import measure_throughput
         from verifier.device import cpu_count
 
-        return measure_throughput(self.device, threads=cpu_count(), seconds=seconds)
+        return measure_throughput(self.device, threads=cpu_count(), seconds=seconds, precision=precision)
 
     def run(self, run_ids: Sequence[int], on_done: Callback | None = None) -> list[RunOutcome]:
         outcomes = []
@@ -223,10 +223,10 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def measure(self, seconds: float = 1.5) -> Throughput:
+    def measure(self, seconds: float = 1.5, precision: str = "fp32") -> Throughput:
         """Throughput of one worker while all of them train at once (which is how runs will train)."""
         pool = self._open()
-        futures = [pool.submit(_measure_task, seconds) for _ in range(self.workers)]
+        futures = [pool.submit(_measure_task, seconds, precision) for _ in range(self.workers)]
         samples = [f.result() for f in futures]
         # The slowest worker sets the pace of a phase; plan with it.
         return min(samples, key=lambda t: t.matmul_flops_per_second)
@@ -250,7 +250,7 @@ class LocalExecutor:
         return [outcomes[rid] for rid in run_ids]
 
 
-def _measure_task(seconds: float):
+def _measure_task(seconds: float, precision: str = "fp32"):
     import verifier.train  # noqa: F401  (imports torch: every worker is started before any measures)
     from verifier.check.ladder import measure_throughput
 
@@ -258,7 +258,8 @@ def _measure_task(seconds: float):
     barrier = _SLOT.get("barrier")
     if barrier is not None:  # all workers measure at once, as they will train: that contention is real
         barrier.wait(timeout=300)
-    return measure_throughput("cuda" if slot.startswith("gpu:") else "cpu", threads=1, seconds=seconds)
+    return measure_throughput("cuda" if slot.startswith("gpu:") else "cpu", threads=1, seconds=seconds,
+                              precision=precision)
 
 
 def _mark_failed(db_path: str, run_id: int, error: str) -> None:
@@ -326,11 +327,11 @@ class SubmititExecutor:
     def close(self) -> None:
         pass
 
-    def measure(self, seconds: float = 1.5) -> Throughput:
+    def measure(self, seconds: float = 1.5, precision: str = "fp32") -> Throughput:
         """Measured here, on one thread: a local job is pinned to one core; Slurm nodes are assumed alike."""
         from verifier.check.ladder import measure_throughput
 
-        return measure_throughput(self.device, threads=1, seconds=seconds)
+        return measure_throughput(self.device, threads=1, seconds=seconds, precision=precision)
 
     def run(self, run_ids: Sequence[int], on_done: Callback | None = None) -> list[RunOutcome]:
         outcomes: dict[int, RunOutcome] = {}

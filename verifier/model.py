@@ -13,6 +13,9 @@ tests/test_accounting.py checks it against the built module's tensors.
 
 Attention runs through ``xformers.ops.memory_efficient_attention`` with a causal mask when xformers is
 importable and the tensors are on CUDA, else through ``torch.nn.functional.scaled_dot_product_attention``.
+
+The module holds fp32 weights. A bf16 run (``RunConfig.precision``) calls it under autocast (verifier.device):
+the linear layers and attention then run in bfloat16, LayerNorm in fp32, and the loss is taken on fp32 logits.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 STATUSES = ("pending", "running", "complete", "failed")
 SCHEDULES = ("cosine", "linear", "constant")
 TOKENIZERS = ("bytes", "bpe")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(BadInput):
@@ -82,6 +83,10 @@ class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
     """Sequences per forward/backward on one rank (gradient accumulation); None: the rank's whole share."""
     scope: str | None = None
     """Overrides the corpus-derived scope ("corpus:<fingerprint>/<tokenizer>")."""
+    precision: str = "fp32"
+    """"fp32" or "bf16" (autocast; master weights and optimizer in fp32), resolved before the run is stored
+    (verifier.device.resolve_precision): it changes the curve, so it is part of the run's identity, and a run
+    resumes only in the precision it started in. Configs stored before the field existed read as fp32."""
 
     def __post_init__(self) -> None:
         positive = ("n_layer", "d_model", "n_head", "steps", "seq_len", "batch_size", "eval_every",
@@ -107,6 +112,9 @@ class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
                 raise ConfigError(f"must be non-negative, got {getattr(self, name)}", field=name)
         if self.seed < 0:
             raise ConfigError(f"must be non-negative, got {self.seed}", field="seed")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"must be one of {PRECISIONS} (resolve 'auto' first), got {self.precision!r}",
+                              field="precision")
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ConfigError(f"must be a positive integer, got {self.micro_batch}", field="micro_batch")
 
@@ -195,6 +203,11 @@ class Prediction(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Early-stopping run: the eq. 5.7 bound on the step of the best validation loss."""
     stop_fit_id: int | None = msgspec.field(default=None, name="fit_id")
     """Early-stopping run: the kaplan-ns fit that gave the bound."""
+    final_sigma: float | None = None
+    """Standard deviation of the predictive distribution of the final loss (the scope fit's bootstrap spread
+    and the measured run-to-run noise); absent for runs that train before the noise is measured."""
+    final_interval80: list[float] | None = None
+    final_interval95: list[float] | None = None
 
 
 class RunPoint(msgspec.Struct, kw_only=True, omit_defaults=True):

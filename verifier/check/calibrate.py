@@ -14,13 +14,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
 import sqlite_utils
 
 from fits.fit import Fit
+from fits.laws.registry import get_law
 from fits.store import get_fit
 from verifier import runs as runs_mod
 from verifier.check import ladder as ladder_mod
@@ -72,6 +73,8 @@ class Session:
     deadline: float
     """time.monotonic() by which everything should be done."""
     throughput: Throughput | None = None
+    precision: str = "fp32"
+    """What the session's runs train in (resolved; also in ``rules`` and every proxy's RunConfig)."""
     plan_id: int | None = None
     check_id: int | None = None
     seed: int = 0
@@ -81,6 +84,9 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     outcomes: list[RunOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    centre: Any = None
+    """Where a check centred its IsoFLOP profiles when the scope fit could not say (orchestrate's
+    EmpiricalAllocation), or None."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -118,12 +124,12 @@ class Session:
         raise AssertionError("unreachable")
 
     def measure(self) -> Throughput:
-        self.throughput = self.executor.measure(MEASURE_SECONDS)
+        self.throughput = self.executor.measure(MEASURE_SECONDS, self.precision)
         tp = self.throughput
         self.say(f"throughput per worker: {tp.matmul_flops_per_second / 1e9:.2f} GFLOP/s of matmul, "
                  f"{tp.token_seconds * 1e6:.2f} µs per "
                  f"token and {tp.step_overhead * 1e3:.1f} ms per step besides ({self.executor.workers} "
-                 f"{self.executor.name} workers on {tp.device})")
+                 f"{self.executor.name} workers on {tp.device}, {self.precision})")
         return tp
 
     # ------------------------------------------------------------------------------------------ memory
@@ -222,8 +228,12 @@ def open_session(db: sqlite_utils.Database, *, corpus: str | os.PathLike | None,
                  device: str = "auto", executor: str = "local", workers: int | None = None,
                  memory_gib: float | None = None, scope: str | None = None, hyperparams: str = "deepseek",
                  critical_batch: Callable[[float], float] | None = None, seed: int = 0,
-                 cluster: str | None = None, report: Callable[[str], None] = log_line) -> Session:
+                 cluster: str | None = None, report: Callable[[str], None] = log_line,
+                 precision: str = "auto") -> Session:
     """Validate every input that can be wrong (budget, device, corpus, executor, memory), then start workers.
+
+    ``precision`` ("auto", "fp32" or "bf16") is resolved for the device here; runs and the throughput
+    measurement use the result.
 
     Raises ValueError subclasses (CheckError, CorpusError, DeviceError) before anything is stored.
     """
@@ -241,6 +251,7 @@ def open_session(db: sqlite_utils.Database, *, corpus: str | os.PathLike | None,
     if seed < 0:
         raise CheckError(f"must be non-negative, got {seed}", field="seed")
     dev = device_mod.resolve_device(device)
+    precision = device_mod.resolve_precision(precision, dev)
     path = database_path(db)
     data = corpus_mod.load_corpus(corpus)
     data.check_seq_len(ladder_mod.PROXY_SEQ_LEN)
@@ -250,10 +261,10 @@ def open_session(db: sqlite_utils.Database, *, corpus: str | os.PathLike | None,
     corpus_path = None if corpus is None else os.fspath(os.path.abspath(os.path.expanduser(corpus)))
     run_scope = scope or data.scope
     rules = Rules(hyperparams=hyperparams, critical_batch=critical_batch, seed=seed, corpus=corpus_path,
-                  scope=scope)
+                  scope=scope, precision=precision)
     ex = make_executor(executor, path, dev.type if device == "auto" else device, workers=workers, cluster=cluster)
     session = Session(db=db, db_path=path, executor=ex, device=str(dev), corpus=data, scope=run_scope, rules=rules,
-                      deadline=started + seconds, seed=seed,
+                      deadline=started + seconds, seed=seed, precision=precision,
                       memory_bytes=None if memory_gib is None else memory_gib * 2**30, report=report,
                       started=started)
     try:
@@ -283,7 +294,8 @@ def plan_prediction(fit: Fit, spec: ProxySpec) -> FitPrediction | None:
     from verifier.check.items import predict_final
 
     try:
-        loss = predict_final(fit, spec.params, spec.tokens, steps=spec.steps, batch_tokens=spec.batch_tokens)
+        n = spec.law_params(get_law(fit.law).conventions.params)  # the N the fit's family counts
+        loss = predict_final(fit, n, spec.tokens, steps=spec.steps, batch_tokens=spec.batch_tokens)
     except (ValueError, KeyError, ZeroDivisionError):
         return None
     return FitPrediction(fit_id=fit.id, law=fit.law, final_loss=loss) if math.isfinite(loss) else None
@@ -293,8 +305,9 @@ def calibration_phase(session: Session, seconds: float, reference: Fit) -> list[
     """Train an IsoFLOP grid centred on ``reference``'s allocation that fills ``seconds``."""
     assert session.throughput is not None
     n_opt = reference_n_opt(reference)
-    _, specs = session.size(lambda rules, u: ladder_mod.calibration_ladder(u, n_opt, rules), seconds,
-                            ladder_mod.distinct_grid)
+    counts = get_law(reference.law).conventions.params  # the grid is centred on the reference's N_opt, in its N
+    _, specs = session.size(lambda rules, u: ladder_mod.calibration_ladder(u, n_opt, replace(rules, counts=counts)),
+                            seconds, ladder_mod.distinct_grid)
     session.check_memory(specs)
     budgets = sorted({s.budget_flops for s in specs})
     session.say(f"calibration ladder: {len(specs)} runs at budgets {', '.join(f'{b:.3g}' for b in budgets)} FLOPs, "
@@ -333,14 +346,15 @@ class CalibrationResult(msgspec.Struct, kw_only=True):
 def calibrate(db: sqlite_utils.Database, *, corpus: str | os.PathLike | None, scope: str | None,
               budget_minutes: float, device: str = "auto", executor: str = "local", workers: int | None = None,
               memory_gib: float | None = None, seed: int = 0, cluster: str | None = None,
-              reference: str = REFERENCE_FIT, report: Callable[[str], None] = log_line) -> CalibrationResult:
+              reference: str = REFERENCE_FIT, report: Callable[[str], None] = log_line,
+              precision: str = "auto") -> CalibrationResult:
     """Train a calibration ladder on ``corpus`` under ``scope`` (default: the corpus fingerprint) and refit it."""
     if scope is not None and not scope.strip():
         raise CheckError("must be a non-empty name", field="scope")
     ref = get_fit(db, reference)
     session = open_session(db, corpus=corpus, budget_minutes=budget_minutes, device=device, executor=executor,
                            workers=workers, memory_gib=memory_gib, scope=scope, seed=seed, cluster=cluster,
-                           report=report)
+                           report=report, precision=precision)
     with session.executor:
         reserve = fit_reserve(session.remaining())
         runs = calibration_phase(session, session.remaining() - reserve, ref)

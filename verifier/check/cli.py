@@ -2,6 +2,7 @@
 
     python -m verifier check --plan 1 --budget-minutes 10
     python -m verifier check --plan 1 --budget-minutes 30 --executor submitit
+    python -m verifier check --plan 1 --budget-minutes 30 --control wrong-allocation
     python -m verifier calibrate --corpus ./text/ --scope mytext --budget-minutes 15
 
 Exit status: 0 when the check ran (whatever its verdict; with --fail-on-verdict, 1 for a "fail" verdict),
@@ -31,6 +32,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="wall-clock time for the whole command, training and fitting included (10)")
     p.add_argument("--corpus", help="text file or directory (default: the Python standard library, as bytes)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="what the proxies train in; auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, "
+                        "else fp32 (the ladder is sized with the throughput measured in it)")
     p.add_argument("--executor", choices=("local", "submitit", "inline"), default="local",
                    help="local: a worker process per free core or GPU; submitit: a Slurm job per run "
                         "(the 'cluster' extra); inline: one run after another in this process")
@@ -49,14 +53,18 @@ def add_parsers(sub) -> None:
     ``cmd_check`` and ``cmd_calibrate``, in verifier.cli's table)."""
     check = sub.add_parser(
         "check", help="check a plan's law and rules on a corpus with proxy runs, then refit",
-        description="Train proxy runs for a stored plan on a corpus, compare them with the predictions of the "
-                    "corpus scope's fit, refit the scope, and store the check (with a PNG).")
+        description="Train an experiment of proxy runs for a stored plan on a corpus (IsoFLOP profiles, seed "
+                    "repeats, a held-out run at 10x compute, a rule sweep), judge them against predictive "
+                    "intervals stored before they trained, refit the scope, and store the check (with a PNG).")
     check.add_argument("--plan", type=int, required=True, metavar="ID", help="id of a stored plan")
     check.add_argument("--out", "--artifacts", dest="artifacts", metavar="DIR",
                        help="directory for the check's PNG (default: $SCALEPLAN_ARTIFACTS, else 'checks' beside "
                             "the database); nothing else is written outside the database and the cache")
     check.add_argument("--fail-on-verdict", action="store_true",
                        help="exit 1 when the verdict is fail (for CI); without it a finished check exits 0")
+    check.add_argument("--control", choices=("wrong-allocation",),
+                       help="negative control: the same experiment for a plan whose N is 4x off the plan's own "
+                            "optimum (its allocation item must fail)")
     _common(check)
 
     cal = sub.add_parser(
@@ -101,7 +109,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             check = run_check(db, args.plan, budget_minutes=args.budget_minutes, device=args.device,
                               corpus=args.corpus, executor=args.executor, workers=args.workers,
                               memory_gib=args.memory_gib, artifacts=args.artifacts, seed=args.seed,
-                              cluster=args.cluster, report=_report(args))
+                              cluster=args.cluster, report=_report(args), control=args.control,
+                              precision=args.precision)
     except PlanNotFound as exc:
         raise CheckError(f"{exc} (list plans with python -m planner list)", field="plan") from None
     except CheckFailed as exc:
@@ -127,7 +136,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             result = calibrate(db, corpus=args.corpus, scope=args.scope, budget_minutes=args.budget_minutes,
                                device=args.device, executor=args.executor, workers=args.workers,
                                memory_gib=args.memory_gib, seed=args.seed, cluster=args.cluster,
-                               report=_report(args))
+                               report=_report(args), precision=args.precision)
     finally:
         db.conn.close()
     if args.json:
@@ -156,24 +165,70 @@ def _num(x: float | None, fmt: str = ".4g") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _value(x: float | None, unit: str) -> str:
+    if x is None:
+        return "-"
+    if unit in ("nats/byte", "nats/token"):
+        return f"{x:.4f}"
+    if unit in ("exponent", "ln N"):
+        return f"{x:+.3f}" if unit == "ln N" else f"{x:.3f}"
+    return f"{x:.3g}"
+
+
+def _interval(item) -> str:
+    iv = item.interval80
+    if not iv:
+        return ""
+    return f"[{_value(iv[0], item.unit)}, {_value(iv[1], item.unit)}]"
+
+
 def format_check(check: Check) -> str:
-    """The check as a plain-text table: one line per item, then the exponents and the refit."""
+    """The check as a plain-text table: one line per item (predicted with its pre-registered 80% interval,
+    observed, z, verdict, unit), then coverage, power, exponents, the refit and what the check can say."""
     s = check.summary
     lines = [
-        f"check {check.id} of plan {check.plan_id} on scope {check.scope}: {str(check.verdict).upper()} "
-        f"({s.passed} passed, {s.failed} failed, {s.skipped} skipped) in {_num(s.wall_seconds, '.0f')} s"
+        f"check {check.id} of plan {check.plan_id} on scope {check.scope}"
+        + (f" [negative control: {s.control}]" if s.control else "")
+        + f": {str(check.verdict).upper()} ({s.passed} passed, {s.failed} failed, {s.inconclusive} inconclusive, "
+        f"{s.skipped} skipped) in {_num(s.wall_seconds, '.0f')} s"
         + (f" of {_num(s.budget_seconds, '.0f')} s" if s.budget_seconds else ""),
     ]
     if s.scope_fit is not None:
         lines.append(f"predictions from {s.scope_fit.law} fit {s.scope_fit.id} (v{s.scope_fit.version}) of the scope"
-                     + (", fitted on a calibration ladder this check ran first" if s.calibrated else ""))
-    header = f"{'kind':<13} {'item':<58} {'predicted':>10} {'observed':>10} {'error':>9}  {'rule':<22} verdict"
+                     + (", fitted on a calibration ladder this check ran first" if s.calibrated else "")
+                     + "; intervals registered before the runs trained")
+    header = (f"{'kind':<19} {'item':<52} {'predicted [80% interval]':>30} {'observed':>10} {'z':>6}  "
+              f"{'verdict':<12} unit")
     lines += ["", header, "-" * len(header)]
     for item in check.items:
-        name = item.name if len(item.name) <= 58 else item.name[:55] + "..."
-        fmt = ".4f" if item.unit == "nats/token" else ".4g"
-        lines.append(f"{item.kind:<13} {name:<58} {_num(item.predicted, fmt):>10} {_num(item.observed, fmt):>10} "
-                     f"{_num(item.error, '+.4f'):>9}  {item.rule[:22]:<22} {item.verdict}")
+        name = item.name if len(item.name) <= 52 else item.name[:49] + "..."
+        pred = f"{_value(item.predicted, item.unit)} {_interval(item)}".strip()
+        z = "-" if item.z is None else f"{item.z:+.2f}"
+        lines.append(f"{item.kind:<19} {name:<52} {pred:>30} {_value(item.observed, item.unit):>10} {z:>6}  "
+                     f"{item.verdict:<12} {item.unit}")
+        if item.verdict in ("fail", "inconclusive") and item.note:
+            lines.append(f"{'':<19}   ({item.note[:150]})")
+    lines.append("")
+    if s.coverage80:
+        k, n, p = s.coverage80
+        lines.append(f"coverage of the 80% intervals: {int(k)}/{int(n)} ({k / n:.0%}); exact binomial test against "
+                     f"80%: p = {p:.3g}" if n else "coverage: no registered prediction was observed")
+    if s.coverage95:
+        k, n, p = s.coverage95
+        if n:
+            lines.append(f"coverage of the 95% intervals: {int(k)}/{int(n)} ({k / n:.0%}); binomial p = {p:.3g}")
+    if s.log_score is not None:
+        lines.append(f"log score: {s.log_score:.2f} nats per registered run (mean log predictive density)")
+    if s.seed_sigma is not None:
+        lines.append(f"run-to-run noise (seed pairs): {s.seed_sigma:.3%} of the loss")
+    if s.power is not None:
+        lines.append(f"allocation-exponent test: power {s.power:.2f} (computed before training) to reject "
+                     f"a={s.power_alternative:.3f} if the plan's a={s.plan_exponent:.3f} holds"
+                     + ("" if s.power >= 0.8 else " -> inconclusive: not enough compute"))
+    if s.fitted_exponent:
+        a, lo, hi = s.fitted_exponent
+        lines.append(f"fitted allocation exponent a = {a:.3f} [{lo:.3f}, {hi:.3f}] (95%) vs the plan's "
+                     f"{_num(s.plan_exponent, '.3f')}")
     exps = ([s.plan_exponents] if s.plan_exponents else []) + list(s.scope_exponents)
     if exps:
         lines += ["", "exponents (scope fits beside the plan's fit):"]
@@ -186,6 +241,9 @@ def format_check(check: Check) -> str:
                          f"error {held}, {'active' if r.active else 'not activated'}")
     else:
         lines.append("refit: no new fit (no new runs, or too few for a fit)")
+    if s.limits:
+        lines += ["", "what this check can and cannot say:"]
+        lines += [f"  - {x}" for x in s.limits]
     for w in s.warnings:
         lines.append(f"warning: {w}")
     if check.plot_path:

@@ -1,16 +1,15 @@
-"""Comparisons of measured runs with a fit's predictions: one ``CheckItem`` each, with its tolerance.
+"""Predictions and single comparisons of measured runs with a fit: the building blocks the check's
+experiment (verifier.check.experiment) uses — L(N, D) and L(N, S) of a fit, the eq. 5.7 bound, the N a law
+counts for a run, and the extrapolation fit — plus the older fixed-tolerance items, kept for callers that
+want a quick relative comparison:
 
-Tolerances (each item states its own):
+* curve        RMS relative error of the validation curve after warm-up against L(N, S): ≤ 5%.
+* final_loss   relative error of the final validation loss against L(N, D): |err| ≤ 5%.
+* early_stop   passes unless the best validation step is before half the eq. 5.7 bound.
+* allocation   the best size of an IsoFLOP triple against the planned N, within a factor 2.
+* extrapolation the law fitted on every run but the largest predicts the largest: |err| ≤ 5%.
 
-* curve        RMS relative error of the validation curve after warm-up against L(N, S_min) of the scope's
-               kaplan-ns fit: ≤ 5%. Kaplan et al. call that fit mediocre early in training (§6.1), and a
-               cosine schedule bends the end of the curve, so 5% is the practical bar.
-* final_loss   relative error of the final validation loss against L(N, D) of the scope's fit: |err| ≤ 5%.
-* early_stop   Kaplan's eq. 5.7 is a rough lower bound: it passes unless the run reached its best validation
-               loss before half the bound (observed/bound ≥ 0.5).
-* allocation   the best size of the IsoFLOP triple (vertex of a parabola in ln N through the three losses,
-               kept within [N/4, 4N]) against the planned N: |log2(best/planned)| ≤ 1 (within a factor 2).
-* extrapolation the scope's law fitted on every run but the largest predicts the largest: |err| ≤ 5%.
+A check judges by the predictive intervals of verifier.check.experiment, not by these tolerances.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fits import accounting
 from fits.fit import Fit
 from fits.laws.registry import get_law
 from verifier.check.records import CheckItem
@@ -39,6 +39,23 @@ LOSS_UNIT = "nats/token"
 def final_law(plan_law: str) -> str:
     """The law family a scope fits final losses with, for a plan made with ``plan_law``."""
     return get_law(plan_law).scope_law
+
+
+# ---------------------------------------------------------------------------------------------- sizes
+
+
+def run_params(law: str, run: Run) -> float:
+    """N of a run as ``law`` counts it (its Conventions.params: total for Chinchilla, non-embedding for
+    Kaplan); runs without a recorded total fall back to non-embedding."""
+    n = accounting.law_params(get_law(law).conventions.params, run.n_params, run.params_total)
+    return float(n or 0.0)
+
+
+def runs_params(law: str, runs: Sequence[Run]) -> list[float]:
+    """N of several runs as ``law`` counts them, one convention for all (fits.accounting.law_params_column)."""
+    out = accounting.law_params_column(get_law(law).conventions.params, [r.n_params for r in runs],
+                                       [r.params_total for r in runs])
+    return [float(n or 0.0) for n in out]
 
 
 # ---------------------------------------------------------------------------------------------- predictions
@@ -89,7 +106,7 @@ def curve_item(run: Run, points: Sequence[RunPoint], ns_fit: Fit, *, tolerance: 
                          note="fewer than two validation points after warm-up")
     steps = np.array([s for s, _ in measured], dtype=float)
     observed = np.array([v for _, v in measured], dtype=float)
-    predicted = predict_curve(ns_fit, float(run.n_params), float(run.batch_tokens), steps)
+    predicted = predict_curve(ns_fit, run_params(ns_fit.law, run), float(run.batch_tokens), steps)
     rel = observed / predicted - 1.0
     rms = float(np.sqrt(np.mean(rel**2)))
     return CheckItem(**base, predicted=float(predicted[-1]), observed=float(observed[-1]), error=rms,
@@ -159,11 +176,14 @@ def isoflop_vertex(sizes: Sequence[float], losses: Sequence[float]) -> Vertex:
 
 
 def allocation_item(planned: Run, triple: Sequence[Run], budget: float, fit_id: int | None, *,
-                    planned_n: float | None = None, tolerance: float = ALLOCATION_TOLERANCE) -> CheckItem:
-    """(d) the planned N against the best of the IsoFLOP triple (N/2, N, 2N) at one budget.
+                    planned_n: float | None = None, tolerance: float = ALLOCATION_TOLERANCE,
+                    law: str | None = None) -> CheckItem:
+    """(d) the planned N against the best of the IsoFLOP triple (N/2, N, 2N) at one budget, N counted as
+    ``law`` counts it (non-embedding without one).
 
     ``planned_n`` is the plan's N when it differs from the middle run's (a plan below the smallest triple
     the proxies allow); by default the middle run's N."""
+    size = (lambda r: run_params(law, r)) if law is not None else (lambda r: float(r.n_params))
     base = {"kind": "allocation", "name": f"IsoFLOP triple at C={budget:.3g} FLOPs",
             "metric": "log2(best N / planned N)", "tolerance": tolerance,
             "rule": f"|error| <= {tolerance:g} (within a factor {2**tolerance:g})", "unit": "parameters",
@@ -172,14 +192,14 @@ def allocation_item(planned: Run, triple: Sequence[Run], budget: float, fit_id: 
     if len(done) < 3 or planned not in done:
         return CheckItem(**base, predicted=float(planned.n_params or 0) or None, observed=None, error=None,
                          verdict="skip", note=f"{len(done)} of the 3 runs completed")
-    done.sort(key=lambda r: r.n_params)
-    vertex = isoflop_vertex([r.n_params for r in done], [r.final_val_loss for r in done])
-    target = float(planned_n if planned_n is not None else planned.n_params)
+    done.sort(key=size)
+    vertex = isoflop_vertex([size(r) for r in done], [r.final_val_loss for r in done])
+    target = float(planned_n if planned_n is not None else size(planned))
     err = math.log2(vertex.n_best / target)
-    losses = ", ".join(f"N={r.n_params:.3g}: {r.final_val_loss:.4f}" for r in done)
+    losses = ", ".join(f"N={size(r):.3g}: {r.final_val_loss:.4f}" for r in done)
     note = f"{vertex.method}; {losses}"
-    if abs(target / planned.n_params - 1) > 0.25:
-        note += f"; the plan's N is below the smallest triple the proxies allow, centred on {planned.n_params:.3g}"
+    if abs(target / size(planned) - 1) > 0.25:
+        note += f"; the plan's N is below the smallest triple the proxies allow, centred on {size(planned):.3g}"
     return CheckItem(**base, predicted=target, observed=vertex.n_best, error=err,
                      verdict="pass" if abs(err) <= tolerance else "fail", note=note)
 
@@ -205,15 +225,16 @@ def extrapolation_item(law: str, runs: Sequence[Run], *, tolerance: float = EXTR
 
     done = sorted((r for r in runs if r.status == "complete" and r.final_val_loss is not None),
                   key=lambda r: 6.0 * r.n_params * r.tokens)
+    fit_law = get_law(law).final_law  # final losses are (N, D) points
+    sizes = dict(zip([r.id for r in done], runs_params(fit_law, done), strict=True))
     base = {"kind": "extrapolation", "metric": "relative error (observed - predicted)/predicted",
             "tolerance": tolerance, "rule": f"|error| <= {tolerance:g}", "unit": LOSS_UNIT}
     if len(done) < 2:
         return CheckItem(**base, name="largest run", predicted=None, observed=None, error=None, verdict="skip",
                          note="fewer than two complete runs"), None
     largest, rest = done[-1], done[:-1]
-    fit_law = get_law(law).final_law  # final losses are (N, D) points
     name = f"{_label(largest)} from the {len(rest)} smaller runs ({fit_law})"
-    columns = {"N": [r.n_params for r in rest], "D": [r.tokens for r in rest],
+    columns = {"N": [sizes[r.id] for r in rest], "D": [r.tokens for r in rest],
                "loss": [r.final_val_loss for r in rest]}
     options: dict = {}
     try:
@@ -224,7 +245,7 @@ def extrapolation_item(law: str, runs: Sequence[Run], *, tolerance: float = EXTR
                 with contextlib.suppress(KeyError, ValueError):
                     grid = np.vstack([form.to_theta(dict(initial)), grid])
             options["starts"] = grid
-        result = fit(fit_law, columns, seed=seed, predict=[(float(largest.n_params), float(largest.tokens))],
+        result = fit(fit_law, columns, seed=seed, predict=[(sizes[largest.id], float(largest.tokens))],
                      **options)
     except (InsufficientData, FloatingPointError, ValueError) as exc:
         return CheckItem(**base, name=name, predicted=None, observed=largest.final_val_loss, error=None,
@@ -247,7 +268,7 @@ def bootstrap_exponents(law: str, runs: Sequence[Run], coefficients: Mapping[str
 
     family = get_law(law)
     done = [r for r in runs if r.status == "complete" and r.final_val_loss is not None]
-    columns = {"N": [r.n_params for r in done], "D": [r.tokens for r in done],
+    columns = {"N": runs_params(law, done), "D": [r.tokens for r in done],
                "loss": [r.final_val_loss for r in done]}
     form, points = points_for(law, columns)
     theta0 = form.to_theta(dict(coefficients))[None, :]

@@ -80,6 +80,12 @@ class ProxyShape:
         """Every parameter of the built (tied, bias-free) model (fits.accounting.total_params)."""
         return accounting.total_params(self.n_layer, self.d_model, vocab_size, seq_len)
 
+    def count(self, counts: str, seq_len: int = PROXY_SEQ_LEN, vocab_size: int = VOCAB_BYTES) -> int:
+        """The parameters a law counting ``counts`` (its Conventions.params) sees in this shape."""
+        if accounting.params_count_of(counts) == "total":
+            return self.params_total(seq_len, vocab_size)
+        return self.params
+
     def flops_per_token(self, seq_len: int = PROXY_SEQ_LEN, vocab_size: int = VOCAB_BYTES) -> float:
         """Training FLOPs per token the hardware does: Kaplan's convention on the exact N, plus the head
         (6·N + 6·n_layer·seq_len·d_model + 6·d_model·vocab, fits.accounting)."""
@@ -100,13 +106,16 @@ def proxy_depth(N: float) -> int:
     return 2 if N < 3e5 else 4 if N < 3e6 else 8
 
 
-def proxy_shape(N: float) -> ProxyShape:
-    """The proxy shape nearest to N non-embedding parameters at ``proxy_depth(N)`` layers: widths in steps of
-    8 from 16, heads 8 wide (16 wide from width 128). One head width for the whole range keeps the
-    architecture family fixed; at these sizes fewer, wider heads train measurably slower per step."""
+def proxy_shape(N: float, counts: str = "non-embedding") -> ProxyShape:
+    """The proxy shape nearest to N parameters at ``proxy_depth`` layers: widths in steps of 8 from 16, heads 8
+    wide (16 wide from width 128). One head width for the whole range keeps the architecture family fixed; at
+    these sizes fewer, wider heads train measurably slower per step.
+
+    ``counts`` says which parameters N counts (a law's Conventions.params): "non-embedding" (Kaplan) or
+    "total" (Chinchilla, Epoch), where the byte embedding and position tables are a large share of a proxy."""
     if not (math.isfinite(N) and N > 0):
         raise BadInput(f"must be a positive parameter count, got {N!r}", field="N")
-    return _proxy_shape(float(f"{N:.4g}"))
+    return _proxy_shape(float(f"{N:.4g}"), accounting.params_count_of(counts))
 
 
 def _widths() -> list[int]:
@@ -118,10 +127,19 @@ def _heads(d: int) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _proxy_shape(n: float) -> ProxyShape:
-    layers = proxy_depth(n)
+def _proxy_shape(n: float, counts: str = "non_embedding") -> ProxyShape:
+    if counts == "total":  # the depth class is set by the non-embedding size of the nearest 2-layer shape
+        guess = min((ProxyShape(2, d, _heads(d)) for d in _widths()), key=lambda s: abs(math.log(s.count(counts) / n)))
+        layers = proxy_depth(guess.params)
+    else:
+        layers = proxy_depth(n)
     shapes = [ProxyShape(layers, d, _heads(d)) for d in _widths()]
-    return min(shapes, key=lambda s: abs(math.log(s.params / n)))
+    return min(shapes, key=lambda s: abs(math.log(s.count(counts) / n)))
+
+
+def min_params(counts: str = "non-embedding") -> int:
+    """The smallest proxy's parameters as a law counting ``counts`` sees them."""
+    return ProxyShape(2, 16, _heads(16)).count(counts)
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -139,6 +157,8 @@ class ProxySpec(RunConfig, kw_only=True, frozen=True):
     seq_len: int = PROXY_SEQ_LEN
     eval_every: int = 1
     eval_sequences: int = EVAL_SEQUENCES
+    counts: str = "non-embedding"
+    """Which parameters ``budget_flops`` = 6·N·D counts (the Conventions.params of the law that sized it)."""
 
     @property
     def shape(self) -> ProxyShape:
@@ -150,8 +170,12 @@ class ProxySpec(RunConfig, kw_only=True, frozen=True):
 
     @property
     def compute(self) -> float:
-        """6·N·D of the run as trained."""
-        return 6.0 * self.params * self.tokens
+        """6·N·D of the run as trained, N counted as ``budget_flops`` counts it."""
+        return 6.0 * self.law_params(self.counts) * self.tokens
+
+    def law_params(self, counts: str) -> int:
+        """N as a law counting ``counts`` parameters sees this run (ProxyShape.count)."""
+        return self.shape.count(counts, self.seq_len)
 
     def config(self) -> RunConfig:
         """The training library's RunConfig for this run."""
@@ -173,6 +197,12 @@ class Rules:
     max_steps: int = MAX_STEPS
     width_scaled: bool = True
     """Scale the rule's learning rate by LR_REFERENCE_WIDTH / d_model (see ``make_spec``)."""
+    counts: str = "non-embedding"
+    """Which parameters the N given to ``make_spec`` counts: the Conventions.params of the law that sizes
+    the ladder."""
+    precision: str = "fp32"
+    """What every proxy trains in (resolved, see verifier.device.resolve_precision); the throughput the
+    ladder is sized with is measured in it too."""
 
     def short(self) -> Rules:
         """The same rules with a third of the steps: for budgets too short for a ladder at full length."""
@@ -197,10 +227,11 @@ def proxy_lr(rule_lr: float, shape: ProxyShape, width_scaled: bool = True) -> fl
 def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float | None = None,
               expected_loss: float = 2.0, label: str = "", corpus: str | None = None,
               scope: str | None = None) -> ProxySpec:
-    """A proxy of about N parameters on ``tokens`` (default budget/(6N)) with the plan's rules."""
-    shape = proxy_shape(max(N, MIN_PARAMS))
+    """A proxy of about N parameters (counted as ``rules.counts`` says) on ``tokens`` (default budget/(6N),
+    N in that count) with the plan's rules."""
+    shape = proxy_shape(max(N, min_params(rules.counts)), rules.counts)
     n = shape.params
-    d = tokens if tokens is not None else budget / (6.0 * n)
+    d = tokens if tokens is not None else budget / (6.0 * shape.count(rules.counts, rules.seq_len))
     b_crit = rules.critical_batch(expected_loss) if rules.critical_batch is not None else 0.0
     hyper = training.rule_values(rules.hyperparams, n, d, shape.as_planner_shape(n), rules.seq_len, b_crit)
     # The rule's batch, moved only as far as needed to keep the step count in [MIN_STEPS, MAX_STEPS]: tiny
@@ -215,9 +246,9 @@ def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float
         steps=steps, batch_size=seqs, lr=proxy_lr(float(hyper.learning_rate), shape, rules.width_scaled),
         warmup_steps=max(1, training.warmup_steps(rules.hyperparams, steps)),
         min_lr_ratio=training.FINAL_LR_FRACTION[rules.hyperparams], seq_len=rules.seq_len,
-        eval_every=max(1, steps // EVALS_PER_RUN), seed=rules.seed,
+        eval_every=max(1, steps // EVALS_PER_RUN), seed=rules.seed, precision=rules.precision,
         corpus=corpus if corpus is not None else rules.corpus, scope=scope if scope is not None else rules.scope,
-        label=label,
+        label=label, counts=rules.counts,
     )
 
 
@@ -243,6 +274,7 @@ class Throughput(msgspec.Struct, kw_only=True):
     device: str = "cpu"
     threads: int = 1
     measured_seconds: float = 0.0
+    precision: str = "fp32"
 
     def token_cost(self, shape: ProxyShape, seq_len: int = PROXY_SEQ_LEN) -> float:
         return self.token_seconds + shape.flops_per_token(seq_len) / self.matmul_flops_per_second
@@ -275,10 +307,11 @@ class Throughput(msgspec.Struct, kw_only=True):
 
 
 def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float = 1.5,
-                       seq_len: int = PROXY_SEQ_LEN) -> Throughput:
+                       seq_len: int = PROXY_SEQ_LEN, precision: str = "fp32") -> Throughput:
     """Time training steps on ``device`` with ``threads`` threads (what one worker uses) and solve for the three
     costs of ``Throughput``: a small proxy at two batch sizes separates the fixed cost per step from the cost
-    per token, and a wider proxy separates the width-independent part of that from the FLOPs."""
+    per token, and a wider proxy separates the width-independent part of that from the FLOPs. The steps run
+    in ``precision`` (as the proxies will), so a bf16 session plans with bf16's speed."""
     import numpy as np
     import torch
 
@@ -308,7 +341,7 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
                 offsets = rng.integers(0, len(tokens) - seq_len - 1, size=batch)
                 window = torch.from_numpy(tokens[offsets[:, None] + np.arange(seq_len + 1)].astype(np.int64))
                 window = window.to(dev)
-                with device_mod.autocast(dev):
+                with device_mod.autocast(dev, precision):
                     _, loss = model(window[:, :-1], window[:, 1:])
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
@@ -335,7 +368,8 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
     inv_rate = max((per_token_large - per_token_small) / (f_large - f_small), 1e-15)
     token_seconds = max(per_token_small - f_small * inv_rate, 0.0)
     return Throughput(matmul_flops_per_second=1.0 / inv_rate, step_overhead=overhead, token_seconds=token_seconds,
-                      device=str(dev), threads=threads, measured_seconds=time.perf_counter() - t_start)
+                      device=str(dev), threads=threads, measured_seconds=time.perf_counter() - t_start,
+                      precision=precision)
 
 
 # ---------------------------------------------------------------------------------------------- packing
@@ -427,50 +461,110 @@ def calibration_ladder(top_budget: float, n_opt: Callable[[float], float], rules
 
 @dataclass
 class CheckLadder:
-    """The runs of a check: one proxy per budget, and the IsoFLOP triple around the middle one."""
+    """The runs of a check (an Approach-2 experiment, Hoffmann et al. §3.2):
 
-    proxies: list[ProxySpec]
-    isoflop: list[ProxySpec]
-    """[N/2, 2N] at the middle budget; the proxy there is the triple's middle member."""
-    triple_budget: float
-    planned: list[float] = field(default_factory=list)
-    """N the plan gave at each proxy budget (before proxy shapes and the triple's minimum centre)."""
+    * ``grid``: an IsoFLOP profile at each of ``budgets`` budgets spanning ``CHECK_BUDGET_SPAN``, sizes
+      ``ISOFLOP_FACTORS``·N (N the planned size at that budget, the factors spanning 16×);
+    * ``repeats``: the planned-size runs of the two smallest budgets again with another seed (run-to-run noise);
+    * ``heldout``: one run at ``HELDOUT_FACTOR``× the largest budget, held out of the extrapolation fit;
+    * ``sweep``: the planned-size run of the middle budget with the rule's learning rate ×1/3 and ×3 and its
+      batch ×1/2 and ×2 (where the observed optimum lies relative to the rule);
+    * ``extra``: the early-stopping run, when the orchestrator adds one.
+    """
+
+    grid: list[list[ProxySpec]]
+    """One IsoFLOP profile per budget (smallest budget first), sizes ascending."""
+    budgets: list[float]
+    planned: list[float]
+    """N the plan gives at each budget (the law's own count), before proxy shapes round it."""
+    repeats: list[ProxySpec] = field(default_factory=list)
+    heldout: list[ProxySpec] = field(default_factory=list)
+    sweep: list[ProxySpec] = field(default_factory=list)
     extra: list[ProxySpec] = field(default_factory=list)
 
     @property
+    def proxies(self) -> list[ProxySpec]:
+        """The planned-size run of each budget."""
+        return [next(s for s in row if s.role == "proxy") for row in self.grid]
+
+    @property
+    def isoflop(self) -> list[ProxySpec]:
+        return [s for row in self.grid for s in row if s.role == "isoflop"]
+
+    @property
+    def noise_pairs(self) -> list[tuple[ProxySpec, ProxySpec]]:
+        """(original, repeat) pairs that differ only in the seed."""
+        out = []
+        for rep in self.repeats:
+            orig = next(s for s in self.proxies if s.budget_flops == rep.budget_flops)
+            out.append((orig, rep))
+        return out
+
+    @property
     def specs(self) -> list[ProxySpec]:
-        return [*self.proxies, *self.isoflop, *self.extra]
+        return [*(s for row in self.grid for s in row), *self.repeats, *self.heldout, *self.sweep, *self.extra]
 
 
 CHECK_BUDGETS = 3
-CHECK_BUDGET_RATIO = 3.0
-TRIPLE_MIN_CENTRE = 2.2 * MIN_PARAMS
+CHECK_BUDGET_SPAN = 10.0
+"""Largest over smallest IsoFLOP budget."""
+ISOFLOP_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Sizes of each IsoFLOP profile relative to the planned N: 5 sizes over 16×."""
+HELDOUT_FACTOR = 10.5
+"""The held-out run's budget over the largest IsoFLOP budget (at least 10×)."""
+NOISE_REPEATS = 2
+LR_SWEEP = (1 / 3, 3.0)
+BATCH_SWEEP = (0.5, 2.0)
 
 
 def check_ladder(top_budget: float, plan_n: Callable[[float], float], rules: Rules, *,
-                 budgets: int = CHECK_BUDGETS, ratio: float = CHECK_BUDGET_RATIO) -> CheckLadder:
-    """Proxies at ``budgets`` budgets up to ``top_budget``, N from ``plan_n`` (the scope fit's plan), and the
-    IsoFLOP triple at the middle budget.
-
-    The triple needs N/2 to be a proxy of its own, so its centre (the middle proxy) is at least twice the
-    smallest proxy; ``CheckLadder.planned`` keeps what the plan said, for the record.
-    """
-    proxies = []
-    middle_index = budgets // 2
-    planned = []
+                 budgets: int = CHECK_BUDGETS, span: float = CHECK_BUDGET_SPAN,
+                 factors: Sequence[float] = ISOFLOP_FACTORS, sweep: bool = True) -> CheckLadder:
+    """The check's experiment up to ``top_budget`` (the largest IsoFLOP budget), N from ``plan_n`` (in the
+    count ``rules.counts`` names). Profile sizes that collapse onto one proxy shape are trained once."""
+    grid, planned, cs = [], [], []
     for k in range(budgets):
-        c = top_budget / ratio ** (budgets - 1 - k)
+        c = top_budget / span ** ((budgets - 1 - k) / max(1, budgets - 1))
         n = plan_n(c)
         planned.append(n)
-        if k == middle_index:
-            n = max(n, TRIPLE_MIN_CENTRE)
-        proxies.append(make_spec("proxy", n, c, rules, label=f"proxy C={c:.3g}"))
-    middle = proxies[middle_index]
-    c_mid = middle.budget_flops
-    n_mid = max(planned[middle_index], TRIPLE_MIN_CENTRE)
-    isoflop = [make_spec("isoflop", n_mid * f, c_mid, rules, label=f"isoflop C={c_mid:.3g} {f:g}·N")
-               for f in (0.5, 2.0)]
-    return CheckLadder(proxies=proxies, isoflop=isoflop, triple_budget=c_mid, planned=planned)
+        cs.append(c)
+        row: list[ProxySpec] = []
+        for f in factors:
+            role = "proxy" if f == 1.0 else "isoflop"
+            spec = make_spec(role, n * f, c, rules, label=f"C={c:.3g} {f:g}·N")
+            if all(spec.shape != other.shape for other in row):
+                row.append(spec)
+            elif role == "proxy":  # the planned size wins the shape it shares
+                row = [spec if x.shape == spec.shape else x for x in row]
+        grid.append(row)
+    lad = CheckLadder(grid=grid, budgets=cs, planned=planned)
+    lad.repeats = [msgspec.structs.replace(p, seed=p.seed + 1, role="repeat", label=f"{p.label} seed {p.seed + 1}")
+                   for p in lad.proxies[:NOISE_REPEATS]]
+    c_out = HELDOUT_FACTOR * top_budget
+    lad.heldout = [make_spec("heldout", plan_n(c_out), c_out, rules, label=f"held out C={c_out:.3g}")]
+    if sweep:
+        mid = lad.proxies[len(lad.proxies) // 2]
+        for f in LR_SWEEP:
+            lad.sweep.append(msgspec.structs.replace(mid, lr=mid.lr * f, role="lr_sweep",
+                                                     label=f"{mid.label} lr×{f:.3g}"))
+        for f in BATCH_SWEEP:
+            seqs = max(MIN_BATCH_SEQUENCES, round(mid.batch_size * f))
+            steps = max(1, round(mid.tokens / (seqs * mid.seq_len)))
+            lad.sweep.append(msgspec.structs.replace(
+                mid, batch_size=seqs, steps=steps, warmup_steps=max(1, round(mid.warmup_steps * steps / mid.steps)),
+                eval_every=max(1, steps // EVALS_PER_RUN), role="batch_sweep", label=f"{mid.label} batch×{f:g}"))
+    return lad
+
+
+def ladder_valid(lad: CheckLadder, *, sizes: int = 5, size_span: float = 16.0 * 0.7) -> bool:
+    """Whether every profile has ``sizes`` distinct sizes spanning about 16× and trains at its own budget."""
+    for row in lad.grid:
+        ns = sorted(s.law_params(s.counts) for s in row)
+        if len(row) < sizes or ns[-1] / ns[0] < size_span:
+            return False
+        if not all(realizes_budget(s) for s in row):
+            return False
+    return True
 
 
 def width_scaled_lr(shape: ProxyShape, base: float = 1e-2) -> float:
@@ -516,9 +610,11 @@ __all__ = [
     "check_ladder",
     "distinct_grid",
     "fit_to_time",
+    "ladder_valid",
     "make_spec",
     "makespan",
     "measure_throughput",
+    "min_params",
     "proxy_depth",
     "proxy_lr",
     "proxy_shape",

@@ -2,15 +2,19 @@
 
 1. Validate the input and measure the workers' training throughput (verifier.check.calibrate.open_session).
 2. When the corpus scope has no fit of the plan's family yet, train a calibration ladder and refit first.
-3. Plan proxies at a few small budgets with the scope's fit and the plan's batch / learning-rate rules,
-   add the IsoFLOP triple (planned N, half, twice) at the middle budget and an early-stopping run on a
-   corpus slice small enough to overfit, and record every prediction before anything trains.
-4. Train them and compare (verifier.check.items): curves against L(N, S), final losses against L(N, D), the
-   early-stopping step against eq. 5.7, the planned N against the triple's best, and the largest run
-   against a fit of the others.
-5. Refit the scope through fits.refit, report this scope's exponents beside the plan fit's and the plan's
-   N_opt with them, draw the picture, and store the check.
+3. Design the experiment that fills the time (verifier.check.ladder.check_ladder): IsoFLOP profiles at 3
+   budgets, seed repeats of two ladder points, a held-out run at 10.5x the largest budget, a learning-rate and
+   batch sweep around the plan's rules, and an early-stopping run on a corpus slice small enough to overfit.
+4. Train the seed pairs, measure the run-to-run noise, then store every prediction with its 80% and 95%
+   interval and the power of the allocation-exponent test before the rest trains.
+5. Judge every item against its registered distribution (verifier.check.experiment): final losses and curves
+   by z, IsoFLOP vertices and the plan's N carried to proxy scale, the fitted exponent against the plan's
+   (inconclusive below 0.8 power), the held-out extrapolation, the early stop both ways, the rule sweep; the
+   coverage of the intervals with a binomial test and the log score.
+6. Refit the scope through fits.refit, report this scope's exponents beside the plan fit's, draw the picture,
+   say what the check can and cannot say, and store the check.
 
+``control="wrong-allocation"`` runs the same experiment for a plan 4x off its own optimum (a negative control).
 The phases are sized from the measured throughput so that the whole check takes about the time given.
 """
 
@@ -20,6 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -31,6 +36,7 @@ from fits.fit import Fit, FitRef
 from fits.laws.registry import fittable_law_names, get_law
 from fits.store import active_fit, get_fit
 from verifier import runs as runs_mod
+from verifier.check import experiment, stats
 from verifier.check import items as compare
 from verifier.check import ladder as ladder_mod
 from verifier.check import picture as plot
@@ -67,6 +73,20 @@ EARLY_STOP_TARGET = 1 / 3
 BOOTSTRAP_MIN_SECONDS = 240.0
 """Checks shorter than this report the scope's exponents without bootstrap intervals."""
 BOOTSTRAP_RESAMPLES = 100
+CONTROLS = {"wrong-allocation": 4.0}
+"""Negative controls: the factor the plan's N is moved off its own optimum."""
+PHASE_ONE_SHARE = 0.9
+"""Share of the training time the ladder is sized for: the seed pairs train first, then the rest, and two
+phases pack less tightly than one."""
+REGISTERED_ROLES = ("proxy", "isoflop", "repeat", "heldout")
+"""Runs whose final loss the scope's law predicts (the sweeps leave the rule on purpose)."""
+BYTE_REFERENCE_RATIO = 1 / 3
+"""Byte-level optimum over the reference (BPE) allocation, as the calibration ladder assumes."""
+REFERENCE_LN_SIGMA = math.log(3.0) / 1.96
+"""Spread of ln N_opt when the profiles are centred on the reference allocation: within 3x either way at 95%."""
+DEFAULT_NOISE = 0.01
+NOISE_FLOOR = 0.001
+"""Least run-to-run noise assumed: two seed pairs can agree by chance."""
 EXTRAPOLATION_STARTS = 300
 """Starts for the extrapolation item's fit (a spread subset of the full grid): it only needs the basin
 the full refit already found, and it runs inside the check's time budget."""
@@ -85,14 +105,20 @@ def rule_for(plan_fit: Fit, hyperparams: str | None) -> str:
 def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float = 10.0, device: str = "auto",
               corpus: str | os.PathLike | None = None, executor: str = "local", workers: int | None = None,
               memory_gib: float | None = None, artifacts: str | os.PathLike | None = None, seed: int = 0,
-              cluster: str | None = None, report: Callable[[str], None] = log_line) -> Check:
+              cluster: str | None = None, report: Callable[[str], None] = log_line,
+              control: str | None = None, precision: str = "auto") -> Check:
     """Check plan ``plan_id`` on ``corpus`` within about ``budget_minutes``; returns the stored check.
+
+    ``control="wrong-allocation"`` runs the same experiment for a plan whose N is 4× off the plan's own
+    optimum (a negative control: its allocation item must fail).
 
     Bad input raises a ValueError (or PlanNotFound) before anything is stored; a check that started but could
     not finish is stored with status "failed" and raises CheckFailed.
     """
     from planner.store import get_plan
 
+    if control is not None and control not in CONTROLS:
+        raise CheckError(f"must be one of {', '.join(CONTROLS)}, got {control!r}", field="control")
     plan = get_plan(db, plan_id)
     plan_fit = get_fit(db, plan.fit.id)
     family = compare.final_law(plan_fit.law)
@@ -103,13 +129,14 @@ def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float 
         critical_batch = lambda loss: plan_law.critical_batch(plan_fit.coefficients, loss)  # noqa: E731
     session = open_session(db, corpus=corpus, budget_minutes=budget_minutes, device=device, executor=executor,
                            workers=workers, memory_gib=memory_gib, hyperparams=rule, critical_batch=critical_batch,
-                           seed=seed, cluster=cluster, report=report)
+                           seed=seed, cluster=cluster, report=report, precision=precision)
     assert session.throughput is not None
     summary = CheckSummary(
         plan_fit=FitRef.of(plan_fit), budget_seconds=budget_minutes * 60.0, device=session.device,
         executor=session.executor.name, workers=session.executor.workers,
         matmul_flops_per_second=session.throughput.matmul_flops_per_second, corpus=session.corpus.source,
         plan_budget_flops=plan.compute_flops, plan_params=plan.params, assumptions=list(ladder_mod.ASSUMPTIONS),
+        control=control,
     )
     check = create_check(db, plan.id, session.scope, summary)
     session.plan_id, session.check_id = plan.id, check.id
@@ -117,7 +144,7 @@ def run_check(db: sqlite_utils.Database, plan_id: int, *, budget_minutes: float 
                 f"{rule} rules) on scope {session.scope}")
     try:
         with session.executor:
-            return _check(session, check, plan, plan_fit, family, artifacts)
+            return _check(session, check, plan, plan_fit, family, artifacts, control)
     except (CheckError, CheckFailed, KeyboardInterrupt) as exc:
         _fail(session, check.id, exc)
         raise
@@ -141,8 +168,9 @@ def _fail(session: Session, check_id: int, exc: BaseException) -> None:
 
 
 def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
-           artifacts: str | os.PathLike | None) -> Check:
-    """Calibrate when needed, design and train the check runs, compare, refit, draw and store the check."""
+           artifacts: str | os.PathLike | None, control: str | None = None) -> Check:
+    """Calibrate when needed, design the experiment, train the seed pairs, register every prediction with its
+    intervals, train the rest, compare, refit, draw and store the check."""
     db, scope = session.db, session.scope
     calibrated, fit_seconds = _calibrate_if_needed(session, family)
     scope_fit = active_fit(db, family, scope)
@@ -153,18 +181,69 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
                           "(too few complete runs or sizes); give the check more time")
     session.say(f"predicting with {family} fit {scope_fit.id} (v{scope_fit.version}) of {scope}"
                 + (f" and kaplan-ns fit {ns_fit.id}" if ns_fit else "; no kaplan-ns fit, curves are not checked"))
+    flag = experiment.flagged(scope_fit)
+    if flag:
+        session.warn(f"{flag}: items predicted from it are inconclusive")
 
-    # Check runs: sized to what is left after the final refit, the extrapolation fit, the bootstrap and the picture.
     bootstrap = session.deadline - session.started >= BOOTSTRAP_MIN_SECONDS
-    reserve = 2.0 * fit_seconds + 5.0 + (10.0 if bootstrap else 0.0)
-    lad, specs, predictions, slice_tokens = _design(session, scope_fit, ns_fit, plan_fit,
-                                                    max(0.0, session.remaining() - reserve), artifacts)
+    reserve = 3.0 * fit_seconds + 10.0 + (10.0 if bootstrap else 0.0)
+    lad, specs, slice_tokens = _design(session, scope_fit, ns_fit,
+                                       PHASE_ONE_SHARE * max(0.0, session.remaining() - reserve), artifacts)
     session.check_memory(specs)
-    trained = session.train(specs, predictions)
+    ratio = CONTROLS.get(control or "", 1.0) * _plan_ratio(plan, plan_fit)
+    planned = [ratio * n for n in lad.planned]
+    plan_a, alternative = _plan_exponent(db, plan_fit, plan)
+
+    # Phase 1: the seed pairs, whose difference is the run-to-run noise every interval includes.
+    pairs = lad.noise_pairs
+    first = [s for pair in pairs for s in pair]
+    rest = [s for s in specs if all(s is not f for f in first)]
+    queries = {i: (_n(scope_fit, s), float(s.tokens), s.steps, float(s.batch_tokens)) for i, s in enumerate(specs)}
+    scope_runs = runs_mod.list_runs(db, scope=scope, status="complete")
+    spread = experiment.fit_spread(scope_fit, scope_runs, queries, lad.budgets, seed=session.seed)
+    session.say(f"fit spread: {spread.note}")
+    base_preds = [_predict(session, spec, scope_fit, ns_fit, plan_fit, slice_tokens) for spec in specs]
+    index = {id(s): i for i, s in enumerate(specs)}
+    trained_first = session.train(first, [base_preds[index[id(s)]] for s in first])
+    by_spec = {id(s): r for s, r in zip(first, trained_first, strict=True)}
+    finals = [(by_spec[id(a)].final_val_loss, by_spec[id(b)].final_val_loss) for a, b in pairs]
+    noise = stats.seed_sigma([(a, b) for a, b in finals if a and b])
+    if noise is None:
+        noise = DEFAULT_NOISE
+        session.warn(f"no seed pair completed: run-to-run noise taken as {DEFAULT_NOISE:.1%}")
+    noise = max(noise, NOISE_FLOOR)
+    session.say(f"run-to-run noise from {len(pairs)} seed pairs: {noise:.3%} of the loss "
+                f"({', '.join(f'{a:.4f}/{b:.4f}' for a, b in finals if a and b)})")
+
+    # Registration: every interval and the design's power, stored before the rest trains.
+    predictive = {}
+    for i, spec in enumerate(specs):
+        mean = (base_preds[i].scope_fit or FitPrediction()).final_loss
+        if mean is not None and spec.role in REGISTERED_ROLES:
+            predictive[i] = experiment.final_predictive(mean, spread.final_sigma.get(i), noise)
+    preds = [_with_interval(base_preds[i], predictive.get(i)) for i in range(len(specs))]
+    power, power_se = _design_power(scope_fit, lad, noise, plan_a, alternative)
+    compute = [s.compute for s in specs if s.role != "early_stop"]
+    span = max(compute) / min(compute)
+    session.say(f"registered {len(predictive)} predictive intervals (80%, 95%); allocation-exponent test: se "
+                f"{power_se:.3f}, power {power:.2f} to reject a={alternative:.3f} if the plan's a={plan_a:.3f} holds"
+                if power is not None and plan_a is not None and alternative is not None and power_se is not None
+                else f"registered {len(predictive)} predictive intervals; no allocation exponent to test")
+    check = save_check(db, msgspec.structs.replace(check, summary=msgspec.structs.replace(
+        check.summary, seed_sigma=noise, power=power, power_alternative=alternative, plan_exponent=plan_a,
+        compute_span=span, scope_fit=FitRef.of(scope_fit))))
+    trained_rest = session.train(rest, [preds[index[id(s)]] for s in rest])
+    run_of = {**by_spec, **{id(s): r for s, r in zip(rest, trained_rest, strict=True)}}
+    trained = [run_of[id(s)] for s in specs]
+    trained = [runs_mod.get_run(db, r.id) for r in trained]
     if not any(r.status == "complete" for r in trained):
         raise CheckFailed("no check run completed: " + "; ".join(sorted({r.error or "?" for r in trained}))[:500])
     points = {r.id: runs_mod.get_points(db, r.id) for r in trained}
-    items = _compare(session, trained, points, scope_fit, ns_fit, family, lad, slice_tokens)
+    registered = {trained[i].id: p for i, p in predictive.items()}
+    pre = {run_of[id(s)].id for s in first}
+    items, alloc = _compare(session, lad, specs, trained, points, scope_fit, ns_fit, family, planned, registered, pre,
+                            noise, spread, plan_a, alternative, power, plan, control)
+    summary_extra = _scores(items, alloc, plan_a)
 
     # Refit and exponents.
     warnings: list[str] = []
@@ -176,9 +255,12 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     else:
         warnings.append(f"no bootstrap intervals on the scope's exponents: checks under "
                         f"{BOOTSTRAP_MIN_SECONDS / 60:g} minutes skip them")
-
-    plot_path = _picture(session, check, plan, plan_fit, scope_fit, ns_fit, trained, points, items, lad,
-                         slice_tokens, artifacts)
+    check = get_check(db, check.id)
+    check = msgspec.structs.replace(check, summary=msgspec.structs.replace(
+        check.summary, **summary_extra, limits=_limits(check.summary, span, power, plan_fit, plan_a, alternative,
+                                                       noise, lad)))
+    plot_path = _picture(session, check, plan, plan_fit, scope_fit, trained, items, lad, planned, alloc, plan_a,
+                         artifacts)
     return _store(session, check, plan, plan_fit, scope_fit, items, exponents, new_fits, calibrated, warnings,
                   plot_path)
 
@@ -198,41 +280,103 @@ def _calibrate_if_needed(session: Session, family: str) -> tuple[bool, float]:
     return True, max(time.monotonic() - t0, 1.0)
 
 
-def _compare(session: Session, trained: Sequence[Run], points: dict[int, list], scope_fit: Fit, ns_fit: Fit | None,
-             family: str, lad: CheckLadder, slice_tokens: int | None) -> list[CheckItem]:
-    """The check's items: curves, final losses, the early stop, the allocation and the extrapolation."""
-    db, scope = session.db, session.scope
-    by_role: dict[str, list[Run]] = {}
-    for run in trained:
-        by_role.setdefault(run.role or "", []).append(run)
+def _compare(session: Session, lad: CheckLadder, specs: Sequence[ProxySpec], trained: Sequence[Run],
+             points: dict[int, list], scope_fit: Fit, ns_fit: Fit | None, family: str, planned: Sequence[float],
+             registered: dict[int, stats.Predictive], pre: set[int], noise: float, spread: experiment.Spread,
+             plan_a: float | None, alternative: float | None, power: float | None, plan,
+             control: str | None) -> tuple[list[CheckItem], experiment.Allocation]:
+    """The check's items, each judged against its pre-registered distribution."""
+    run_of = {id(s): r for s, r in zip(specs, trained, strict=True)}
     items: list[CheckItem] = []
-    measured = [r for r in trained if r.role in ("proxy", "isoflop")]
-    for run in measured:
-        if run.status != "complete":
+    for spec, run in zip(specs, trained, strict=True):
+        if spec.role not in REGISTERED_ROLES:
             continue
-        if ns_fit is not None:
-            items.append(compare.curve_item(run, points[run.id], ns_fit))
-    for run in measured:
-        pred = _scope_prediction(run)
-        items.append(compare.final_item(run, pred.final_loss, pred.fit_id))
-    for run in by_role.get("early_stop", []):
-        pred = run.prediction or Prediction()
-        items.append(compare.early_stop_item(run, points[run.id], pred.s_stop_steps, pred.stop_fit_id,
-                                             unique_tokens=float(pred.unique_tokens or slice_tokens or 0)))
-    proxies = by_role.get("proxy", [])
-    iso = by_role.get("isoflop", [])
-    middle = proxies[len(proxies) // 2] if proxies else None
-    if middle is not None and len(iso) == 2:
-        planned_n = lad.planned[len(lad.planned) // 2] if lad.planned else None
-        items.append(compare.allocation_item(middle, [iso[0], middle, iso[1]], lad.triple_budget, scope_fit.id,
-                                             planned_n=planned_n))
-    scope_runs = runs_mod.list_runs(db, scope=scope, status="complete")
-    # The scope fit seeds the extrapolation's starts when it is of the family that item fits.
+        items.append(experiment.final_item(run, registered.get(run.id), scope_fit, registered=run.id not in pre))
+    if ns_fit is not None:
+        for spec in lad.proxies:
+            run = run_of[id(spec)]
+            if run.status == "complete":
+                sd = registered.get(run.id)
+                rel = sd.sigma / sd.mean if sd is not None else noise
+                items.append(experiment.curve_item(run, points[run.id], ns_fit, rel))
+    profiles = [[run_of[id(s)] for s in row] for row in lad.grid]
+    tpp = float(plan.tokens) / float(plan.params) if plan.params else None
+    flagged = bool(experiment.flagged(scope_fit))
+    centre = session.centre
+    if not flagged:
+        ln_sigma = spread.ln_n_opt_sigma
+    elif centre is not None:
+        # the prior's vertices were weighted with DEFAULT_NOISE; their error scales with the measured noise
+        ln_sigma = {c: max(centre.ln_sigma(c) * noise / DEFAULT_NOISE, 0.1) for c in lad.budgets}
+    else:
+        ln_sigma = {c: REFERENCE_LN_SIGMA for c in lad.budgets}
+    alloc = experiment.allocation_items(profiles, lad.budgets, planned, scope_fit.law, scope_fit, noise,
+                                        ln_n_sigma=ln_sigma, plan_a=plan_a, alternative=alternative,
+                                        design_power=power, plan_tokens_per_param=tpp, control=control,
+                                        planned_from_fit=not flagged)
+    items += alloc.items
+    # extrapolation: the family fitted on the IsoFLOP profiles and seed repeats only
+    fit_runs = [r for row in profiles for r in row if r.status == "complete"]
+    fit_runs += [run_of[id(s)] for s in lad.repeats if run_of[id(s)].status == "complete"]
     same = get_law(scope_fit.law) is get_law(get_law(family).final_law)
-    extrapolation, _ = compare.extrapolation_item(family, scope_runs, seed=session.seed, starts=EXTRAPOLATION_STARTS,
-                                                  initial=scope_fit.coefficients if same else None)
-    items.append(extrapolation)
-    return items
+    for spec in lad.heldout:
+        held = run_of[id(spec)]
+        items.append(experiment.extrapolation_item(family, fit_runs, held, noise, seed=session.seed,
+                                                   starts=EXTRAPOLATION_STARTS,
+                                                   initial=scope_fit.coefficients if same else None))
+    for spec in lad.extra:
+        run = run_of[id(spec)]
+        pred = run.prediction or Prediction()
+        items.append(experiment.early_stop_item(run, points[run.id], pred.s_stop_steps, ns_fit,
+                                                unique_tokens=float(pred.unique_tokens or 0), final_fit=scope_fit))
+    if lad.sweep:
+        middle = run_of[id(lad.proxies[len(lad.proxies) // 2])]
+        lr = [(s.lr / lad.proxies[len(lad.proxies) // 2].lr, run_of[id(s)]) for s in lad.sweep if s.role == "lr_sweep"]
+        bs = [(s.batch_size / lad.proxies[len(lad.proxies) // 2].batch_size, run_of[id(s)])
+              for s in lad.sweep if s.role == "batch_sweep"]
+        items.append(experiment.sweep_item("lr_rule", "learning-rate", middle, lr, noise))
+        items.append(experiment.sweep_item("batch_rule", "batch", middle, bs, noise))
+    return items, alloc
+
+
+def _scores(items: Sequence[CheckItem], alloc: experiment.Allocation, plan_a: float | None) -> dict:
+    """Coverage of the registered 80% and 95% intervals (binomial tests) and the log score."""
+    judged = [i for i in items if i.kind in ("final_loss", "extrapolation") and i.registered and i.z is not None
+              and i.observed is not None and i.interval80]
+    out: dict = {}
+    if judged:
+        inside80 = [i.interval80[0] <= i.observed <= i.interval80[1] for i in judged]
+        inside95 = [i.interval95[0] <= i.observed <= i.interval95[1] for i in judged]
+        dens = [stats.Predictive(i.predicted, i.sigma).log_density(i.observed) for i in judged]
+        c80 = stats.coverage(inside80, 0.8, dens)
+        c95 = stats.coverage(inside95, 0.95)
+        out.update(coverage80=[c80.inside, c80.total, c80.p_value], coverage95=[c95.inside, c95.total, c95.p_value],
+                   log_score=c80.log_score)
+    e = alloc.exponent
+    if e.a is not None:
+        lo, hi = e.interval()
+        out["fitted_exponent"] = [e.a, lo, hi]
+    return out
+
+
+def _limits(summary: CheckSummary, span: float, power: float | None, plan_fit: Fit, plan_a: float | None,
+            alternative: float | None, noise: float, lad: CheckLadder) -> list[str]:
+    """What this check can and cannot say, in sentences."""
+    lo, hi = min(lad.budgets), max(s.budget_flops for s in lad.heldout) if lad.heldout else max(lad.budgets)
+    out = [f"compute covered: {lo:.3g} to {hi:.3g} FLOPs ({span:.0f}× from the smallest run to the largest); "
+           f"the plan is at {summary.plan_budget_flops:.3g}, {summary.plan_budget_flops / hi:.2g}× beyond",
+           f"run-to-run noise {noise:.2%} of the loss (from {len(lad.repeats)} seed pairs); every interval includes it"]
+    if power is not None and plan_a is not None and alternative is not None:
+        out.append(f"the allocation-exponent test has power {power:.2f} to tell a={plan_a:.3f} (the plan's law) from "
+                   f"a={alternative:.3f}" + ("" if power >= stats.POWER_REQUIRED else
+                                              ": too little to decide, so it cannot pass (more time buys power)"))
+    tok = get_law(plan_fit.law).conventions.tokenizer
+    out.append(f"the plan's fit counts {tok} tokens and the proxies train on bytes: absolute losses and tokens per "
+               "parameter do not transfer; the check tests the shape of the law (exponents, the plan's N relative "
+               "to the optimum, curves, the held-out extrapolation) on this corpus's own fit")
+    out.append("proxies keep the plan's batch and learning-rate rules only within a 300-1,200 step window and a "
+               "32/width learning-rate scaling; the sweep reports where the observed optimum lies around them")
+    return out
 
 
 def _store(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, items: list[CheckItem],
@@ -241,7 +385,7 @@ def _store(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, 
     """Store the completed check with its verdict and summary, and say so."""
     db = session.db
     verdict = overall_verdict(items)
-    counts = {v: sum(1 for i in items if i.verdict == v) for v in ("pass", "fail", "skip")}
+    counts = {v: sum(1 for i in items if i.verdict == v) for v in ("pass", "fail", "skip", "inconclusive")}
     warnings = [*session.warnings, *warnings]
     if session.remaining() < -0.2 * (session.deadline - session.started):
         warnings.append(f"the check overran its time budget by {-session.remaining():.0f} s")
@@ -252,7 +396,7 @@ def _store(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, 
         wall_seconds=session.elapsed(),
         matmul_flops_per_second=session.throughput.matmul_flops_per_second if session.throughput else None,
         run_ids=[r.id for r in runs_mod.list_runs(db, check_id=check.id)],
-        passed=counts["pass"], failed=counts["fail"], skipped=counts["skip"],
+        passed=counts["pass"], failed=counts["fail"], skipped=counts["skip"], inconclusive=counts["inconclusive"],
         plan_exponents=_plan_exponents(plan_fit, plan),
         scope_exponents=exponents,
         refits=[Refit(fit=FitRef.of(f), n_points=f.n_points, heldout_error=f.heldout_error, active=f.active)
@@ -264,7 +408,7 @@ def _store(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, 
         plot_path=None if plot_path is None else os.fspath(plot_path),
         refit_fit_ids=[f.id for f in new_fits if f.id is not None]))
     session.say(f"check {stored.id} complete: {verdict} ({counts['pass']} passed, {counts['fail']} failed, "
-                f"{counts['skip']} skipped) in {session.elapsed():.0f} s")
+                f"{counts['inconclusive']} inconclusive, {counts['skip']} skipped) in {session.elapsed():.0f} s")
     return stored
 
 
@@ -288,14 +432,32 @@ def _scope_fits(db: sqlite_utils.Database, scope: str, new_fits: Sequence[Fit]) 
 # ---------------------------------------------------------------------------------------------- design
 
 
-def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit, seconds: float,
-            artifacts: str | os.PathLike | None) -> tuple[CheckLadder, list[ProxySpec], list[Prediction], int | None]:
-    """The check ladder that fills ``seconds``, with the predictions each run is checked against."""
+def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, seconds: float,
+            artifacts: str | os.PathLike | None) -> tuple[CheckLadder, list[ProxySpec], int | None]:
+    """The experiment that fills ``seconds``: IsoFLOP profiles, seed pairs, the held-out run, the sweep and the
+    early-stopping run."""
     from planner.solve import model_for
 
     assert session.throughput is not None
-    model = model_for(scope_fit)
-    plan_n = lambda c: float(model.optimum(c)[0])  # noqa: E731
+    if experiment.flagged(scope_fit):
+        # A degenerate scope fit's optimum is not a place to centre profiles on. The scope's earlier IsoFLOP runs
+        # (the calibration grid) give a model-free one; failing that, the reference allocation scaled as the
+        # calibration ladder is (bytes carry less than BPE tokens).
+        prior = _empirical_allocation(session, scope_fit.law)
+        if prior is not None:
+            plan_n = prior.n_opt
+            session.centre = prior
+            session.warn(f"{experiment.flagged(scope_fit)}: IsoFLOP profiles centred on the scope's earlier IsoFLOP "
+                         f"vertices ({prior.note}) instead of its optimum")
+        else:
+            reference = get_fit(session.db, REFERENCE_FIT)
+            model = model_for(reference)
+            plan_n = lambda c: BYTE_REFERENCE_RATIO * float(model.optimum(c)[0])  # noqa: E731
+            session.warn(f"{experiment.flagged(scope_fit)}: IsoFLOP profiles centred on "
+                         f"{BYTE_REFERENCE_RATIO:.2g}x the {reference.name} allocation instead of its optimum")
+    else:
+        model = model_for(scope_fit)
+        plan_n = lambda c: float(model.optimum(c)[0])  # noqa: E731
     slicing = session.corpus.tokenizer == "bytes" and ns_fit is not None
 
     def build(rules: ladder_mod.Rules, u: float) -> CheckLadder:
@@ -304,12 +466,15 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
             lad.extra = [_early_stop_spec(session, lad, scope_fit, ns_fit)[0]]
         return lad
 
+    # proxies sized on the N the scope's family counts (total parameters for Chinchilla)
+    session.rules = replace(session.rules, counts=get_law(scope_fit.law).conventions.params)
+    # Sizing only asks the largest profile for 2 distinct sizes (the smallest proxy absorbs the rest at small
+    # budgets): a design below 5 sizes over 16x at every budget shows it in its power, and its exponent test
+    # is then inconclusive rather than the check overrunning its time.
     def valid(specs: list[ProxySpec]) -> bool:
-        """Three distinct sizes in the IsoFLOP triple, and every proxy trained at its own budget."""
-        proxies = [s for s in specs if s.role == "proxy"]
-        triple = [s.params for s in specs if s.role == "isoflop"] + [proxies[len(proxies) // 2].params]
-        measured = [s for s in specs if s.role in ("proxy", "isoflop")]
-        return len(set(triple)) == 3 and all(ladder_mod.realizes_budget(s) for s in measured)
+        top = _regroup(specs)
+        top.grid = top.grid[-1:]
+        return ladder_mod.ladder_valid(top, sizes=2, size_span=1.5)
 
     u, _ = session.size(lambda rules, u: build(rules, u).specs, seconds, valid)
     lad = build(session.rules, u)
@@ -320,12 +485,125 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
         spec = msgspec.structs.replace(spec, corpus=os.fspath(path), scope=f"{session.scope}+slice{slice_tokens}")
         lad.extra = [spec]
     specs = lad.specs
-    budgets = sorted({s.budget_flops for s in lad.proxies})
-    session.say(f"check ladder: {len(lad.proxies)} proxies at {', '.join(f'{b:.3g}' for b in budgets)} FLOPs "
-                f"(N {', '.join(f'{s.params:.3g}' for s in lad.proxies)}), IsoFLOP triple at "
-                f"{lad.triple_budget:.3g}" + (f", early-stop run on {slice_tokens:,} tokens" if slicing else ""))
-    predictions = [_predict(session, spec, scope_fit, ns_fit, plan_fit, slice_tokens) for spec in specs]
-    return lad, specs, predictions, slice_tokens
+    session.say(f"check experiment: IsoFLOP profiles at {', '.join(f'{b:.3g}' for b in lad.budgets)} FLOPs "
+                f"({', '.join(str(len(r)) for r in lad.grid)} sizes, "
+                f"{', '.join(f'{r[0].params:.3g}-{r[-1].params:.3g}' for r in lad.grid)} non-embedding), "
+                f"{len(lad.repeats)} seed repeats, held-out run at {lad.heldout[0].budget_flops:.3g}, "
+                f"{len(lad.sweep)} sweep runs" + (f", early-stop run on {slice_tokens:,} tokens" if slicing else ""))
+    return lad, specs, slice_tokens
+
+
+class EmpiricalAllocation:
+    """N_opt(C) = exp(b)·C^a from the vertices of a scope's earlier IsoFLOP runs, with the standard error of
+    ln N_opt at each budget (the regression's prediction error)."""
+
+    def __init__(self, exponent: stats.Exponent, cov: np.ndarray, note: str) -> None:
+        self.exponent, self.cov, self.note = exponent, cov, note
+
+    def n_opt(self, c: float) -> float:
+        return math.exp(self.exponent.intercept + self.exponent.a * math.log(c))
+
+    def ln_sigma(self, c: float) -> float:
+        x = np.array([1.0, math.log(c)])
+        return float(math.sqrt(max(x @ self.cov @ x, 0.0)))
+
+
+def _empirical_allocation(session: Session, law: str) -> EmpiricalAllocation | None:
+    """Approach 2 on the scope's complete runs grouped by the budget they stood for (3+ sizes at 2+ budgets)."""
+    runs = [r for r in runs_mod.list_runs(session.db, scope=session.scope, status="complete")
+            if r.prediction is not None and r.prediction.budget_flops and r.final_val_loss]
+    groups: dict[float, list[Run]] = {}
+    for r in runs:
+        groups.setdefault(float(f"{r.prediction.budget_flops:.4g}"), []).append(r)
+    budgets, vertices = [], []
+    for c, group in sorted(groups.items()):
+        sizes = [compare.run_params(law, r) for r in group]
+        if len(set(sizes)) < 3:
+            continue
+        v = stats.vertex(sizes, [r.final_val_loss for r in group], DEFAULT_NOISE)
+        if v.ln_n is not None and v.se and not v.reason:
+            budgets.append(c)
+            vertices.append(v)
+    e = stats.exponent(budgets, vertices)
+    if e.a is None or not (0.1 < e.a < 1.5):
+        return None
+    x = np.log(np.asarray(budgets))
+    w = 1.0 / np.array([v.se for v in vertices]) ** 2
+    X = np.stack([np.ones_like(x), x], axis=1)
+    cov = np.linalg.inv(X.T @ (X * w[:, None]))
+    note = (f"{len(budgets)} budgets {min(budgets):.3g}-{max(budgets):.3g}, a = {e.a:.3f} ± {e.se:.3f}, noise "
+            f"{DEFAULT_NOISE:.0%} assumed")
+    return EmpiricalAllocation(e, cov, note)
+
+
+def _regroup(specs: list[ProxySpec]) -> CheckLadder:
+    """The profiles of a flat spec list (for the ladder's validity test inside sizing)."""
+    budgets = sorted({s.budget_flops for s in specs if s.role in ("proxy", "isoflop")})
+    grid = [sorted((s for s in specs if s.role in ("proxy", "isoflop") and s.budget_flops == c),
+                   key=lambda s: s.params) for c in budgets]
+    return CheckLadder(grid=grid, budgets=budgets, planned=[])
+
+
+def _with_interval(pred: Prediction, predictive: stats.Predictive | None) -> Prediction:
+    if predictive is None:
+        return pred
+    return msgspec.structs.replace(pred, final_sigma=predictive.sigma,
+                                   final_interval80=list(predictive.interval(0.8)),
+                                   final_interval95=list(predictive.interval(0.95)))
+
+
+def _plan_ratio(plan, plan_fit: Fit) -> float:
+    """The plan's N over its own law's compute-optimal N at the plan's budget (1 for an unconstrained plan)."""
+    n_opt = _n_opt(plan_fit, plan.compute_flops)
+    return float(plan.params) / n_opt if n_opt else 1.0
+
+
+def _slope(fit: Fit, budget: float) -> float | None:
+    """d ln N_opt / d ln C of a fit around ``budget`` (its allocation exponent, read off the planner's model)."""
+    lo, hi = _n_opt(fit, budget / 10.0), _n_opt(fit, budget * 10.0)
+    if not lo or not hi:
+        return None
+    return math.log(hi / lo) / math.log(100.0)
+
+
+def _plan_exponent(db: sqlite_utils.Database, plan_fit: Fit, plan) -> tuple[float | None, float | None]:
+    """The plan's allocation exponent, and the other published families' (the alternative the test must reject):
+    the active published fit of another family whose exponent differs most."""
+    from fits.store import list_fits
+
+    a = _slope(plan_fit, plan.compute_flops)
+    if a is None:
+        return None, None
+    others = []
+    for f in list_fits(db):
+        if f.provenance.source != "published" or get_law(f.law) is get_law(plan_fit.law) or not f.active:
+            continue
+        other = _slope(f, plan.compute_flops)
+        if other is not None and math.isfinite(other) and abs(other - a) > 0.05:
+            others.append(other)
+    alternative = max(others, key=lambda x: abs(x - a)) if others else a + 0.2
+    return a, alternative
+
+
+def _design_power(scope_fit: Fit, lad: CheckLadder, noise: float, plan_a: float | None,
+                  alternative: float | None) -> tuple[float | None, float | None]:
+    """Power of the exponent test for this design: the profiles' curvature from the scope fit's L(N, C/6N),
+    the measured noise, the delta method (verifier.check.stats.exponent_se)."""
+    if plan_a is None or alternative is None:
+        return None, None
+    profiles = []
+    for row, c, n_opt in zip(lad.grid, lad.budgets, lad.planned, strict=True):
+        sizes = [_n(scope_fit, s) for s in row]
+        if len(set(sizes)) < 3:  # no vertex from this profile (stats.design_se leaves it out)
+            profiles.append((np.log(sizes), math.log(n_opt), 1.0, 1.0))
+            continue
+        # curvature of the scope fit's L(N, C/6N) over the profile's span
+        wide = np.geomspace(min(sizes), max(sizes), 9)
+        losses = [compare.predict_final(scope_fit, n, c / (6.0 * n)) for n in wide]
+        c2, _, _ = np.polyfit(np.log(wide), losses, 2)
+        profiles.append((np.log(sizes), math.log(n_opt), max(float(c2), 1e-6), float(np.mean(losses))))
+    se = stats.design_se(lad.budgets, profiles, noise)
+    return stats.power(se, alternative - plan_a), se
 
 
 def _predict(session: Session, spec: ProxySpec, scope_fit: Fit, ns_fit: Fit | None, plan_fit: Fit,
@@ -333,7 +611,8 @@ def _predict(session: Session, spec: ProxySpec, scope_fit: Fit, ns_fit: Fit | No
     """What the run is checked against, recorded before it trains."""
     pred = Prediction(
         scope_fit=FitPrediction(fit_id=scope_fit.id, law=scope_fit.law,
-                                final_loss=compare.predict_final(scope_fit, spec.params, spec.tokens, steps=spec.steps,
+                                final_loss=compare.predict_final(scope_fit, _n(scope_fit, spec), spec.tokens,
+                                                                 steps=spec.steps,
                                                                  batch_tokens=spec.batch_tokens)),
         plan_fit=plan_prediction(plan_fit, spec),
     )
@@ -344,8 +623,14 @@ def _predict(session: Session, spec: ProxySpec, scope_fit: Fit, ns_fit: Fit | No
     if spec.role == "early_stop" and ns_fit is not None and slice_tokens is not None:
         pred = msgspec.structs.replace(
             pred, unique_tokens=slice_tokens, stop_fit_id=ns_fit.id,
-            s_stop_steps=compare.s_stop_steps(scope_fit, ns_fit, spec.params, slice_tokens, spec.batch_tokens))
+            s_stop_steps=compare.s_stop_steps(scope_fit, ns_fit, _n(scope_fit, spec), slice_tokens,
+                                              spec.batch_tokens))
     return pred
+
+
+def _n(fit: Fit, spec: ProxySpec) -> float:
+    """N of a proxy as ``fit``'s family counts it."""
+    return float(spec.law_params(get_law(fit.law).conventions.params))
 
 
 def _scope_prediction(run: Run) -> FitPrediction:
@@ -378,7 +663,7 @@ def _early_stop_spec(session: Session, lad: CheckLadder, scope_fit: Fit, ns_fit:
     high = max(low, min(int(session.corpus.n_train), middle.tokens // 4))  # at least 4 epochs, or no overfitting
 
     def bound(u: float) -> float:
-        s = compare.s_stop_steps(scope_fit, ns_fit, middle.params, u, middle.batch_tokens)
+        s = compare.s_stop_steps(scope_fit, ns_fit, _n(scope_fit, middle), u, middle.batch_tokens)
         return math.inf if s is None else s
 
     lo, hi = math.log(low), math.log(high)
@@ -483,56 +768,58 @@ def _with_intervals(session: Session, exp: Exponents, plan) -> Exponents:
 # ---------------------------------------------------------------------------------------------- picture
 
 
-def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, ns_fit: Fit | None,
-             trained: Sequence[Run], points: dict[int, list], items: Sequence[CheckItem], lad: CheckLadder,
-             slice_tokens: int | None, artifacts: str | os.PathLike | None) -> Path | None:
+def _picture(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, trained: Sequence[Run],
+             items: Sequence[CheckItem], lad: CheckLadder, planned: Sequence[float], alloc: experiment.Allocation,
+             plan_a: float | None, artifacts: str | os.PathLike | None) -> Path | None:
+    by_id = {r.id: r for r in trained}
     picture = plot.CheckPicture(
-        title=(f"check {check.id} of plan {plan.id} ({plan_fit.name or plan_fit.law}, C={plan.compute_flops:.3g}) "
-               f"on {session.scope}; predictions from {scope_fit.law} fit {scope_fit.id}"),
-        tolerance=compare.FINAL_TOLERANCE)
+        title=(f"check {check.id} of plan {plan.id} ({plan_fit.name or plan_fit.law}, C={plan.compute_flops:.3g})"
+               + (f" [control: {check.summary.control}]" if check.summary.control else "")
+               + f" on {session.scope}; predictions from {scope_fit.law} fit {scope_fit.id}"),
+        plan_exponent=plan_a, size_unit=f"{get_law(scope_fit.law).conventions.params} parameters")
+    for item in items:
+        if item.kind in ("final_loss", "extrapolation") and item.interval80 and item.predicted is not None:
+            run = by_id.get(item.run_ids[0]) if item.run_ids else None
+            if run is None:
+                continue
+            picture.bands.append(plot.Band(
+                label=f"{run.id} {run.role}", role=("heldout" if item.kind == "extrapolation" else run.role or ""),
+                predicted=item.predicted, interval80=tuple(item.interval80), interval95=tuple(item.interval95),
+                observed=item.observed, compute=6.0 * float(run.n_params) * float(run.tokens)
+                + (1e-6 if item.kind == "extrapolation" else 0.0)))
+    for row, c, n_plan, v in zip(lad.grid, lad.budgets, planned, alloc.vertices, strict=True):
+        runs = [r for r in (by_id.get(_run_id(trained, lad, s)) for s in row) if r is not None
+                and r.status == "complete" and r.final_val_loss is not None]
+        runs.sort(key=lambda r: compare.run_params(scope_fit.law, r))
+        picture.profiles.append(plot.Profile(
+            budget=c, sizes=[compare.run_params(scope_fit.law, r) for r in runs],
+            losses=[r.final_val_loss for r in runs], planned=n_plan, vertex=v.n, vertex_interval=v.interval()))
+    e = alloc.exponent
+    if e.a is not None:
+        picture.fitted_exponent = (e.a, *e.interval())
+        picture.exponent_intercept = e.intercept
+    stop = next((i for i in items if i.kind == "early_stop"), None)
     for run in trained:
-        if run.status != "complete":
-            continue
-        pts = [p for p in points[run.id] if p.val_loss is not None and p.step > 0]
-        pred = _scope_prediction(run)
-        if run.role in ("proxy", "isoflop") and pts:
-            steps = np.array([p.step for p in pts], dtype=float)
-            curve = None
-            if ns_fit is not None:
-                curve = compare.predict_curve(ns_fit, float(run.n_params), float(run.batch_tokens), steps)
-            picture.curves.append(plot.Curve(
-                label=f"{run.role} N={run.n_params:.2g}", role=run.role or "",
-                tokens=np.array([p.tokens for p in pts], dtype=float),
-                val_loss=np.array([p.val_loss for p in pts], dtype=float),
-                predicted_tokens=steps * run.batch_tokens if curve is not None else None,
-                predicted_loss=curve, predicted_final=pred.final_loss))
-        if run.role in ("proxy", "isoflop") and pred.final_loss and run.final_val_loss:
-            picture.finals.append(plot.FinalPoint(label=f"run {run.id}", role=run.role or "",
-                                                  predicted=float(pred.final_loss),
-                                                  observed=float(run.final_val_loss)))
-        if run.role == "early_stop" and pts:
-            best = min(pts, key=lambda p: p.val_loss)
-            picture.early_stop = plot.EarlyStop(
-                steps=np.array([p.step for p in pts], dtype=float),
-                val_loss=np.array([p.val_loss for p in pts], dtype=float),
-                bound=run.prediction.s_stop_steps if run.prediction else None, best_step=best.step,
-                unique_tokens=float(slice_tokens or 0))
-    allocation = next((i for i in items if i.kind == "allocation"), None)
-    if allocation is not None:
-        triple = [r for r in trained if r.id in allocation.run_ids and r.status == "complete"]
-        triple.sort(key=lambda r: r.n_params)
-        sizes = np.geomspace(min(r.n_params for r in triple) / 2, max(r.n_params for r in triple) * 2, 60) \
-            if triple else None
-        curve = None
-        if sizes is not None and not get_law(scope_fit.law).in_steps:  # L(N, D) along the budget's IsoFLOP line
-            curve = np.array([compare.predict_final(scope_fit, n, lad.triple_budget / (6.0 * n)) for n in sizes])
-        picture.isoflop = plot.IsoFlop(budget=lad.triple_budget, sizes=[r.n_params for r in triple],
-                                       losses=[r.final_val_loss for r in triple],
-                                       planned=float(allocation.predicted or 0.0),
-                                       best=allocation.observed, curve_sizes=sizes, curve_losses=curve)
+        if run.role == "early_stop" and run.status == "complete":
+            pts = [p for p in runs_mod.get_points(session.db, run.id) if p.val_loss is not None and p.step > 0]
+            if pts:
+                best = min(pts, key=lambda p: p.val_loss)
+                bound = run.prediction.s_stop_steps if run.prediction else None
+                picture.early_stop = plot.EarlyStop(
+                    steps=np.array([p.step for p in pts], dtype=float),
+                    val_loss=np.array([p.val_loss for p in pts], dtype=float), bound=bound, best_step=best.step,
+                    unique_tokens=float(run.prediction.unique_tokens or 0) if run.prediction else 0.0,
+                    upper=None if stop is None or not stop.interval95 else stop.interval95[1])
     directory = plot.artifacts_dir(session.db_path) if artifacts is None else Path(artifacts)
     try:
         return plot.draw(picture, directory / f"check-{check.id}.png")
     except (OSError, ValueError) as exc:
         session.say(f"no picture: {exc}")
         return None
+
+
+def _run_id(trained: Sequence[Run], lad: CheckLadder, spec: ProxySpec) -> int | None:
+    for s, r in zip(lad.specs, trained, strict=False):
+        if s is spec:
+            return r.id
+    return None

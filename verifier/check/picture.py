@@ -10,34 +10,26 @@ import numpy as np
 
 
 @dataclass
-class Curve:
-    label: str
-    role: str
-    tokens: np.ndarray
-    val_loss: np.ndarray
-    predicted_tokens: np.ndarray | None = None
-    predicted_loss: np.ndarray | None = None
-    """The scope's L(N, S) along the run, or None when the scope has no curve fit."""
-    predicted_final: float | None = None
+class Band:
+    """One registered prediction: its mean, 80% and 95% intervals, and the observation."""
 
-
-@dataclass
-class FinalPoint:
     label: str
     role: str
     predicted: float
-    observed: float
+    interval80: tuple[float, float]
+    interval95: tuple[float, float]
+    observed: float | None
+    compute: float
 
 
 @dataclass
-class IsoFlop:
+class Profile:
     budget: float
     sizes: list[float]
     losses: list[float]
     planned: float
-    best: float | None
-    curve_sizes: np.ndarray | None = None
-    curve_losses: np.ndarray | None = None
+    vertex: float | None
+    vertex_interval: tuple[float, float] | None
 
 
 @dataclass
@@ -47,16 +39,20 @@ class EarlyStop:
     bound: float | None
     best_step: int
     unique_tokens: float
+    upper: float | None = None
 
 
 @dataclass
 class CheckPicture:
     title: str
-    curves: list[Curve] = field(default_factory=list)
-    finals: list[FinalPoint] = field(default_factory=list)
-    isoflop: IsoFlop | None = None
+    bands: list[Band] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
+    fitted_exponent: tuple[float, float, float] | None = None
+    """(a, low, high) from the vertices."""
+    exponent_intercept: float | None = None
+    plan_exponent: float | None = None
     early_stop: EarlyStop | None = None
-    tolerance: float = 0.05
+    size_unit: str = "parameters"
 
 
 def artifacts_dir(db_path: str | os.PathLike | None) -> Path:
@@ -72,7 +68,8 @@ def artifacts_dir(db_path: str | os.PathLike | None) -> Path:
     return Path(db_path).expanduser().resolve().parent / "checks"
 
 
-ROLE_COLOURS = {"proxy": "tab:blue", "isoflop": "tab:orange", "calibration": "0.6", "early_stop": "tab:red"}
+ROLE_COLOURS = {"proxy": "tab:blue", "isoflop": "tab:orange", "repeat": "tab:purple", "heldout": "tab:red",
+                "early_stop": "tab:red"}
 
 
 def draw(picture: CheckPicture, path: str | os.PathLike) -> Path:
@@ -85,75 +82,97 @@ def draw(picture: CheckPicture, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
-    _curves(axes[0, 0], picture)
-    _finals(axes[0, 1], picture)
-    _isoflop(axes[1, 0], picture.isoflop)
+    _bands(axes[0, 0], picture)
+    _profiles(axes[0, 1], picture)
+    _exponent(axes[1, 0], picture)
     _early_stop(axes[1, 1], picture.early_stop)
-    fig.suptitle(picture.title, fontsize=11)
+    fig.suptitle(picture.title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
 
-def _curves(ax, picture: CheckPicture) -> None:
-    cmap = __import__("matplotlib").colormaps["viridis"]
-    shown = [c for c in picture.curves if c.role != "calibration"] or picture.curves
-    for i, c in enumerate(shown):
-        colour = cmap(i / max(1, len(shown) - 1))
-        ax.plot(c.tokens, c.val_loss, "-", color=colour, lw=1.4, label=c.label)
-        if c.predicted_loss is not None and c.predicted_tokens is not None:
-            ax.plot(c.predicted_tokens, c.predicted_loss, "--", color=colour, lw=1.0)
-        if c.predicted_final is not None and len(c.tokens):
-            ax.plot([c.tokens[-1]], [c.predicted_final], "x", color=colour, ms=8, mew=2)
-    ax.set_xscale("log")
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("validation curves (solid) vs L(N, S) of the scope fit (dashed); x: predicted final L(N, D)",
-                 fontsize=9)
-    if shown:
-        ax.legend(fontsize=7, loc="upper right")
-    ax.grid(alpha=0.3, which="both")
-
-
-def _finals(ax, picture: CheckPicture) -> None:
-    if not picture.finals:
-        ax.text(0.5, 0.5, "no final losses", ha="center", transform=ax.transAxes)
+def _bands(ax, picture: CheckPicture) -> None:
+    bands = sorted(picture.bands, key=lambda b: b.compute)
+    if not bands:
+        ax.text(0.5, 0.5, "no registered predictions", ha="center", transform=ax.transAxes)
         return
-    pred = np.array([f.predicted for f in picture.finals])
-    obs = np.array([f.observed for f in picture.finals])
-    for role in dict.fromkeys(f.role for f in picture.finals):
-        idx = [i for i, f in enumerate(picture.finals) if f.role == role]
-        ax.scatter(pred[idx], obs[idx], s=30, color=ROLE_COLOURS.get(role, "k"), label=role, zorder=3)
-    lo, hi = float(min(pred.min(), obs.min())) * 0.97, float(max(pred.max(), obs.max())) * 1.03
-    line = np.linspace(lo, hi, 50)
-    tol = picture.tolerance
-    ax.plot(line, line, "k-", lw=0.8)
-    ax.fill_between(line, line * (1 - tol), line * (1 + tol), color="tab:green", alpha=0.12,
-                    label=f"±{tol:.0%}")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("predicted final loss (scope fit, recorded before training)")
-    ax.set_ylabel("observed final loss")
-    ax.set_title("final loss: observed vs L(N, D)", fontsize=9)
+    x = np.arange(len(bands))
+    pred = np.array([b.predicted for b in bands])
+    lo80 = pred - np.array([b.interval80[0] for b in bands])
+    hi80 = np.array([b.interval80[1] for b in bands]) - pred
+    lo95 = pred - np.array([b.interval95[0] for b in bands])
+    hi95 = np.array([b.interval95[1] for b in bands]) - pred
+    ax.errorbar(x, pred, yerr=[lo95, hi95], fmt="none", ecolor="0.7", elinewidth=6, label="95% interval")
+    ax.errorbar(x, pred, yerr=[lo80, hi80], fmt="_", color="k", ecolor="0.35", elinewidth=6, ms=12,
+                label="80% interval, prediction")
+    for role in dict.fromkeys(b.role for b in bands):
+        idx = [i for i, b in enumerate(bands) if b.role == role and b.observed is not None]
+        ax.plot(x[idx], [bands[i].observed for i in idx], "o", color=ROLE_COLOURS.get(role, "k"), ms=6,
+                label=f"observed ({role})", zorder=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels([b.label for b in bands], rotation=70, fontsize=6)
+    ax.set_ylabel("final validation loss (nats/byte)")
+    ax.set_title("registered predictions (bands) and observations, by compute", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 
 
-def _isoflop(ax, iso: IsoFlop | None) -> None:
-    if iso is None or not iso.sizes:
-        ax.text(0.5, 0.5, "no IsoFLOP triple", ha="center", transform=ax.transAxes)
+def _profiles(ax, picture: CheckPicture) -> None:
+    if not picture.profiles:
+        ax.text(0.5, 0.5, "no IsoFLOP profiles", ha="center", transform=ax.transAxes)
         return
-    ax.plot(iso.sizes, iso.losses, "o", color="tab:orange", ms=7, label="measured")
-    if iso.curve_sizes is not None and iso.curve_losses is not None:
-        ax.plot(iso.curve_sizes, iso.curve_losses, "--", color="tab:blue", label="scope fit L(N, C/6N)")
-    ax.axvline(iso.planned, color="tab:blue", lw=1, label=f"planned N = {iso.planned:.3g}")
-    if iso.best is not None:
-        ax.axvline(iso.best, color="tab:orange", lw=1, ls=":", label=f"best of triple = {iso.best:.3g}")
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    for i, p in enumerate(picture.profiles):
+        colour = cmap(i / max(1, len(picture.profiles) - 1))
+        ax.plot(p.sizes, p.losses, "o", color=colour, label=f"C={p.budget:.3g}")
+        if len(p.sizes) >= 3:
+            xs = np.log(p.sizes)
+            c = np.polyfit(xs, p.losses, 2)
+            grid = np.linspace(xs.min(), xs.max(), 50)
+            ax.plot(np.exp(grid), np.polyval(c, grid), "-", color=colour, lw=1)
+        if p.vertex is not None:
+            y = min(p.losses)
+            err = None
+            if p.vertex_interval is not None:
+                err = [[p.vertex - p.vertex_interval[0]], [p.vertex_interval[1] - p.vertex]]
+            ax.errorbar([p.vertex], [y], xerr=err, fmt="*", color=colour, ms=12, capsize=3)
+        ax.plot([p.planned], [min(p.losses)], "v", color=colour, ms=8, mfc="none")
     ax.set_xscale("log")
-    ax.set_xlabel("non-embedding parameters N")
+    ax.set_xlabel(f"N ({picture.size_unit})")
     ax.set_ylabel("final validation loss")
-    ax.set_title(f"allocation: IsoFLOP triple at C = {iso.budget:.3g} FLOPs", fontsize=9)
+    ax.set_title("IsoFLOP profiles: parabola vertex (star, 95% interval) and planned N (triangle)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+
+
+def _exponent(ax, picture: CheckPicture) -> None:
+    pts = [p for p in picture.profiles if p.vertex is not None]
+    if not pts:
+        ax.text(0.5, 0.5, "no vertices", ha="center", transform=ax.transAxes)
+        return
+    c = np.array([p.budget for p in pts])
+    v = np.array([p.vertex for p in pts])
+    err = np.array([[p.vertex - p.vertex_interval[0], p.vertex_interval[1] - p.vertex] if p.vertex_interval
+                    else [0.0, 0.0] for p in pts]).T
+    ax.errorbar(c, v, yerr=err, fmt="o", color="k", capsize=3, label="vertex (95%)")
+    ax.plot([p.budget for p in picture.profiles], [p.planned for p in picture.profiles], "v", color="tab:blue",
+            mfc="none", label="planned N")
+    grid = np.geomspace(c.min() / 1.5, c.max() * 1.5, 20)
+    if picture.fitted_exponent is not None and picture.exponent_intercept is not None:
+        a, lo, hi = picture.fitted_exponent
+        ax.plot(grid, np.exp(picture.exponent_intercept + a * np.log(grid)), "k-",
+                label=f"fitted a = {a:.3f} [{lo:.3f}, {hi:.3f}]")
+    if picture.plan_exponent is not None:
+        ref = float(np.exp(np.mean(np.log(v) - picture.plan_exponent * np.log(c))))
+        ax.plot(grid, ref * grid ** picture.plan_exponent, "--", color="tab:blue",
+                label=f"plan's a = {picture.plan_exponent:.3f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("compute C (FLOPs)")
+    ax.set_ylabel(f"N_opt ({picture.size_unit})")
+    ax.set_title("allocation exponent: N_opt ∝ C^a", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
 
@@ -165,6 +184,7 @@ def _early_stop(ax, es: EarlyStop | None) -> None:
     ax.plot(es.steps, es.val_loss, "-", color="tab:red", label="validation loss")
     ax.axvline(es.best_step, color="tab:red", ls=":", label=f"best at step {es.best_step}")
     if es.bound is not None:
+        ax.axvspan(0.5 * es.bound, es.upper or es.bound, color="tab:green", alpha=0.12, label="predicted range")
         ax.axvline(es.bound, color="k", lw=1, label=f"S_stop bound (eq. 5.7) = {es.bound:.0f}")
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss")

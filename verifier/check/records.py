@@ -20,8 +20,9 @@ from fits.fit import FitRef
 if TYPE_CHECKING:
     import sqlite_utils
 
-ItemKind = Literal["curve", "final_loss", "early_stop", "allocation", "extrapolation"]
-ItemVerdict = Literal["pass", "fail", "skip"]
+ItemKind = Literal["curve", "final_loss", "early_stop", "allocation", "extrapolation", "isoflop_vertex",
+                   "allocation_exponent", "tokens_per_param", "lr_rule", "batch_rule"]
+ItemVerdict = Literal["pass", "fail", "skip", "inconclusive"]
 CheckStatus = Literal["running", "complete", "failed"]
 CheckVerdict = Literal["pass", "fail", "inconclusive"]
 
@@ -59,6 +60,17 @@ class CheckItem(msgspec.Struct, kw_only=True, omit_defaults=True):
     fit_id: int | None = None
     """The fit that made the prediction."""
     note: str = ""
+    sigma: float | None = None
+    """Standard deviation of the predictive distribution, in ``unit``."""
+    interval80: list[float] | None = None
+    """The pre-registered 80% predictive interval, in ``unit``."""
+    interval95: list[float] | None = None
+    observed_interval: list[float] | None = None
+    """A 95% interval of the observation itself (an IsoFLOP vertex, a fitted exponent), in ``unit``."""
+    z: float | None = None
+    """(observed - predicted) / sigma (in the item's own scale, e.g. ln N for sizes)."""
+    registered: bool = False
+    """Whether the interval was stored before the run(s) trained."""
 
 
 class Exponents(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -108,6 +120,7 @@ class CheckSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
     passed: int = 0
     failed: int = 0
     skipped: int = 0
+    inconclusive: int = 0
     plan_exponents: Exponents | None = None
     scope_exponents: list[Exponents] = []
     """Exponents of the scope's refitted fits (one per law family refitted)."""
@@ -119,6 +132,26 @@ class CheckSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
     """How the proxies differ from the plan's runs (context, tokenizer, batch window, learning-rate scaling)."""
     error: str | None = None
     """Why the check failed to complete (status "failed")."""
+    control: str | None = None
+    """"wrong-allocation": a negative control, the plan's N moved 4× off its own optimum."""
+    seed_sigma: float | None = None
+    """Relative run-to-run noise of one run's final loss, from the seed repeats."""
+    coverage80: list[float] | None = None
+    """[inside, total, binomial p-value] of the pre-registered 80% intervals."""
+    coverage95: list[float] | None = None
+    log_score: float | None = None
+    """Mean log predictive density of the pre-registered final losses (nats per run)."""
+    power: float | None = None
+    """Power of the allocation-exponent test against ``power_alternative``, computed before training."""
+    power_alternative: float | None = None
+    plan_exponent: float | None = None
+    """The plan's allocation exponent a (N_opt ∝ C^a) of its own law."""
+    fitted_exponent: list[float] | None = None
+    """[a, low, high] from the IsoFLOP vertices."""
+    compute_span: float | None = None
+    """Largest over smallest run compute (6·N·D) of the check's runs."""
+    limits: list[str] = []
+    """What this check can and cannot say."""
 
 
 class Check(msgspec.Struct, kw_only=True):
@@ -137,11 +170,14 @@ class Check(msgspec.Struct, kw_only=True):
 
 
 def overall_verdict(items: list[CheckItem]) -> CheckVerdict:
-    """"fail" when any item failed, "pass" when every judged item passed, "inconclusive" when none was judged."""
+    """"fail" when any item failed; else "inconclusive" when any item was inconclusive or none was judged;
+    else "pass"."""
     judged = [i for i in items if i.verdict != "skip"]
     if not judged:
         return "inconclusive"
-    return "fail" if any(i.verdict == "fail" for i in judged) else "pass"
+    if any(i.verdict == "fail" for i in judged):
+        return "fail"
+    return "inconclusive" if any(i.verdict == "inconclusive" for i in judged) else "pass"
 
 
 # ---------------------------------------------------------------------------------------------- storage

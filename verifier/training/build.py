@@ -40,7 +40,7 @@ def make_model(config: RunConfig, vocab_size: int, dev: torch.device, *, attenti
 
 
 def step_module(model: GPT, dev: torch.device, *, world: int, compile_model: bool, micro: int,
-                seq_len: int) -> tuple[torch.nn.Module, DistributedDataParallel | None]:
+                seq_len: int, precision: str = "fp32") -> tuple[torch.nn.Module, DistributedDataParallel | None]:
     """What a training step calls: the model, wrapped in DDP on several ranks and compiled when asked."""
     step_model: torch.nn.Module = model
     ddp = None
@@ -48,19 +48,19 @@ def step_module(model: GPT, dev: torch.device, *, world: int, compile_model: boo
         ddp = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
         step_model = ddp
     if compile_model:
-        step_model = compiled(step_model, model, dev, micro, seq_len, world)
+        step_model = compiled(step_model, model, dev, micro, seq_len, world, precision)
     return step_model, ddp
 
 
 def compiled(step_model: torch.nn.Module, model: GPT, dev: torch.device, micro: int, seq_len: int,
-             world: int) -> torch.nn.Module:
+             world: int, precision: str = "fp32") -> torch.nn.Module:
     """torch.compile, tried once on a dummy batch; any failure (no C++ compiler, an unsupported op)
     falls back to eager with a warning. The trial leaves no gradients behind and the weights untouched."""
     candidate = torch.compile(step_model)
     x = torch.zeros(micro, seq_len, dtype=torch.long, device=dev)
     ok = torch.ones((), device=dev)
     try:
-        with device_mod.autocast(dev):
+        with device_mod.autocast(dev, precision):  # compiled under the autocast training uses
             _, loss = candidate(x, x.clone())  # distinct tensors, as in training (dynamo guards on aliasing)
         loss.backward()
     except Exception as exc:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import sqlite_utils
 import torch
 
@@ -100,8 +101,12 @@ def restore_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.o
     if not path.exists():
         return None
     state = torch.load(path, map_location=dev, weights_only=True)
-    if state["config"] != runs.config_json(config):
-        raise ConfigError(f"checkpoint {path} belongs to a different config")
+    # Compared as configs, not as text: a checkpoint written before a field existed holds its default. The
+    # precision is a field, so a bf16 checkpoint never continues an fp32 run or the other way round.
+    saved = msgspec.json.decode(state["config"], type=RunConfig)
+    if runs.config_json(saved) != runs.config_json(config):
+        differs = [f for f in RunConfig.__struct_fields__ if getattr(saved, f) != getattr(config, f)]
+        raise ConfigError(f"checkpoint {path} belongs to a different config ({', '.join(differs) or 'scope'})")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])

@@ -58,6 +58,7 @@ class RunResult(msgspec.Struct, kw_only=True):
     resumed_from: int | None
     device: str
     world_size: int = 1
+    precision: str = "fp32"
 
 
 @dataclass
@@ -199,7 +200,8 @@ class Trainer:
         job = self.job
         self.step_model, self.ddp = build.step_module(self.model, job.dev, world=job.world,
                                                       compile_model=job.compile, micro=job.micro,
-                                                      seq_len=job.config.seq_len)
+                                                      seq_len=job.config.seq_len,
+                                                      precision=job.config.precision)
 
     # ------------------------------------------------------------------------------------------ step
 
@@ -231,7 +233,8 @@ class Trainer:
         return step_loss
 
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:
-        with device_mod.autocast(self.job.dev):  # autocast and grad mode are per thread: set them here
+        # autocast and grad mode are per thread: set them here
+        with device_mod.autocast(self.job.dev, self.job.config.precision):
             _, loss = self.step_model(x, y)
         (loss * scale).backward()
         return loss.detach()
@@ -268,7 +271,7 @@ class Trainer:
     def _eval_loss(self, offsets) -> torch.Tensor:
         dev, seq_len = self.job.dev, self.job.config.seq_len
         x, y = (torch.from_numpy(a).to(dev) for a in corpus_mod.gather(self.job.data.val, offsets, seq_len))
-        with torch.no_grad(), device_mod.autocast(dev):
+        with torch.no_grad(), device_mod.autocast(dev, self.job.config.precision):
             _, loss = self.model(x, y)
         return loss.double() * len(offsets)
 
@@ -348,4 +351,4 @@ def _finish(job: Job, curve: Curve, tok_s: float, resumed_from: int | None) -> R
                      tokens=config.tokens, seconds=total_seconds, tokens_per_second=tok_s,
                      flops_per_second=tok_s * job.flops_per_token, n_params=job.n_params,
                      params_total=job.params_total, resumed_from=resumed_from, device=str(job.dev),
-                     world_size=job.world)
+                     world_size=job.world, precision=config.precision)

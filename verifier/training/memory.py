@@ -22,15 +22,17 @@ class ModelTooLarge(BadInput):
 
 def estimate_memory(config: RunConfig, vocab_size: int, *, cuda: bool, world_size: int = 1) -> int:
     """Bytes one rank needs: parameters, gradients and AdamW state in fp32, plus the activations of one
-    micro-batch (bf16 under autocast on GPU, fp32 on CPU) and the fp32 logits with their gradient."""
+    micro-batch (bf16 in a bf16 run, plus its bf16 weight copies; fp32 otherwise) and the fp32 logits with
+    their gradient. ``cuda`` is kept for callers; the precision, not the device, sets the activation size."""
     total = accounting.total_params(config.n_layer, config.d_model, vocab_size, config.seq_len,
                                     tie_embeddings=config.tie_embeddings, bias=config.bias)
     micro = config.micro_batch or max(1, config.batch_size // world_size)
     tokens = micro * config.seq_len
-    act_bytes = 2 if cuda else 4
+    act_bytes = 2 if config.precision == "bf16" else 4
+    weight_copies = 2 * total if config.precision == "bf16" else 0
     activations = tokens * config.d_model * (ACTIVATION_ELEMENTS_PER_LAYER * config.n_layer + 4) * act_bytes
     logits = tokens * vocab_size * 4 * 3
-    return total * BYTES_PER_STATE_PARAM + activations + logits
+    return total * BYTES_PER_STATE_PARAM + weight_copies + activations + logits
 
 
 def check_memory(config: RunConfig, vocab_size: int, dev: torch.device, *, world: int, local_world: int) -> None:
