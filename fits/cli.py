@@ -140,12 +140,14 @@ def build_parser() -> Parser:
             "For every scope whose complete runs are not yet covered by its latest fit, fit chinchilla and "
             "kaplan-nd on (n_params, tokens, final_val_loss) and kaplan-ns on the validation-loss curves (with "
             "the critical batch profiled on them), store each as a new version with its held-out error, and "
-            "activate it when that error is no worse than the active fit's. Idempotent; safe to run from "
-            "several places at once."
+            "activate it when that error is no worse than the active fit's; a fit flagged degenerate or "
+            "undetermined (a coefficient the data do not pin down) is stored but not activated. Idempotent; "
+            "safe to run from several places at once."
         ),
     )
     refit.add_argument("--scope", help="only this scope")
-    refit.add_argument("--activate", action="store_true", help="activate every new fit regardless of held-out error")
+    refit.add_argument("--activate", action="store_true",
+                       help="activate every new fit regardless of held-out error or flags")
     refit.add_argument("--bootstrap", type=cliutil.count, default=0, metavar="K",
                        help="bootstrap resamples for 95%% intervals on each new fit (default 0: none)")
 
@@ -264,6 +266,7 @@ def _fit_predictive(args: argparse.Namespace, files: list[str]) -> int:
 
     from fits.csvio import read_columns, read_targets
     from fits.fitting.auto import BOOTSTRAP, candidate_laws, fit_auto, predict_interval, predictive_of
+    from fits.fitting.diagnostics import data_ranges
     from fits.result import FitResult
 
     pairs = [p for p in args.predict if not isinstance(p, str)]
@@ -306,6 +309,7 @@ def _fit_predictive(args: argparse.Namespace, files: list[str]) -> int:
                 heldout_points=chosen.folds[-1].test if chosen.folds else None,
                 compute_range=[float(np.min(6 * columns["N"] * columns["D"])),
                                float(np.max(6 * columns["N"] * columns["D"]))],
+                data_ranges=data_ranges(np.asarray(columns["N"], dtype=float), np.asarray(columns["D"], dtype=float)),
                 predictive=predictive_of(auto)),
             excluded=report.excluded,
         )

@@ -10,7 +10,11 @@ fittable family (fits.laws.registry) the runs can feed:
     profiles the critical batch of eq 5.4 on those curves, kaplan_fit.profile_batch: Kaplan's B_star and
     alpha_B are in GPT-2 BPE tokens and do not carry over to another tokenizer),
 record each as the next version of its (law, scope) with its held-out error and the run ids it was made from,
-and make it active when its held-out error is no worse than the active fit's (or when asked to).
+and make it active when its held-out error is no worse than the active fit's (or when asked to). A fit flagged
+degenerate or undetermined (a coefficient the data do not pin down: too few distinct sizes or token counts, or
+a bootstrap interval spanning more than a factor UNDETERMINED_SPAN) is recorded but never activated, not even
+as a scope's first fit, unless ``activate=True`` (``--activate``) says so: a plan from it would look as sure as
+one from a well-posed fit.
 
 Safe to run from several places at once: fitting happens outside any lock, then the check "has a fit of
 exactly these runs been recorded meanwhile?" and the write happen in one BEGIN IMMEDIATE transaction, so a
@@ -42,6 +46,9 @@ CURVE_COLUMNS = ("N", "B", "step", "loss")
 MIN_SIZES_NS = 3
 """Distinct model sizes for a curve family (kaplan-ns): with two, the N term interpolates exactly between two
 curves and its exponent is checked by nothing."""
+UNDETERMINED_SPAN = 10.0
+"""A coefficient whose 95% interval spans more than this factor is not determined by the data (the same
+threshold as fits.fitting.auto's identifiability warning)."""
 METHOD = "robust"
 SEED = 0
 
@@ -91,7 +98,7 @@ def refit(
                 if _covered(db, job):  # another runner recorded these runs while we were fitting
                     continue
                 saved = save_version(db, record, points=_point_records(job))
-                if activate or _earns_activation(db, saved, job):
+                if activate or (not untrusted(saved) and _earns_activation(db, saved, job)):
                     activate_fit(db, saved.id)
                 written.append(get_fit(db, saved.id))
     return written
@@ -171,6 +178,18 @@ def _covered(db: sqlite_utils.Database, job: Job) -> bool:
         [job.law, job.scope],
     ).fetchone()
     return row is not None and sorted(from_json(row[0], Provenance).run_ids) == job.run_ids
+
+
+def untrusted(fit: Fit) -> list[str]:
+    """Why a fit must not become active on its own: degenerate, or a coefficient the data leave undetermined."""
+    reasons = []
+    if fit.diagnostics.degenerate:
+        reasons.append("degenerate")
+    reasons += [w for w in fit.warnings if "not determined" in w or w.startswith("undetermined")]
+    for name, bounds in fit.intervals.items():
+        if len(bounds) == 2 and bounds[0] > 0 and bounds[1] / bounds[0] > UNDETERMINED_SPAN:
+            reasons.append(f"{name}'s interval spans a factor {bounds[1] / bounds[0]:.0f}")
+    return reasons
 
 
 def _earns_activation(db: sqlite_utils.Database, new: Fit, job: Job) -> bool:

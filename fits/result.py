@@ -45,6 +45,9 @@ class Diagnostics(msgspec.Struct, kw_only=True, omit_defaults=True):
     heldout_points: int | None = None
     compute_range: list[float] | None = None
     """[min, max] training FLOPs (6·N·D) of the points fitted on."""
+    data_ranges: dict[str, list[float]] = {}
+    """[min, max] of the points fitted on, by quantity: "N", and for families on (N, D) also "D" and
+    "tokens_per_param" (D/N); the planner warns when a plan leaves them."""
     degenerate: bool = False
     at_bounds: list[str] = []
     predictive: Predictive | None = None

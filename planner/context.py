@@ -43,6 +43,16 @@ def compute_range(fit: Fit) -> tuple[float, float] | None:
         return None
 
 
+def data_ranges(fit: Fit) -> dict[str, tuple[float, float]]:
+    """[min, max] of N, D and tokens per parameter the fit saw: its diagnostics, else the published set's."""
+    if fit.diagnostics.data_ranges:
+        return {k: (float(v[0]), float(v[1])) for k, v in fit.diagnostics.data_ranges.items() if len(v) == 2}
+    try:
+        return dict(get_law(fit.law).published_data_ranges.get(fit.name or "", {}))
+    except ValueError:
+        return {}
+
+
 def fit_ref(fit: Fit) -> FitRef:
     return FitRef(
         id=fit.id if fit.id is not None else 0, name=fit.name, law=fit.law, scope=fit.scope, version=fit.version

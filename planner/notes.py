@@ -5,7 +5,7 @@ from __future__ import annotations
 from fits import accounting
 from fits.laws.base import LossModel
 from planner import training
-from planner.context import PlanContext, compute_range
+from planner.context import PlanContext, compute_range, data_ranges
 from planner.plan import Shape
 
 
@@ -16,6 +16,26 @@ def shape_rules() -> str:
 
 EPOCH_WARNING = 4.0
 EXTRAPOLATION_FACTOR = 10.0
+RANGE_SLACK = 1.1
+"""N, D or tokens per parameter within this factor of the fitted data's range count as inside it (a plan
+rounds its shape and batch; a 5% step past the largest run is not an extrapolation worth a warning)."""
+RANGE_NAMES = {"N": "N (parameters)", "D": "D (tokens)", "tokens_per_param": "tokens per parameter"}
+
+
+def range_warnings(ranges: dict[str, tuple[float, float]], **values: float) -> list[str]:
+    """One warning per quantity (N, D, tokens_per_param) that lies outside the range the fit's data covered."""
+    out = []
+    for key, value in values.items():
+        if key not in ranges:
+            continue
+        lo, hi = ranges[key]
+        if value > hi * RANGE_SLACK:
+            out.append(f"{RANGE_NAMES[key]} {value:.3g} is {value / hi:.1f}× the largest the fit's data reach "
+                       f"({hi:.3g}); extrapolating")
+        elif value < lo / RANGE_SLACK:
+            out.append(f"{RANGE_NAMES[key]} {value:.3g} is {lo / value:.1f}× below the smallest in the fit's "
+                       f"data ({lo:.3g}); extrapolating")
+    return out
 
 
 def add_warnings(
@@ -43,6 +63,7 @@ def add_warnings(
                 f"compute {compute:.3g} FLOPs is {lo / compute:.0f}× below the smallest the fit was made on "
                 f"({lo:.3g}); extrapolating"
             )
+    w += range_warnings(data_ranges(ctx.fit), N=params, D=tokens, tokens_per_param=tokens / params)
     unique = ctx.request.unique_tokens
     w += model.law_warnings(params, c_min, unique)
     if unique is not None and epochs > 1.0:

@@ -269,6 +269,11 @@ class Plan(msgspec.Struct, kw_only=True):
     """The parallel layout on the plan's GPUs (with hardware; None when no layout fits, with a warning)."""
     hardware_options: HardwareComparison | None = None
     """With hardware.gpu "best": every accelerator compared, and why this plan's was chosen."""
+    n_opt_interval: list[float] | None = None
+    """[low, high] (95%) of the compute-optimal N at this plan's compute over the fit's coefficient draws (its
+    joint bootstrap draws when stored, planner.uncertainty.allocation_interval); null without draws."""
+    d_opt_interval: list[float] | None = None
+    """The same for the compute-optimal tokens D = C/(6·N)."""
     moe: MoePlan | None = None
     """The mixture-of-experts layout (null for a dense plan); ``params`` is then the total non-embedding N the
     law counts, ``compute_flops`` 6·N_active·D."""

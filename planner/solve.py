@@ -32,7 +32,7 @@ from planner.plan import Alternative, LossEstimate, Plan, TimeEstimate, non_fini
 from planner.request import MIN_FLOPS, PlanRequest, moe_spec, validate
 from planner.shape import WIDTH_STEP as SMALLEST_WIDTH
 from planner.shape import shape_for_params
-from planner.uncertainty import chinchilla_band, estimate, residual_band
+from planner.uncertainty import allocation_interval, chinchilla_band, estimate, residual_band
 
 DEFAULT_FIT = "besiroglu2024"
 DEFAULT_FIT_REASON = (
@@ -259,6 +259,8 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         moe_record = moe_part(counts, tokens, flops_per_token(ctx, flop_params, shape),
                               moe_dims(shape, counts, seq_len=ctx.seq_len, vocab_size=ctx.vocab_size))
 
+    opt_range = compute_range(fit) or ctx.law.reference_range
+    opt_interval = allocation_interval(fit, fit.coefficients, compute, opt_range) if moe is None else None
     plan = Plan(
         id=None,
         created=None,
@@ -296,6 +298,8 @@ def _solve(request: PlanRequest, fit: Fit) -> Plan:
         warnings=ctx.warnings,
         assumptions=ctx.assumptions,
         layout=placement,
+        n_opt_interval=opt_interval[0] if opt_interval else None,
+        d_opt_interval=opt_interval[1] if opt_interval else None,
         moe=moe_record,
     )
     bad = non_finite_fields(plan)

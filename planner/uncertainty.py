@@ -10,6 +10,13 @@ anchor error is at most the fit's residual RMS (1% when unknown), and report the
 the kept draws at the plan's (N, D). The band is tight inside the fitted range and widens with
 extrapolation. Draws are seeded (SEED) and cached per coefficient set.
 
+A fit stored with its bootstrap draws (``fit --law auto`` or ``--predict FILE`` with ``--save``; the draws
+resample whole runs, so each is a coefficient set the data allowed jointly) is banded by its predictive interval
+instead (fits.fitting.auto.predict_from_fit at 95%: the joint draws, one run's noise, the competitive forms'
+spread, the backtest's extrapolation record), and its N_opt and D_opt at a budget get the 2.5–97.5 percentiles
+of the draws' compute-optimal allocations (``allocation_interval``). Only a fit without joint draws falls back
+on the conditioned marginal draws above (the published sets, which carry intervals only).
+
 Fits without intervals get ±residual RMS·L when the fit records one, else ±0.02 nats, Kaplan's seed-to-seed
 loss spread (§4.4). Kaplan's published set is banded by the spread between its two compute-efficient loss
 estimates, eq. 1.3 (Table 5) and L(N, S_min) (Table 3), widened by that 0.02.
@@ -85,8 +92,69 @@ def _chinchilla_draws(
     return rows[:KEEP]
 
 
+MIN_JOINT_DRAWS = 10
+"""Fewer stored draws than this give no usable spread: the marginal fallback is used."""
+
+
+def joint_band(fit: Fit):
+    """A function (N, D) -> (low, high, method) from the fit's stored joint draws, or None without them."""
+    pr = fit.diagnostics.predictive
+    if pr is None or len(pr.draws) < MIN_JOINT_DRAWS:
+        return None
+    from fits.fitting.auto import predict_from_fit
+
+    method = (f"95% predictive interval from the fit's {len(pr.draws)} joint bootstrap draws (over runs), one "
+              "run's noise" + (f" and {len(pr.alternatives)} competitive forms" if pr.alternatives else ""))
+
+    def band(N: float, D: float) -> tuple[float, float, str]:
+        p = predict_from_fit(fit, [N], [D], 0.95)[0]
+        return p.low, p.high, method
+
+    return band
+
+
+def _draw_rows(fit: Fit, coefficients: Mapping[str, float],
+               compute_range: tuple[float, float] | None) -> np.ndarray | None:
+    """Rows of (E, A, B, alpha, beta): the fit's joint draws when stored, else the conditioned marginal draws."""
+    pr = fit.diagnostics.predictive
+    if pr is not None and len(pr.draws) >= MIN_JOINT_DRAWS and all(k in pr.draws[0] for k in CHINCHILLA_KEYS):
+        return np.array([[d[k] for k in CHINCHILLA_KEYS] for d in pr.draws], dtype=float)
+    if compute_range is None or not all(k in fit.intervals and len(fit.intervals[k]) == 2 for k in CHINCHILLA_KEYS):
+        return None
+    return _chinchilla_draws(
+        tuple((k, float(coefficients[k])) for k in CHINCHILLA_KEYS),
+        tuple((k, float(fit.intervals[k][0]), float(fit.intervals[k][1])) for k in CHINCHILLA_KEYS),
+        (float(compute_range[0]), float(compute_range[1])),
+        float(fit.diagnostics.residual_rms or 0.01),
+    )
+
+
+def allocation_interval(fit: Fit, coefficients: Mapping[str, float], compute: float,
+                        compute_range: tuple[float, float] | None) -> tuple[list[float], list[float]] | None:
+    """2.5–97.5% of the compute-optimal N and D at ``compute`` (C = 6·N·D) over the fit's coefficient draws
+    (Chinchilla-form coefficients only), or None when the fit has neither joint draws nor intervals."""
+    if not all(k in coefficients for k in CHINCHILLA_KEYS):
+        return None
+    rows = _draw_rows(fit, coefficients, compute_range)
+    if rows is None:
+        return None
+    _, a, b, alpha, beta = rows.T
+    with np.errstate(all="ignore"):
+        g = (alpha * a / (beta * b)) ** (1.0 / (alpha + beta))
+        n = g * (compute / 6.0) ** (beta / (alpha + beta))
+    ok = np.isfinite(n) & (n > 0)
+    if ok.sum() < MIN_JOINT_DRAWS:
+        return None
+    n_lo, n_hi = np.percentile(n[ok], [2.5, 97.5])
+    return [float(n_lo), float(n_hi)], [float(compute / (6.0 * n_hi)), float(compute / (6.0 * n_lo))]
+
+
 def chinchilla_band(fit: Fit, coefficients: Mapping[str, float], compute_range: tuple[float, float]):
-    """A function (N, D) -> (low, high, method) for a Chinchilla fit, or None without usable intervals."""
+    """A function (N, D) -> (low, high, method): the fit's joint draws when it has them (``joint_band``), else
+    conditioned draws for a Chinchilla fit with intervals, else None."""
+    joint = joint_band(fit)
+    if joint is not None:
+        return joint
     if not all(k in fit.intervals and len(fit.intervals[k]) == 2 for k in CHINCHILLA_KEYS):
         return None
     tolerance = fit.diagnostics.residual_rms or 0.01

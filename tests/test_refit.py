@@ -13,7 +13,7 @@ import pytest
 from fits.fit import Fit, Provenance
 from fits.laws import chinchilla
 from fits.laws import kaplan2020 as k20
-from fits.refit import refit
+from fits.refit import refit, untrusted
 from fits.store import active_fit, fit_points, list_fits, now, open_db, save_fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,6 +157,30 @@ def test_bootstrap_gives_every_new_fit_intervals(db):
         for name in ("alpha", "beta") if f.law == "chinchilla" else ("alpha_N",):
             low, high = f.intervals[name]
             assert low <= f.coefficients[name] * (1 + 1e-9) and f.coefficients[name] <= high * (1 + 1e-9)
+
+
+def test_a_fit_the_data_do_not_determine_is_recorded_but_not_activated(db):
+    # Two model sizes: the N exponent is not determined. Even as the scope's first fit it stays inactive ...
+    add_grid_of_runs(db, "two", sizes=(2e6, 3e7), tokens=(4e7, 1.6e8, 6.4e8))
+    fits = {f.law: f for f in refit(db, scope="two")}
+    chin = fits["chinchilla"]
+    assert untrusted(chin) and any("not determined" in w for w in chin.warnings)
+    assert not chin.active and active_fit(db, "chinchilla", "two") is None
+    # ... unless asked: --activate activates it anyway.
+    add_run(db, "two", 3e7, 1e9, seed=7, curve=False)
+    forced = {f.law: f for f in refit(db, scope="two", activate=True)}
+    assert forced["chinchilla"].active and active_fit(db, "chinchilla", "two").id == forced["chinchilla"].id
+
+
+def test_untrusted_names_wide_intervals_and_degenerate_fits():
+    base = Fit(law="chinchilla", scope="s", coefficients=dict(TRUTH), provenance=Provenance(source="fitted"),
+               intervals={"A": [100.0, 400.0], "B": [50.0, 5000.0]})
+    assert untrusted(base) == ["B's interval spans a factor 100"]
+    tight = Fit(law="chinchilla", scope="s", coefficients=dict(TRUTH), provenance=Provenance(source="fitted"),
+                intervals={"A": [100.0, 400.0]})
+    assert untrusted(tight) == []
+    tight.diagnostics.degenerate = True
+    assert untrusted(tight) == ["degenerate"]
 
 
 def test_each_family_is_fitted_on_the_n_its_conventions_count(db):

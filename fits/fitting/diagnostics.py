@@ -89,6 +89,15 @@ def data_limits(form: Form, points: Points) -> list[str]:
     return reasons
 
 
+def data_ranges(N: np.ndarray, D: np.ndarray | None) -> dict[str, list[float]]:
+    """[min, max] of N, and of D and D/N when the second variable is tokens."""
+    out = {"N": [float(np.min(N)), float(np.max(N))]}
+    if D is not None:
+        out["D"] = [float(np.min(D)), float(np.max(D))]
+        out["tokens_per_param"] = [float(np.min(D / N)), float(np.max(D / N))]
+    return out
+
+
 def diagnostics(
     form: Form,
     theta: np.ndarray,
@@ -107,6 +116,7 @@ def diagnostics(
         heldout_error=heldout_error,
         heldout_points=heldout_points,
         compute_range=[float(points.compute.min()), float(points.compute.max())],
+        data_ranges=data_ranges(points.N, points.X if form.x_name == "D" else None),
         degenerate=bool(degenerate_reasons),
         at_bounds=at_bounds(form, theta, bounds),
     )

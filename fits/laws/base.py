@@ -224,6 +224,8 @@ class Law(Protocol):
     published_ranges: Mapping[str, tuple[float, float]]
     """Training FLOPs each published set of the family was fitted on, by set name."""
     reference_range: tuple[float, float] | None
+    published_data_ranges: Mapping[str, Mapping[str, tuple[float, float]]]
+    """[min, max] of N, D and tokens per parameter of the points each published set was fitted on."""
     in_steps: bool
     """The family predicts from steps at a batch (loss curves), not from tokens: it has no L(N, D)."""
     reports_allocation: bool
@@ -273,6 +275,7 @@ class LawFamily:
     refit_options: Mapping[str, Any] = {}
     published_ranges: Mapping[str, tuple[float, float]] = {}
     reference_range: tuple[float, float] | None = None
+    published_data_ranges: Mapping[str, Mapping[str, tuple[float, float]]] = {}
     in_steps: bool = False
     reports_allocation: bool = False
     in_refit: bool = True

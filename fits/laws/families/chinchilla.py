@@ -22,6 +22,13 @@ KEYS = ("E", "A", "B", "alpha", "beta")
 # Hoffmann et al. 2022 trained 70M–16B models on IsoFLOP profiles from 6e18 to 3e21 FLOPs; Epoch's refit
 # reads the same runs off their Fig. 4. Chinchilla itself (5.76e23) was a prediction, not a fitted point.
 PUBLISHED_COMPUTE_RANGE = (6e18, 3e21)
+PUBLISHED_DATA_RANGES: dict[str, tuple[float, float]] = {
+    "N": (5.7e7, 1.6e10),
+    "D": (8.2e8, 3.2e11),
+    "tokens_per_param": (0.46, 341.0),
+}
+"""The 240 points Besiroglu et al. fitted (Epoch's reading of Hoffmann's Fig. 4, the 5 highest-loss rows
+dropped): the runs Hoffmann's approach 3 was fitted on, as far as the figure shows them."""
 
 
 class ChinchillaModel(LossModel):
@@ -130,6 +137,10 @@ class Chinchilla(LawFamily):
     published_ranges: Mapping[str, tuple[float, float]] = {
         "hoffmann2022": PUBLISHED_COMPUTE_RANGE,
         "besiroglu2024": PUBLISHED_COMPUTE_RANGE,
+    }
+    published_data_ranges: Mapping[str, Mapping[str, tuple[float, float]]] = {
+        "hoffmann2022": PUBLISHED_DATA_RANGES,
+        "besiroglu2024": PUBLISHED_DATA_RANGES,
     }
     reference_range = PUBLISHED_COMPUTE_RANGE
     """Where a fit without a recorded range is taken to have been made, for its coefficient-draw band."""
