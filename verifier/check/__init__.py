@@ -5,8 +5,9 @@
   they compare with.
 * ``ladder``: the proxy ladder: shapes, ``ProxySpec`` (a RunConfig with a role and a budget), the throughput
   model, and sizing a ladder to a time budget.
-* ``calibrate``: the ``Session`` a check and a calibration share (database, executor, throughput, corpus,
-  rules), and the calibration ladder with its refit.
+* ``session``: the ``Session`` a check and a calibration share (database, executor, measured throughput, corpus,
+  rules) and ``open_session``.
+* ``calibrate``: the calibration ladder with its refit.
 * ``orchestrate``: ``run_check``, the phases of a check.
 * ``picture``: the check's figure.
 * ``cli``: ``python -m verifier check`` and ``python -m verifier calibrate``.

@@ -1,6 +1,6 @@
 """``run_check``: check a stored plan's law and planning rules on a corpus with proxy runs, then refit.
 
-1. Validate the input and measure the workers' training throughput (verifier.check.calibrate.open_session).
+1. Validate the input and measure the workers' training throughput (verifier.check.session.open_session).
 2. When the corpus scope has no fit of the plan's family yet, train a calibration ladder and refit first.
 3. Design the experiment that fills the time (verifier.check.ladder.check_ladder): IsoFLOP profiles at 3
    budgets, seed repeats of two ladder points, a held-out run at 10.5x the largest budget, a learning-rate and
@@ -40,16 +40,7 @@ from verifier.check import experiment, stats
 from verifier.check import items as compare
 from verifier.check import ladder as ladder_mod
 from verifier.check import picture as plot
-from verifier.check.calibrate import (
-    FIT_SECONDS,
-    REFERENCE_FIT,
-    Session,
-    calibration_phase,
-    log_line,
-    open_session,
-    plan_prediction,
-    refit_scope,
-)
+from verifier.check.calibrate import FIT_SECONDS, calibration_phase, plan_prediction, refit_scope
 from verifier.check.ladder import CheckLadder, ProxySpec
 from verifier.check.records import (
     Check,
@@ -63,6 +54,7 @@ from verifier.check.records import (
     overall_verdict,
     save_check,
 )
+from verifier.check.session import REFERENCE_FIT, Session, log_line, open_session
 from verifier.corpus import cache_dir
 from verifier.runs import FitPrediction, PlannedRun, Prediction, Run
 
