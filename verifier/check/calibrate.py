@@ -64,12 +64,14 @@ def calibration_phase(session: Session, seconds: float, reference: Fit) -> list[
 def refit_scope(session: Session, scope: str | None = None, bootstrap: int = 0) -> list[Fit]:
     """Refit the scope through fits.refit (each new version activated by fits' own rule); returns new fits.
     ``bootstrap`` resamples give each new fit intervals."""
-    from fits.refit import refit
+    from fits.refit import refit, untrusted
 
     t0 = time.monotonic()
     fits = refit(session.db, scope=scope or session.scope, bootstrap=bootstrap)
     for f in fits:
-        status = "active" if f.active else "kept inactive (held-out error worse than the active fit's)"
+        reasons = untrusted(f)
+        status = ("active" if f.active else f"kept inactive ({'; '.join(reasons)})" if reasons
+                  else "kept inactive (held-out error worse than the active fit's)")
         heldout = "n/a" if f.heldout_error is None else f"{f.heldout_error:.4f}"
         session.say(f"refit {f.law} v{f.version} of {f.scope} on {f.n_points} points: held-out error {heldout}, "
                     f"{status}")

@@ -50,6 +50,12 @@ def flagged(fit: Fit | None) -> str:
         return f"fit {fit.id} is flagged degenerate"
     if d.at_bounds:
         return f"fit {fit.id} has {', '.join(d.at_bounds)} at a bound"
+    if not fit.active:
+        from fits.refit import untrusted
+
+        reasons = untrusted(fit)
+        if reasons:
+            return f"fit {fit.id} is undetermined ({'; '.join(reasons)})"
     return ""
 
 

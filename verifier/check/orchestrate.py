@@ -34,7 +34,8 @@ import sqlite_utils
 from fits.errors import Failed
 from fits.fit import Fit, FitRef
 from fits.laws.registry import fittable_law_names, get_law
-from fits.store import active_fit, get_fit
+from fits.refit import untrusted
+from fits.store import active_fit, get_fit, list_fits
 from verifier import runs as runs_mod
 from verifier.check import experiment, stats
 from verifier.check import items as compare
@@ -165,12 +166,15 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     intervals, train the rest, compare, refit, draw and store the check."""
     db, scope = session.db, session.scope
     calibrated, fit_seconds = _calibrate_if_needed(session, family)
-    scope_fit = active_fit(db, family, scope)
+    scope_fit = scope_fit_of(db, family, scope)
     curve_law = _curve_law()
-    ns_fit = active_fit(db, curve_law, scope) if curve_law is not None else None
+    ns_fit = scope_fit_of(db, curve_law, scope) if curve_law is not None else None
     if scope_fit is None:
         raise CheckFailed(f"scope {scope} has no {family} fit and the calibration runs could not make one "
                           "(too few complete runs or sizes); give the check more time")
+    if not scope_fit.active:
+        session.say(f"{family} fit {scope_fit.id} of {scope} is not active ({'; '.join(untrusted(scope_fit))}): "
+                    "its predictions are registered, but the items they decide are inconclusive")
     session.say(f"predicting with {family} fit {scope_fit.id} (v{scope_fit.version}) of {scope}"
                 + (f" and kaplan-ns fit {ns_fit.id}" if ns_fit else "; no kaplan-ns fit, curves are not checked"))
     flag = experiment.flagged(scope_fit)
@@ -257,11 +261,24 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
                   plot_path)
 
 
+def scope_fit_of(db: sqlite_utils.Database, law: str, scope: str) -> Fit | None:
+    """The fit of ``law`` a check predicts the scope with: the active one, else the newest version.
+
+    The refit never activates a fit the data leave undetermined (fits.refit.untrusted), but a check still
+    needs predictions to register; items decided by such a fit come out inconclusive (experiment.flagged).
+    """
+    found = active_fit(db, law, scope)
+    if found is None:
+        versions = list_fits(db, law=law, scope=scope)
+        found = versions[-1] if versions else None
+    return found
+
+
 def _calibrate_if_needed(session: Session, family: str) -> tuple[bool, float]:
     """A calibration ladder and a refit when the scope has no fit of ``family`` yet: (calibrated, the seconds
     one refit took, or FIT_SECONDS when none ran)."""
     db, scope = session.db, session.scope
-    if active_fit(db, family, scope) is not None:
+    if scope_fit_of(db, family, scope) is not None:
         return False, FIT_SECONDS
     training = max(0.0, session.remaining() - 3.0 * FIT_SECONDS)
     session.say(f"scope {scope} has no {family} fit: calibration ladder first "
@@ -415,7 +432,7 @@ def _scope_fits(db: sqlite_utils.Database, scope: str, new_fits: Sequence[Fit]) 
     names = fittable_law_names()  # the families the refit makes, in the order the check reports them
     for name in names:
         if name not in out:
-            found = active_fit(db, name, scope)
+            found = scope_fit_of(db, name, scope)
             if found is not None:
                 out[name] = found
     return [out[name] for name in names if name in out]
