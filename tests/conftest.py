@@ -19,6 +19,25 @@ def shared_file(*parts: str) -> Path:
 
 
 @pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private corpus cache ($SCALEPLAN_CACHE), so tokenised corpora never leak between tests."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("SCALEPLAN_CACHE", str(path))
+    return path
+
+
+@pytest.fixture
+def text(tmp_path: Path) -> Path:
+    """~100 kB of real text: a standard-library module."""
+    import argparse
+    import shutil
+
+    path = tmp_path / "text.txt"
+    shutil.copy(argparse.__file__, path)
+    return path
+
+
+@pytest.fixture
 def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh database path, also exported as SCALEPLAN_DB for subprocesses and default-path code."""
     path = tmp_path / "scaleplan.db"

@@ -13,10 +13,8 @@ from verifier import corpus as C
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cache"
-    monkeypatch.setenv("SCALEPLAN_CACHE", str(path))
-    return path
+def _private_cache(cache: Path) -> Path:
+    return cache
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> Path:

@@ -3,8 +3,6 @@ that match fp32 within the seed noise."""
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import statistics
 from pathlib import Path
 
@@ -42,17 +40,9 @@ Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpui
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cache"
-    monkeypatch.setenv("SCALEPLAN_CACHE", str(path))
-    return path
+def _private_cache(cache: Path) -> Path:
+    return cache
 
-
-@pytest.fixture
-def text(tmp_path: Path) -> Path:
-    path = tmp_path / "text.txt"
-    shutil.copy(argparse.__file__, path)
-    return path
 
 
 def test_auto_reads_the_bf16_flags_from_cpuinfo():

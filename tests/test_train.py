@@ -7,7 +7,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -27,20 +26,9 @@ TINY = dict(n_layer=1, d_model=32, seq_len=32, batch_size=4, lr=3e-3, eval_seque
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cache"
-    monkeypatch.setenv("SCALEPLAN_CACHE", str(path))
-    return path
+def _private_cache(cache: Path) -> Path:
+    return cache
 
-
-@pytest.fixture
-def text(tmp_path: Path) -> Path:
-    """~100 kB of real text: a standard-library module."""
-    import argparse
-
-    path = tmp_path / "text.txt"
-    shutil.copy(argparse.__file__, path)
-    return path
 
 
 def test_lr_schedule():

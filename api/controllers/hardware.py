@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
@@ -11,13 +11,13 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import Body
 
+from api.controllers.predict import fit_for
 from api.database import Database
 from api.examples import accelerators_example, comparison_example, example
 from api.openapi import problem_responses
 from api.problems import outside_the_law
 from api.schemas import AcceleratorInfo, CompareRequest
 from fits.fit import Fit
-from planner import PlanRequest
 from planner.plan import HardwareComparison
 
 
@@ -25,12 +25,6 @@ def accelerators() -> list[AcceleratorInfo]:
     from planner.catalogue import catalogue
 
     return [msgspec.convert(a.to_dict(), AcceleratorInfo) for a in catalogue()]
-
-
-def _fit_for(db: Any, template: PlanRequest) -> Fit:
-    from planner import resolve_fit
-
-    return resolve_fit(db, template.fit, template.law, template.scope)[0]
 
 
 @outside_the_law
@@ -87,5 +81,5 @@ class HardwareController(Controller):
                                                        "gpus": ["H100", "B200"]}),
         ])],
     ) -> HardwareComparison:
-        chosen = await database.run(_fit_for, data.request)
+        chosen = await database.run(fit_for, data.request)
         return await asyncio.to_thread(_compare, chosen, data)

@@ -30,7 +30,8 @@ def _predict(db: Any, request: PredictRequest) -> Prediction:
     return make_prediction(request, db)
 
 
-def _fit_for(db: Any, template: PlanRequest) -> Fit:
+def fit_for(db: Any, template: PlanRequest) -> Fit:
+    """The fit a request names (fit, or law and scope), resolved as a plan would resolve it."""
     from planner import resolve_fit
 
     return resolve_fit(db, template.fit, template.law, template.scope)[0]
@@ -115,7 +116,7 @@ class PredictController(Controller):
         fit_scope: Scope = None,
     ) -> Frontier:
         template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
-        chosen = await database.run(_fit_for, template)
+        chosen = await database.run(fit_for, template)
         return await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
 
     @get(
@@ -138,6 +139,6 @@ class PredictController(Controller):
         fit_scope: Scope = None,
     ) -> Response[bytes]:
         template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
-        chosen = await database.run(_fit_for, template)
+        chosen = await database.run(fit_for, template)
         table = await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
         return Response(await plotter.run(frontier_png, table), media_type=PNG)
