@@ -185,12 +185,12 @@ PUBLIC_RUNS = [
 
 # Accelerators with no citable public training run after a search of MLPerf Training v4.x-v6.0 results, vendor
 # performance pages (NVIDIA NeMo / Megatron-Bridge, Intel Gaudi model-performance, AMD ROCm), MaxText and
-# gpu-recipes, and issue trackers: their default MFU is an assumption the catalogue's sources say so.
+# gpu-recipes, and issue trackers: their default MFU is an assumption, as the catalogue's sources say.
 NO_PUBLIC_RUN = {
-    "H100-PCIe": "no published multi-GPU training throughput (MLPerf and NeMo tables are SXM only)",
-    "H100-NVL": "no published training throughput (NVIDIA publishes inference tables for it only)",
-    "L40S": "no published LLM pre-training throughput (MLPerf Training has no L40S LLM result)",
-    "Gaudi3": "Intel's Gaudi 3 performance page lists inference only; training tables are Gaudi 2's",
+    "H100-PCIe": "no published multi-GPU training throughput found (MLPerf, NeMo and Megatron-Bridge list SXM parts)",
+    "H100-NVL": "no published training throughput found",
+    "L40S": "no published LLM pre-training throughput found (MLPerf Training, NVIDIA's NeMo tables)",
+    "Gaudi3": "Intel's Gaudi 3 model-performance page lists inference only; its training tables are Gaudi 2's",
 }
 
 
