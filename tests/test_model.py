@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from fits.accounting import embedding_params, kaplan_params, non_embedding_params
 from fits.accounting import shape_flops_per_token as flops_per_token
-from verifier.model import GPT, GPTConfig, xformers_available
+from verifier.model import GPT, SCORES_MAX_ELEMENTS, GPTConfig, attention_by_scores, scores_fit, xformers_available
 
 
 @settings(max_examples=20, deadline=None)
@@ -99,6 +99,44 @@ def test_sdpa_path_is_causal_attention():
         x2 = x.clone()
         x2[:, -1] += 1.0
         assert torch.allclose(model.blocks[0].attn(x)[:, :-1], model.blocks[0].attn(x2)[:, :-1], atol=1e-6)
+
+
+def test_materialised_scores_are_causal_attention():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 4, 12, 8, requires_grad=True) for _ in range(3))
+    g = torch.randn(3, 4, 12, 8)
+    y = attention_by_scores(q, k, v)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(y, ref, atol=1e-5)
+    grads = torch.autograd.grad(y, (q, k, v), g)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), g)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, ref_grads, strict=True))
+    # in bf16: within bf16 rounding of the fp32 result, gradients included
+    q16, k16, v16 = (z.detach().bfloat16().requires_grad_() for z in (q, k, v))
+    y16 = attention_by_scores(q16, k16, v16)
+    assert y16.dtype == torch.bfloat16 and (y16.float() - ref).abs().max() < 0.05
+    grads16 = torch.autograd.grad(y16, (q16, k16, v16), g.bfloat16())
+    assert all((a.float() - b).abs().max() < 0.05 * b.abs().max() for a, b in zip(grads16, ref_grads, strict=True))
+
+
+def test_auto_attention_materialises_scores_in_bf16_on_cpu_only():
+    assert scores_fit("cpu", torch.bfloat16, 16, 6, 256)
+    assert not scores_fit("cpu", torch.float32, 16, 6, 256)  # fp32: SDPA's flash kernel is the faster
+    assert not scores_fit("cuda", torch.bfloat16, 16, 6, 256)
+    assert not scores_fit("cpu", torch.bfloat16, 1, 1, int(SCORES_MAX_ELEMENTS**0.5) + 1)  # T² memory: SDPA
+    torch.manual_seed(0)
+    x = torch.randint(0, 16, (2, 12))
+
+    def kernels(attention: str, autocast: bool) -> set[str]:
+        model = GPT(GPTConfig(n_layer=1, d_model=32, n_head=4, vocab_size=16, seq_len=12, attention=attention))
+        with torch.profiler.profile() as prof, torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            model(x, x)[1].backward()
+        return {e.key for e in prof.key_averages()}
+
+    assert "aten::baddbmm" in kernels("auto", True)
+    assert not any("scaled_dot_product" in k for k in kernels("auto", True))
+    assert "aten::baddbmm" not in kernels("auto", False)  # fp32: SDPA
+    assert "aten::baddbmm" not in kernels("sdpa", True)  # an explicit "sdpa" is kept
 
 
 def test_xformers_backend_refuses_cpu_tensors():

@@ -129,3 +129,29 @@ def test_bf16_curves_match_fp32_within_the_seed_noise(db, text: Path):
     assert max(map(abs, deltas)) <= K * pooled, (deltas, pooled)
     assert abs(statistics.fmean(deltas)) <= pooled, (deltas, pooled)  # no systematic shift either
     assert max(map(abs, deltas)) > 0  # and bf16 really ran: rounding moves the curve a little
+
+
+def test_a_bf16_run_checkpoints_fp32_masters_and_fp32_adamw_state(db, text: Path, tmp_path: Path):
+    config = make_config(**TINY, steps=4, eval_every=2, corpus=text, precision="bf16")
+    result = train(config, db=db, progress=False, resume=False, keep_checkpoint=True)
+    state = torch.load(checkpoints.checkpoint_dir(db, result.run.id) / checkpoints.CHECKPOINT_FILE, weights_only=True)
+    assert {t.dtype for t in state["model"].values()} == {torch.float32}
+    moments = [t for s in state["optimizer"]["state"].values() for k, t in s.items() if k != "step"]
+    assert moments and {t.dtype for t in moments} == {torch.float32}
+    assert all(g["fused"] for g in state["optimizer"]["param_groups"])  # the same AdamW kernel as fp32 runs
+    # a checkpoint from a foreach optimizer restores its state into the fused one, which stays fused
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    old = torch.optim.AdamW(model.parameters(), foreach=True)
+    model(torch.randn(4, 3)).sum().backward()
+    old.step()
+    path = tmp_path / "checkpoint.pt"
+    fp32 = make_config(**TINY, steps=4, eval_every=2, corpus=text)
+    checkpoints.save_checkpoint(path, model=model, optimizer=old, step=1, seconds=0.5, config=fp32, run_id=1,
+                                dev=torch.device("cpu"))
+    new = torch.optim.AdamW(model.parameters(), fused=True)
+    assert checkpoints.restore_checkpoint(path, model=model, optimizer=new, config=fp32,
+                                          dev=torch.device("cpu")) == (1, 0.5)
+    # (loading alone would hand back the saved groups' fused=None, foreach=True: the slow kernel, silently)
+    assert all(g["fused"] and not g["foreach"] for g in new.param_groups)
+    assert torch.equal(new.state[model.weight]["exp_avg"], old.state[model.weight]["exp_avg"])

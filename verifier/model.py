@@ -12,7 +12,11 @@ tables, FLOPs per token by convention) lives in fits.accounting; ``GPT.num_param
 tests/test_accounting.py checks it against the built module's tensors.
 
 Attention runs through ``xformers.ops.memory_efficient_attention`` with a causal mask when xformers is
-importable and the tensors are on CUDA, else through ``torch.nn.functional.scaled_dot_product_attention``.
+importable and the tensors are on CUDA, else through ``torch.nn.functional.scaled_dot_product_attention``,
+except in bf16 on a CPU when the score tensor is small (``scores_fit``): there the scores are materialised
+(``baddbmm`` with an additive causal mask, softmax, ``bmm``), because PyTorch's flash-attention CPU kernel gains
+nothing from bf16 (measured on an AVX512-BF16 CPU: slower than in fp32) while the bf16 batched matmuls run at
+the bf16 matmul rate; about twice as fast as SDPA's bf16 path there, fwd + bwd. In fp32 SDPA stays the faster.
 
 The module holds fp32 weights. A bf16 run (``RunConfig.precision``) calls it under autocast (verifier.device):
 the linear layers and attention then run in bfloat16, LayerNorm in fp32, and the loss is taken on fp32 logits.
@@ -36,6 +40,25 @@ except Exception:  # ImportError, or a broken build that fails while loading its
     xops = None
 
 ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")
+SCORES_MAX_ELEMENTS = 2**25
+"""Largest score tensor (batch·heads·T², 64 MiB in bf16) the CPU bf16 path materialises per layer; longer
+contexts or larger micro-batches take SDPA's flash kernel, whose memory does not grow with T²."""
+
+
+def scores_fit(device_type: str, dtype: torch.dtype, batch: int, n_head: int, seq_len: int) -> bool:
+    """Whether "auto" attention materialises the scores (CPU, bf16, a score tensor within SCORES_MAX_ELEMENTS)."""
+    return device_type == "cpu" and dtype == torch.bfloat16 and batch * n_head * seq_len**2 <= SCORES_MAX_ELEMENTS
+
+
+def attention_by_scores(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """Causal attention over (b, h, t, hd) tensors with the score matrix written out: one ``baddbmm`` adds the
+    mask while it scales (no separate mask or scale pass), softmax in the input dtype (its CPU kernel
+    accumulates in fp32), one ``bmm``."""
+    b, h, t, hd = q.shape
+    mask = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
+    scores = torch.baddbmm(mask, q.reshape(b * h, t, hd), k.reshape(b * h, t, hd).transpose(1, 2), alpha=hd**-0.5)
+    probs = F.dropout(torch.softmax(scores, dim=-1), dropout_p, training=dropout_p > 0)
+    return torch.bmm(probs, v.reshape(b * h, t, hd)).view(b, h, t, hd)
 
 
 @dataclass(frozen=True)
@@ -89,7 +112,10 @@ class CausalSelfAttention(nn.Module):
             y = xops.memory_efficient_attention(q, k, v, attn_bias=xops.LowerTriangularMask(), p=p)
         else:
             q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # SDPA wants (b, h, t, hd)
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True).transpose(1, 2)
+            if self.backend == "auto" and scores_fit(x.device.type, q.dtype, b, self.n_head, t):
+                y = attention_by_scores(q, k, v, p).transpose(1, 2)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True).transpose(1, 2)
         return F.dropout(self.proj(y.reshape(b, t, d)), p, self.training)
 
 

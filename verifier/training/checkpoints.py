@@ -94,6 +94,10 @@ def save_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.opti
     os.replace(tmp, path)
 
 
+KERNEL_OPTIONS = ("foreach", "fused")
+"""Optimizer options that choose its implementation, not its arithmetic."""
+
+
 def restore_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                        config: RunConfig, dev: torch.device) -> tuple[int, float] | None:
     """Load the checkpoint at ``path`` into the model, optimizer and RNGs; returns (step, seconds), or None when
@@ -108,7 +112,12 @@ def restore_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.o
         differs = [f for f in RunConfig.__struct_fields__ if getattr(saved, f) != getattr(config, f)]
         raise ConfigError(f"checkpoint {path} belongs to a different config ({', '.join(differs) or 'scope'})")
     model.load_state_dict(state["model"])
+    # The saved param groups carry the kernel choice of the process that wrote them (a checkpoint from before
+    # the CPU switched to the fused kernel says foreach); the kernel is how this process steps, not state.
+    kernels = [{k: g[k] for k in KERNEL_OPTIONS if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
+    for group, kernel in zip(optimizer.param_groups, kernels, strict=True):
+        group.update(kernel)
     torch.set_rng_state(state["torch_rng"])
     if dev.type == "cuda" and state.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(state["cuda_rng"], dev)

@@ -184,7 +184,7 @@ class Trainer:
         config, dev = job.config, job.dev
         self.model = build.make_model(config, job.data.vocab_size, dev, attention=job.attention,
                                       n_params=job.n_params)
-        self.optimizer = build.make_optimizer(self.model, config, dev)
+        self.optimizer = build.make_optimizer(self.model, config)
         self.step_model: torch.nn.Module = self.model
         self.ddp = None
         self.val_offsets = corpus_mod.eval_offsets(len(job.data.val), config.seq_len, config.eval_sequences)

@@ -7,6 +7,7 @@ import torch
 from fits import accounting
 from fits.errors import BadInput
 from verifier import device as device_mod
+from verifier.model import scores_fit
 from verifier.runs import RunConfig
 
 BYTES_PER_STATE_PARAM = 16
@@ -23,7 +24,8 @@ class ModelTooLarge(BadInput):
 def estimate_memory(config: RunConfig, vocab_size: int, *, cuda: bool, world_size: int = 1) -> int:
     """Bytes one rank needs: parameters, gradients and AdamW state in fp32, plus the activations of one
     micro-batch (bf16 in a bf16 run, plus its bf16 weight copies; fp32 otherwise) and the fp32 logits with
-    their gradient. ``cuda`` is kept for callers; the precision, not the device, sets the activation size."""
+    their gradient. The precision sets the activation size; on a CPU a bf16 run's attention also keeps its
+    score matrices (verifier.model.scores_fit: the softmax output, and the scores while it is taken)."""
     total = accounting.total_params(config.n_layer, config.d_model, vocab_size, config.seq_len,
                                     tie_embeddings=config.tie_embeddings, bias=config.bias)
     micro = config.micro_batch or max(1, config.batch_size // world_size)
@@ -32,7 +34,11 @@ def estimate_memory(config: RunConfig, vocab_size: int, *, cuda: bool, world_siz
     weight_copies = 2 * total if config.precision == "bf16" else 0
     activations = tokens * config.d_model * (ACTIVATION_ELEMENTS_PER_LAYER * config.n_layer + 4) * act_bytes
     logits = tokens * vocab_size * 4 * 3
-    return total * BYTES_PER_STATE_PARAM + weight_copies + activations + logits
+    scores = 0
+    if config.precision == "bf16" and scores_fit("cuda" if cuda else "cpu", torch.bfloat16, micro, config.n_head,
+                                                 config.seq_len):
+        scores = 2 * micro * config.n_head * config.seq_len**2 * 2 * config.n_layer
+    return total * BYTES_PER_STATE_PARAM + weight_copies + activations + logits + scores
 
 
 def check_memory(config: RunConfig, vocab_size: int, dev: torch.device, *, world: int, local_world: int) -> None:
