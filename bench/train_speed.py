@@ -3,6 +3,7 @@
     python bench/train_speed.py                 # CPU section (+ GPU section when CUDA is present)
     python bench/train_speed.py --section gpu --steps 30
     python bench/train_speed.py --section bf16 --repeats 3   # fp32 vs bf16 autocast at three widths
+    python bench/train_speed.py --section bf16 --variants eager,sdpa,compile   # a row per way of training
 
 CPU: a GPT with d_model 128, 4 layers, context 256, batch 16 sequences, vocab 256 (N ≈ 0.8M) is trained by
 ``verifier.train.train`` (the real loop: data, forward, backward, clipping, AdamW, store writes) and its
@@ -21,7 +22,11 @@ weights and optimizer) at d_model 128 (4 layers), 256 (4 layers) and 384 (6 laye
 Each repeat measures the 2048² matmul peak in fp32 and in bf16, then trains fp32 and bf16 back to back (the
 order alternating between repeats), so a change in the machine's load hits both columns alike; the table gives
 medians over repeats and the load average around each configuration. Targets: bf16 at least 2× fp32's
-tokens/s at d_model 256 and 3× at 384.
+tokens/s at d_model 256 and 3× at 384. ``--variants`` adds rows, each timing both columns the same way:
+"eager" (the default loop), "sdpa" (attention forced through SDPA, whose flash CPU kernel in bf16 is the
+path before the CPU bf16 attention materialised its scores) and "compile" (torch.compile; the first 2-step
+run of each precision, compilation included, is timed apart). The tokens/s ratio cannot much exceed the
+matmul peak ratio beside it: on AVX512-BF16 without AMX that is about 2-2.5×, with AMX 6-8×.
 
 GPU (when CUDA is available): a ~57M non-embedding model (8 layers, d_model 768, context 1024, batch 32,
 bf16 autocast) with each attention path (xformers, then SDPA), reporting tokens/s and MFU against the
@@ -211,48 +216,70 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def bf16_section(db, steps: int, repeats: int, compile_model: bool, widths: set[int] | None = None) -> dict:
-    """fp32 against bf16 autocast per shape: peaks and runs interleaved, medians over ``repeats``."""
+BF16_VARIANTS = {
+    "eager": {},
+    "sdpa": {"attention": "sdpa"},
+    "compile": {"compile": True},
+}
+"""How both columns train: the loop as it runs by default; with attention forced through SDPA (in bf16 its
+flash CPU kernel, the path before bf16 attention materialised its scores); torch.compile'd."""
+
+
+def bf16_section(db, steps: int, repeats: int, variants: list[str], widths: set[int] | None = None) -> dict:
+    """fp32 against bf16 autocast per shape and variant: peaks and runs interleaved, medians over ``repeats``."""
     dev = torch.device("cpu")
     threads = device_mod.cpu_count()
     device_mod.configure(dev, threads=threads)
     print(f"CPU: {_cpu_name()}, {threads} threads, torch {torch.__version__}; bf16 flags: "
           f"{' '.join(sorted(device_mod.cpu_bf16_flags(Path('/proc/cpuinfo').read_text()))) or 'none'}; "
           f"auto precision: {device_mod.resolve_precision('auto', dev)}; load average {_load()}")
-    out = {}
+    out: dict[str, dict] = {}
     for shape in [s for s in BF16_SHAPES if widths is None or s["d_model"] in widths]:
-        _run(db, {**shape, "precision": "bf16"}, 2, device="cpu", threads=threads, compile=compile_model)  # warm-up
-        load_before = _load()
-        rows: dict[str, list[float]] = {"fp32": [], "bf16": [], "peak_fp32": [], "peak_bf16": [], "ratio": []}
-        for i in range(repeats):
-            device_mod.configure(dev, threads=threads)
-            rows["peak_fp32"].append(device_mod.measure_matmul_flops(dev))
-            rows["peak_bf16"].append(device_mod.measure_matmul_flops(dev, dtype=torch.bfloat16))
-            tok = {}
-            for precision in (("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32")):
-                r = _run(db, {**shape, "precision": precision}, steps, device="cpu", threads=threads,
-                         compile=compile_model)
-                tok[precision] = r.tokens_per_second
-                rows[precision].append(r.tokens_per_second)
-            rows["ratio"].append(tok["bf16"] / tok["fp32"])
-            print(f"  d_model {shape['d_model']} repeat {i + 1}: fp32 {tok['fp32']:9,.0f} tokens/s, bf16 "
-                  f"{tok['bf16']:9,.0f} tokens/s ({tok['bf16'] / tok['fp32']:.2f}×); 2048² matmul fp32 "
-                  f"{rows['peak_fp32'][-1] / 1e9:6.0f}, bf16 {rows['peak_bf16'][-1] / 1e9:6.0f} GFLOP/s", flush=True)
-        med = {k: statistics.median(v) for k, v in rows.items()}
-        out[shape["d_model"]] = {"shape": shape, "median": med, "runs": rows, "load_before": load_before,
-                                 "load_after": _load()}
-    print(f"\n{'d_model':>7} {'layers':>6} {'fp32 tok/s':>11} {'bf16 tok/s':>11} {'bf16/fp32':>9} "
-          f"{'fp32 peak':>10} {'bf16 peak':>10} {'peak ratio':>10}  load (1/5/15 min) before → after  target")
-    for d, row in out.items():
-        m = row["median"]
+        for variant in variants:
+            options = BF16_VARIANTS[variant]
+            # warm-up in both precisions: imports, first allocations, and for "compile" the compilation (timed
+            # here, apart from the runs: the trained model is compiled again per run, from inductor's cache)
+            first = {}
+            for precision in ("fp32", "bf16"):
+                t0 = time.perf_counter()
+                _run(db, {**shape, "precision": precision}, 2, device="cpu", threads=threads, **options)
+                first[precision] = time.perf_counter() - t0
+            load_before = _load()
+            rows: dict[str, list[float]] = {"fp32": [], "bf16": [], "peak_fp32": [], "peak_bf16": [], "ratio": []}
+            for i in range(repeats):
+                device_mod.configure(dev, threads=threads)
+                rows["peak_fp32"].append(device_mod.measure_matmul_flops(dev))
+                rows["peak_bf16"].append(device_mod.measure_matmul_flops(dev, dtype=torch.bfloat16))
+                tok = {}
+                for precision in (("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32")):
+                    r = _run(db, {**shape, "precision": precision}, steps, device="cpu", threads=threads, **options)
+                    tok[precision] = r.tokens_per_second
+                    rows[precision].append(r.tokens_per_second)
+                rows["ratio"].append(tok["bf16"] / tok["fp32"])
+                print(f"  d_model {shape['d_model']} {variant} repeat {i + 1}: fp32 {tok['fp32']:9,.0f} tokens/s, "
+                      f"bf16 {tok['bf16']:9,.0f} tokens/s ({tok['bf16'] / tok['fp32']:.2f}×); 2048² matmul fp32 "
+                      f"{rows['peak_fp32'][-1] / 1e9:6.0f}, bf16 {rows['peak_bf16'][-1] / 1e9:6.0f} GFLOP/s",
+                      flush=True)
+            med = {k: statistics.median(v) for k, v in rows.items()}
+            out[f"{shape['d_model']} {variant}"] = {
+                "shape": shape, "variant": variant, "median": med, "runs": rows, "load_before": load_before,
+                "load_after": _load(), "first_run_seconds": first}
+    print(f"\n{'d_model':>7} {'layers':>6} {'variant':>8} {'fp32 tok/s':>11} {'bf16 tok/s':>11} {'bf16/fp32':>9} "
+          f"{'fp32 peak':>10} {'bf16 peak':>10} {'peak ratio':>10} {'first run fp32/bf16':>19}  "
+          "load (1/5/15 min) before → after  target")
+    for row in out.values():
+        m, d = row["median"], row["shape"]["d_model"]
         target = BF16_TARGETS.get(d)
         verdict = f"≥{target:g}×: {'PASS' if m['ratio'] >= target else 'FAIL'}" if target else ""
-        print(f"{d:7d} {row['shape']['n_layer']:6d} {m['fp32']:11,.0f} {m['bf16']:11,.0f} {m['ratio']:8.2f}× "
-              f"{m['peak_fp32'] / 1e9:7.0f} GF {m['peak_bf16'] / 1e9:7.0f} GF {m['peak_bf16'] / m['peak_fp32']:9.2f}×  "
-              f"{row['load_before']} → {row['load_after']}  {verdict}")
-    print(f"(medians over {repeats} repeats of {steps} steps; peaks: 2048² matmul, best of 3 trials, "
-          "measured before each repeat's runs; 2 cores shared with other work, hence the load averages)")
-    return {"device": _cpu_name(), "threads": threads, "steps": steps, "repeats": repeats, "shapes": out}
+        first = f"{row['first_run_seconds']['fp32']:.0f} s/{row['first_run_seconds']['bf16']:.0f} s"
+        print(f"{d:7d} {row['shape']['n_layer']:6d} {row['variant']:>8} {m['fp32']:11,.0f} {m['bf16']:11,.0f} "
+              f"{m['ratio']:8.2f}× {m['peak_fp32'] / 1e9:7.0f} GF {m['peak_bf16'] / 1e9:7.0f} GF "
+              f"{m['peak_bf16'] / m['peak_fp32']:9.2f}× {first:>19}  {row['load_before']} → {row['load_after']}  "
+              f"{verdict}")
+    print(f"(medians over {repeats} repeats of {steps} steps; peaks: 2048² matmul, best of 3 trials, measured "
+          "before each repeat's runs; first run: a 2-step warm-up, with compilation for 'compile'; 2 cores "
+          "shared with other work, hence the load averages)")
+    return {"device": _cpu_name(), "threads": threads, "steps": steps, "repeats": repeats, "rows": out}
 
 
 def gpu_section(db, steps: int) -> dict:
@@ -295,6 +322,9 @@ def main() -> int:
     parser.add_argument("--no-ddp", action="store_true",
                         help="skip the one-process-per-core (torchrun, gloo) variant on CPU")
     parser.add_argument("--d-models", help="bf16 section: only these of 128,256,384 (comma-separated)")
+    parser.add_argument("--variants", default="eager",
+                        help=f"bf16 section: comma-separated, of {','.join(BF16_VARIANTS)} (eager; --compile on "
+                             "adds compile)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -307,7 +337,12 @@ def main() -> int:
             out["cpu"] = cpu_section(db, db_path, args.steps, args.repeats, args.compile, not args.no_ddp)
         if args.section in ("bf16", "all"):
             widths = {int(w) for w in args.d_models.split(",")} if args.d_models else None
-            out["bf16"] = bf16_section(db, args.steps, args.repeats, args.compile == "on", widths)
+            variants = [v for v in args.variants.split(",") if v]
+            if args.compile == "on" and "compile" not in variants:
+                variants.append("compile")
+            if unknown := set(variants) - set(BF16_VARIANTS):
+                parser.error(f"--variants: unknown {', '.join(sorted(unknown))} (use {', '.join(BF16_VARIANTS)})")
+            out["bf16"] = bf16_section(db, args.steps, args.repeats, variants, widths)
         if args.section in ("gpu", "all"):
             if torch.cuda.is_available():
                 out["gpu"] = gpu_section(db, args.steps)
