@@ -107,10 +107,12 @@ SEEDS = (0, 1, 2)
 K = 2.0
 """|bf16 − fp32| at each evaluation, same seed (same initial weights, same batches), must stay within K pooled
 seed σ, and the mean signed difference within one σ. The two curves start identical and drift apart as rounding
-differences compound: measured here, up to 0.84σ (mean −0.33σ), against √2·σ ≈ 1.4σ expected between two fp32
-seeds. K = 2 fails a bf16 loop that shifts the curve by more than the spread of two seeds (about 0.08 nats on
-this model), and leaves a factor 2.4 over the measured drift for CPUs whose bf16 kernels round differently. σ is
-pooled over the evaluations after step 0 (3 seeds give only 2 degrees of freedom per step)."""
+differences compound: measured here (AVX512-BF16 CPU, attention through the materialised bf16 scores, fused AdamW),
+up to 1.22σ (mean −0.65σ; with SDPA's flash kernel instead 1.05σ, mean −0.46σ: the same within this statistic's
+noise), against √2·σ ≈ 1.4σ expected between two fp32 seeds. K = 2 fails a bf16 loop that shifts the curve by more
+than the spread of two seeds (about 0.08 nats on this model), and leaves a factor 1.6 over the measured drift for
+CPUs whose bf16 kernels round differently. σ is pooled over the evaluations after step 0 (3 seeds give only 2
+degrees of freedom per step)."""
 
 
 def test_bf16_curves_match_fp32_within_the_seed_noise(db, text: Path):
