@@ -131,6 +131,7 @@ class _Grid:
     def __init__(self, ok: np.ndarray, **columns: np.ndarray) -> None:
         self.ok = ok
         self.columns = columns
+        self.step = columns["step"]
         # the same sum as Memory.total: weights + gradients + optimizer + activations
         self.total = np.broadcast_to(columns["weights"] + columns["grads"] + columns["optimizer"] + columns["act"],
                                      ok.shape)
@@ -140,11 +141,18 @@ class _Grid:
         keep = self.ok if usable is None else self.ok & (self.total <= usable)
         return np.flatnonzero(keep)
 
-    def at(self, name: str, flat: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.columns[name], self.ok.shape)[np.unravel_index(flat, self.ok.shape)]
+    def at(self, names: tuple[str, ...], flat: np.ndarray) -> list[np.ndarray]:
+        """The named columns at these flat indices (each column indexed along the axes it varies on)."""
+        axes = np.unravel_index(flat, self.ok.shape)
+        first = np.zeros_like(flat)
+        out = []
+        for name in names:
+            column = self.columns[name]
+            out.append(column[tuple(i if n > 1 else first for i, n in zip(axes, column.shape, strict=True))])
+        return out
 
     def estimates(self, flat: np.ndarray) -> list[Estimate]:
-        values = {name: self.at(name, flat).tolist() for name in self.COLUMNS}
+        values = dict(zip(self.COLUMNS, (x.tolist() for x in self.at(self.COLUMNS, flat)), strict=True))
         out = []
         for i in range(len(flat)):
             v = {name: column[i] for name, column in values.items()}
@@ -156,7 +164,16 @@ class _Grid:
         return out
 
 
-MICRO_BATCHES = np.array(_powers_of_two(MAX_MICRO_BATCH))
+# the grid's fixed axes, shaped to broadcast: ZeRO slot (stages 1, 2, 3 with data parallelism), micro-batch,
+# recompute (selective, full)
+ZERO_STAGES = np.array([1, 2, 3])
+ZERO_SLOTS = ZERO_STAGES[None, :, None, None]
+FIRST_SLOT = np.arange(3) == 0
+MICRO_BATCHES = np.array(_powers_of_two(MAX_MICRO_BATCH))[None, None, :, None]
+FULL = np.array([False, True])[None, None, None, :]
+EXTRA = np.where(FULL, FULL_RECOMPUTE_OVERHEAD, 0.0)
+PASSES = np.where(FULL, 6, 4)
+"""All-reduces (and all-to-alls) per layer per micro-batch: forward and backward, and the recomputed forward."""
 
 
 def _grid(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
@@ -211,35 +228,35 @@ def _grid(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, fl
     many = d > 1
     none = stage_bytes(dims, other, experts, d, e, t, 0)
     staged = [stage_bytes(dims, other, experts, d, e, t, zero) for zero in (1, 2, 3)]
-    parts = [np.stack([np.where(many, stage[i], none[i] if z == 0 else 0.0) for z, stage in enumerate(staged)],
-                      axis=1)[:, :, None, None] for i in range(3)]  # (t·p·e, ZeRO slot, 1, 1)
-    zero = np.where(many[:, None], np.array([1, 2, 3]), 0)[:, :, None, None]
-    zero_ok = (many[:, None] | (np.arange(3) == 0))[:, :, None, None]
+    # (t·p·e, ZeRO slot, 1, 1); slots 1 and 2 without data parallelism are not layouts (not in ``ok``)
+    parts = [np.stack([np.where(many, staged[0][i], none[i]), staged[1][i], staged[2][i]], axis=1)[:, :, None, None]
+             for i in range(3)]
+    zero = np.where(many[:, None], ZERO_STAGES, 0)[:, :, None, None]
+    zero_ok = (many[:, None] | FIRST_SLOT)[:, :, None, None]
 
     # axes: (t, p, e) × ZeRO slot × micro-batch × recompute
     t, p, d, e, layers, rank, compute, tp1, a2a1, selective1, full1, grads_s, many = (
         x[:, None, None, None] for x in (t, p, d, e, layers, per_rank, compute, tp1, a2a1, selective1, full1,
                                           grads_s, many))
-    b = MICRO_BATCHES[None, None, :, None]
+    b = MICRO_BATCHES
     b_ok = (b <= rank) & (rank % b == 0)
     m = np.where(b_ok, rank // b, 1)  # 1 where b does not divide: those layouts are not in ``ok``
-    full = np.array([False, True])[None, None, None, :]
-    act = np.where(full, full1, selective1) * b * layers * np.minimum(p, m)
-    act = np.where(full, act + selective1 * b, act)
+    act = np.where(FULL, full1, selective1) * b * layers * np.minimum(p, m)
+    act = np.where(FULL, act + selective1 * b, act)
     act = np.where(p == 1, act + logits1 * b / t, act)
-    extra = np.where(full, FULL_RECOMPUTE_OVERHEAD, 0.0)
-    busy = compute * (1.0 + extra)
+    busy = compute * (1.0 + EXTRA)
     bubble = (p - 1) / m
-    passes = layers * m * np.where(full, 6, 4) * b
+    passes = layers * m * PASSES * b
     tp_s = passes * tp1
     ep_s = passes * a2a1
-    volume = grads_s * np.where(zero >= 2, m, 1) * np.where(zero == 3, 1.5, 1.0)
-    dp_s = np.where(many, np.maximum(0.0, volume - busy * np.where(zero == 3, 1.0, BACKWARD_SHARE)), 0.0)
+    # the slots' stages with data parallelism (without it there is no data-parallel time)
+    volume = grads_s * np.where(ZERO_SLOTS >= 2, m, 1) * np.where(ZERO_SLOTS == 3, 1.5, 1.0)
+    dp_s = np.where(many, np.maximum(0.0, volume - busy * np.where(ZERO_SLOTS == 3, 1.0, BACKWARD_SHARE)), 0.0)
     step = busy * (1.0 + bubble) + tp_s + dp_s + ep_s
     weights, grads, optimizer = parts
-    return _Grid(np.broadcast_to(zero_ok & b_ok, step.shape), t=t, p=p, d=d, e=e, zero=zero, b=b, m=m, full=full,
+    return _Grid(np.broadcast_to(zero_ok & b_ok, step.shape), t=t, p=p, d=d, e=e, zero=zero, b=b, m=m, full=FULL,
                  weights=weights, grads=grads, optimizer=optimizer, act=act, compute=compute, bubble=bubble,
-                 extra=extra, tp_s=tp_s, dp_s=dp_s, ep_s=ep_s, step=step)
+                 extra=EXTRA, tp_s=tp_s, dp_s=dp_s, ep_s=ep_s, step=step)
 
 
 def _usable(acc: Accelerator, headroom: float) -> float:
@@ -262,12 +279,12 @@ def best_layout(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: i
     fits = np.zeros(0, dtype=int) if grid is None else grid.valid(_usable(acc, headroom))
     if not len(fits):
         return None
-    steps = grid.at("step", fits)
+    steps = grid.step.ravel()[fits]
     near = fits[steps <= steps.min() * 1.01]
     # simplest first: fewer stages, less tensor and expert parallelism, lower ZeRO stage, no full recompute,
     # larger micro-batches (each layout has its own key: no ties)
-    keys = [grid.at(name, near) for name in ("p", "t", "e", "zero", "full")] + [-grid.at("b", near)]
-    return grid.estimates(near[np.lexsort(keys[::-1])[:1]])[0]
+    p, t, e, zero, full, b = grid.at(("p", "t", "e", "zero", "full", "b"), near)
+    return grid.estimates(near[np.lexsort((-b, full, zero, e, t, p))[:1]])[0]
 
 
 def smallest_footprint(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int) -> Estimate | None:
