@@ -4,14 +4,14 @@
 
 Grid: budgets 1e19 … 1e25 FLOPs (one per decade) × GPU counts × accelerators (H100, TPU-v5p, MI300X) × models:
 a dense plan (besiroglu2024) and mixture-of-experts plans (krajewski2024) with 8, 64 and 256 experts, top-1 and
-top-2. Each plan is solved with its hardware (``solve_plan``, timed whole, best of ``--repeat``); the layout
-search it ran (planner.layout.best_layout, with the plan's own arguments) is then timed alone, best of
-``--repeat`` runs, for this tree's search and for the baseline's: planner/layout.py as it was at the
-``--baseline`` revision (read with ``git show``, run against this tree's planner.memory). The two searches must
-return the same estimate (layout, memory by part, step time and its parts, compared exactly; a difference is
-printed). Per scenario (model × GPU count): median, p99 and max wall-clock milliseconds, the ratio of the
-medians, and the most thread CPU time one search took (which leaves out the waits of a shared machine). The load
-average is printed.
+top-2. Each plan is solved with its hardware (``solve_plan``, timed whole, best of ``--repeat``, with this tree's
+layout steps and with the baseline's best_layout and refuse standing in); the layout search it ran
+(planner.layout.best_layout, with the plan's own arguments) is then timed alone, best of ``--repeat`` runs, for
+this tree's search and for the baseline's: planner/layout.py as it was at the ``--baseline`` revision (read with
+``git show``, run against this tree's planner.memory). The two searches must return the same estimate (layout,
+memory by part, step time and its parts, compared exactly; a difference is printed). Per scenario (model × GPU
+count): median, p99 and max wall-clock milliseconds, the ratio of the medians, and the most thread CPU time one
+search took (which leaves out the waits of a shared machine). The load average is printed.
 
 Target: the layout search ≤ 20 ms for every plan.
 """
@@ -71,6 +71,17 @@ def figures(estimate) -> tuple | None:
     return None if estimate is None else tuple(getattr(estimate, f.name) for f in dataclasses.fields(estimate))
 
 
+def solved_with(search: types.ModuleType, request: PlanRequest, fit, repeat: int) -> float:
+    """Best seconds of ``repeat`` whole plans with ``search``'s best_layout and refuse (the layout steps a plan
+    takes) standing in for this tree's."""
+    saved = layout_mod.best_layout, layout_mod.refuse
+    layout_mod.best_layout, layout_mod.refuse = search.best_layout, search.refuse
+    try:
+        return best_of(solve_plan, (request, fit), {}, repeat)[0]
+    finally:
+        layout_mod.best_layout, layout_mod.refuse = saved
+
+
 def best_of(fn, args, kwargs, repeat: int) -> tuple[float, float, object]:
     """Best wall-clock and best thread CPU seconds of ``repeat`` runs (CPU time leaves out the waits of a shared
     machine), and the result."""
@@ -107,12 +118,12 @@ def main() -> None:
     print(f"layout search: this tree vs planner/layout.py at {args.baseline}; best of {args.repeat} per plan; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     print(f"{'scenario':<14} {'gpus':>5} {'plans':>5} | {'base med':>8} {'p99':>7} {'max':>7} | {'new med':>8} "
-          f"{'p99':>7} {'max':>7} | {'ratio':>6} | {'cpu base':>8} {'new':>6} | {'plan med':>8} {'max':>7}")
-    all_new, all_base, all_plan, all_new_c, all_base_c, mismatches = [], [], [], [], [], 0
+          f"{'p99':>7} {'max':>7} | {'ratio':>6} | {'cpu base':>8} {'new':>6} | plan: base med/max, new med/max")
+    all_new, all_base, all_plan, all_new_c, all_base_c, all_plan_b, mismatches = [], [], [], [], [], [], 0
     for name, experts, top_k in MODELS:
         fit = fits["besiroglu2024" if experts is None else "krajewski2024"]
         for gpus in counts:
-            new_t, base_t, plan_t, new_c, base_c = [], [], [], [], []
+            new_t, base_t, plan_t, new_c, base_c, plan_b = [], [], [], [], [], []
             for exponent in exponents:
                 for gpu in GPUS:
                     request = PlanRequest(compute_flops=10.0**exponent, hardware=Hardware(gpu=gpu, count=gpus),
@@ -123,6 +134,7 @@ def main() -> None:
                         print(f"  skipped {name} {exponent} {gpu}×{gpus}: {exc}", file=sys.stderr)
                         continue
                     plan_t.append(min(whole, best_of(solve_plan, (request, fit), {}, args.repeat - 1)[0]))
+                    plan_b.append(solved_with(base, request, fit, args.repeat))
                     for call_args, call_kwargs in calls:
                         t_new, c_new, r_new = best_of(layout_mod.best_layout, call_args, call_kwargs, args.repeat)
                         t_base, c_base, r_base = best_of(base.best_layout, call_args, call_kwargs, args.repeat)
@@ -138,24 +150,25 @@ def main() -> None:
                                       f"{r_new and r_new.layout} vs {r_base and r_base.layout}")
             if not new_t:
                 continue
-            row(name, gpus, base_t, new_t, base_c, new_c, plan_t)
+            row(name, gpus, base_t, new_t, base_c, new_c, plan_b, plan_t)
             all_new += new_t
             all_base += base_t
             all_plan += plan_t
+            all_plan_b += plan_b
             all_new_c += new_c
             all_base_c += base_c
-    row("all", None, all_base, all_new, all_base_c, all_new_c, all_plan)
+    row("all", None, all_base, all_new, all_base_c, all_new_c, all_plan_b, all_plan)
     print(f"ms per layout search, best of {args.repeat} (base = {args.baseline}, new = this tree; ratio = base "
-          "median / new median; cpu = max thread CPU ms); plan = the whole solve_plan with hardware (this tree, best "
-          f"of {args.repeat}); target: every search ≤ 20 ms; {mismatches} estimates differ from the baseline's; "
-          f"load average now {os.getloadavg()[0]:.2f}")
+          "median / new median; cpu = max thread CPU ms); plan = the whole solve_plan with hardware (best of "
+          f"{args.repeat}; base: the baseline's best_layout and refuse in it); target: every search ≤ 20 ms; "
+          f"{mismatches} estimates differ from the baseline's; load average now {os.getloadavg()[0]:.2f}")
 
 
-def row(name: str, gpus: int | None, base_t, new_t, base_c, new_c, plan_t) -> None:
-    b, n, p = summary(base_t), summary(new_t), summary(plan_t)
+def row(name: str, gpus: int | None, base_t, new_t, base_c, new_c, plan_b, plan_t) -> None:
+    b, n, p, q = summary(base_t), summary(new_t), summary(plan_t), summary(plan_b)
     print(f"{name:<14} {gpus or '':>5} {len(new_t):5d} | {b[0]:8.2f} {b[1]:7.2f} {b[2]:7.2f} | {n[0]:8.2f} "
           f"{n[1]:7.2f} {n[2]:7.2f} | {b[0] / n[0]:6.1f} | {1e3 * max(base_c):8.2f} {1e3 * max(new_c):6.2f} | "
-          f"{p[0]:8.2f} {p[2]:7.2f}")
+          f"{q[0]:6.2f} {q[2]:6.2f} {p[0]:6.2f} {p[2]:6.2f}")
 
 
 if __name__ == "__main__":

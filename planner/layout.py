@@ -145,10 +145,15 @@ class _Grid:
         """The named columns at these flat indices (each column indexed along the axes it varies on)."""
         axes = np.unravel_index(flat, self.ok.shape)
         first = np.zeros_like(flat)
+        index: dict[tuple[int, ...], tuple] = {}  # by the column's shape: the columns have a handful
         out = []
         for name in names:
             column = self.columns[name]
-            out.append(column[tuple(i if n > 1 else first for i, n in zip(axes, column.shape, strict=True))])
+            at = index.get(column.shape)
+            if at is None:
+                at = index[column.shape] = tuple(i if n > 1 else first
+                                                 for i, n in zip(axes, column.shape, strict=True))
+            out.append(column[at])
         return out
 
     def estimates(self, flat: np.ndarray) -> list[Estimate]:
@@ -226,11 +231,12 @@ def _grid(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, fl
     grads_s = (2.0 * (d - 1) / d * other * GRAD_BYTES
                + 2.0 * (replicas - 1) / replicas * experts * GRAD_BYTES) / max(dp_bandwidth, 1.0)
     many = d > 1
-    none = stage_bytes(dims, other, experts, d, e, t, 0)
     staged = [stage_bytes(dims, other, experts, d, e, t, zero) for zero in (1, 2, 3)]
+    if not many.all():  # a layout without data parallelism has ZeRO-0 in the first slot
+        none = stage_bytes(dims, other, experts, d, e, t, 0)
+        staged[0] = tuple(np.where(many, staged[0][i], none[i]) for i in range(3))
     # (t·p·e, ZeRO slot, 1, 1); slots 1 and 2 without data parallelism are not layouts (not in ``ok``)
-    parts = [np.stack([np.where(many, staged[0][i], none[i]), staged[1][i], staged[2][i]], axis=1)[:, :, None, None]
-             for i in range(3)]
+    parts = [np.stack([stage[i] for stage in staged], axis=1)[:, :, None, None] for i in range(3)]
     zero = np.where(many[:, None], ZERO_STAGES, 0)[:, :, None, None]
     zero_ok = (many[:, None] | FIRST_SLOT)[:, :, None, None]
 
