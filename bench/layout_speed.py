@@ -11,7 +11,9 @@ this tree's search and for the baseline's: planner/layout.py as it was at the ``
 ``git show``, run against this tree's planner.memory). The two searches must return the same estimate (layout,
 memory by part, step time and its parts, compared exactly; a difference is printed). Per scenario (model × GPU
 count): median, p99 and max wall-clock milliseconds, the ratio of the medians, and the most thread CPU time one
-search took (which leaves out the waits of a shared machine). The load average is printed.
+search took (which leaves out the waits of a shared machine). The load average is printed. A baseline whose
+estimate has other fields (3acbdf6, before expert parallelism) gets no whole-plan column (nan) and differs in
+every estimate it returns.
 
 Target: the layout search ≤ 20 ms for every plan.
 """
@@ -66,6 +68,10 @@ def recorded_searches(request: PlanRequest, fit) -> tuple[float, list[tuple]]:
         layout_mod.best_layout = original
 
 
+def figures_of(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
 def figures(estimate) -> tuple | None:
     """An estimate's fields (the baseline's Estimate is another class, so compare the values)."""
     return None if estimate is None else tuple(getattr(estimate, f.name) for f in dataclasses.fields(estimate))
@@ -110,6 +116,7 @@ def main() -> None:
     counts = [int(c) for c in args.gpus.split(",")]
     exponents = (19, 22, 25) if args.quick else range(19, 26)
     base = baseline_search(args.baseline)
+    same_estimate = figures_of(base.Estimate) == figures_of(layout_mod.Estimate)
     fits = {f.name: f for f in published_fits()}
     for fit in fits.values():
         fit.id = 1
@@ -134,7 +141,8 @@ def main() -> None:
                         print(f"  skipped {name} {exponent} {gpu}×{gpus}: {exc}", file=sys.stderr)
                         continue
                     plan_t.append(min(whole, best_of(solve_plan, (request, fit), {}, args.repeat - 1)[0]))
-                    plan_b.append(solved_with(base, request, fit, args.repeat))
+                    if same_estimate:  # a plan reads the estimate's fields: only a baseline with the same ones
+                        plan_b.append(solved_with(base, request, fit, args.repeat))
                     for call_args, call_kwargs in calls:
                         t_new, c_new, r_new = best_of(layout_mod.best_layout, call_args, call_kwargs, args.repeat)
                         t_base, c_base, r_base = best_of(base.best_layout, call_args, call_kwargs, args.repeat)
@@ -165,7 +173,8 @@ def main() -> None:
 
 
 def row(name: str, gpus: int | None, base_t, new_t, base_c, new_c, plan_b, plan_t) -> None:
-    b, n, p, q = summary(base_t), summary(new_t), summary(plan_t), summary(plan_b)
+    b, n, p = summary(base_t), summary(new_t), summary(plan_t)
+    q = summary(plan_b) if plan_b else (math.nan,) * 3  # a baseline whose estimate a plan cannot read
     print(f"{name:<14} {gpus or '':>5} {len(new_t):5d} | {b[0]:8.2f} {b[1]:7.2f} {b[2]:7.2f} | {n[0]:8.2f} "
           f"{n[1]:7.2f} {n[2]:7.2f} | {b[0] / n[0]:6.1f} | {1e3 * max(base_c):8.2f} {1e3 * max(new_c):6.2f} | "
           f"{q[0]:6.2f} {q[2]:6.2f} {p[0]:6.2f} {p[2]:6.2f}")
