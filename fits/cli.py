@@ -579,10 +579,19 @@ def format_auto(report: Any, predictions: list[Any], interval: float, data: str 
         score = "n/a" if c.backtest is None else f"{c.backtest:.3%}"
         mark = "*" if c.chosen else ("~" if c.competitive else "")
         coef = ", ".join(f"{k} {_num(v)}" for k, v in c.coefficients.items())
-        rows.append([mark, c.law, score, f"{c.objective:.4e}", coef])
-    lines.append(_table(["", "law", "backtest", "objective", "coefficients"], rows))
-    lines.append("(* chosen, ~ competitive: its spread joins the intervals; backtest: mean over rolling origins "
-                 "of the median |relative error| on larger-compute points)")
+        rows.append([mark, c.law, score, f"{c.weight:.2f}", f"{c.objective:.4e}", coef])
+    lines.append(_table(["", "law", "backtest", "weight", "objective", "coefficients"], rows))
+    lines.append("(* chosen, ~ competitive: averaged into the predictions by its weight, its spread joins the "
+                 "intervals; backtest: mean over rolling origins of the median |relative error| on larger-compute "
+                 "points)")
+    a = report.allocation
+    if a is not None:
+        scores = ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in a.backtest.items())
+        own = "" if a.law_exponent is None else f"; {report.law}: C^{a.law_exponent:.3f}, N_opt {_num(a.law_n_opt)}"
+        lines += ["", f"allocation  Approach 2 over {len(a.vertices)} IsoFLOP profiles: N_opt ∝ C^{a.exponent:.3f} "
+                  f"({interval:.0%} {a.interval[0]:.3f}–{a.interval[1]:.3f}), N_opt {_num(a.n_opt[0])} "
+                  f"({_num(a.n_opt[1])}–{_num(a.n_opt[2])}) at 10× the largest compute{own}",
+                  f"            backtest on later vertices (mean |ln N* error|): {scores}; better: {a.method}"]
     if predictions:
         lines += ["", format_predictions(predictions, interval)]
     for e in report.excluded:

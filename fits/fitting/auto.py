@@ -57,7 +57,7 @@ WEIGHT_FLOOR = 0.1
 interval."""
 BOOTSTRAP = 100
 OTHER_BOOTSTRAP = 30
-FOLD_BOOTSTRAP = 24
+FOLD_BOOTSTRAP = 16
 """Bootstrap refits per rolling-origin fold, for the calibration factor and the bias test."""
 CALIBRATION_LEVEL = 0.8
 """The probability at which the backtest calibrates the coefficient spread (the CLI's default interval)."""
@@ -106,6 +106,27 @@ class CandidateReport(msgspec.Struct, kw_only=True):
     """Bootstrap central interval of each coefficient, at the requested probability."""
 
 
+class AllocationReport(msgspec.Struct, kw_only=True):
+    """Approach 2 (IsoFLOP vertices → N_opt ∝ C^a, fits.fitting.isoflop) next to the chosen form's allocation,
+    when the points have IsoFLOP structure; both scored by the same rolling origin over the profiles."""
+
+    method: str
+    """The allocation with the better backtest: "approach2" or the chosen form's name."""
+    exponent: float
+    """Approach 2's a."""
+    interval: list[float]
+    """Its central interval at the requested probability."""
+    law_exponent: float | None
+    """The chosen form's d ln N_opt / d ln C at 10× the largest fitted compute."""
+    n_opt: list[float]
+    """Approach 2's N_opt at 10× the largest fitted compute: [N, low, high]."""
+    law_n_opt: float | None
+    vertices: list[dict[str, float]]
+    """Per profile: budget (FLOPs), N (vertex), low, high (its interval)."""
+    backtest: dict[str, float | None]
+    """Mean |ln N* error| on later profiles' vertices: {"approach2": ..., <chosen form>: ...}."""
+
+
 class AutoReport(msgspec.Struct, kw_only=True):
     """What ``fit_auto`` decided and why; the CLI prints it, ``--json`` emits it."""
 
@@ -121,6 +142,7 @@ class AutoReport(msgspec.Struct, kw_only=True):
     misspecified: bool = False
     calibration: float = 1.0
     """Factor on the chosen form's bootstrap spread that the rolling-origin backtest measured (≥ 1)."""
+    allocation: AllocationReport | None = None
     prior: str | None = None
     bootstrap: int = 0
     seconds: float = 0.0
@@ -341,10 +363,13 @@ def fit_auto(
                                  for c in cands))
     if calibration > 1.0:
         notes.append(f"the backtest's held-out errors widen the coefficient spread {calibration:.2f}×")
+    alloc = allocation(chosen, n, d, l, noise, interval, chosen_prior, warnings)
+    if alloc is not None:
+        misspec = misspec or any(w.startswith("misspecified: the IsoFLOP") for w in warnings)
     report = AutoReport(
         law=chosen.law.name, coefficients=chosen.fit.coefficients, candidates=reports, excluded=excluded,
         warnings=warnings, notes=notes, n_points=int(l.size), noise=noise, misspecified=misspec,
-        calibration=calibration, prior=prior, bootstrap=bootstrap, seconds=0.0,
+        calibration=calibration, allocation=alloc, prior=prior, bootstrap=bootstrap, seconds=0.0,
     )
     auto = AutoFit(candidates=cands, chosen=chosen, report=report, misspecification_scale=mis_scale,
                    max_compute=c_max, noise_quantiles=noise_q)
@@ -562,6 +587,77 @@ def noise_scale(residuals: np.ndarray, k: int) -> float:
     cap = 3.0 * robust_scale(r)
     w = np.clip(r - np.median(r), -cap, cap)
     return float(np.sqrt(np.mean(w**2))) * dof_factor(r.size, k)
+
+
+def law_slope(law: Any, coefficients: Mapping[str, float], C: float) -> tuple[float, float] | None:
+    """(N_opt(C), d ln N_opt / d ln C) of a fitted form, or None where it has no optimum there."""
+    try:
+        n0 = float(law.optimum(dict(coefficients), C / 2)[0])
+        n1 = float(law.optimum(dict(coefficients), C * 2)[0])
+        n_c = float(law.optimum(dict(coefficients), C)[0])
+    except (ValueError, ArithmeticError, BadInput):
+        return None
+    if not all(np.isfinite(x) and x > 0 for x in (n0, n1, n_c)):
+        return None
+    return n_c, math.log(n1 / n0) / math.log(4.0)
+
+
+def allocation(chosen: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray, noise: float, interval: float,
+               prior: Prior | None, warnings: list[str]) -> AllocationReport | None:
+    """Approach 2 against the chosen form's allocation, where the points hold at least 3 IsoFLOP profiles with
+    a determined vertex: the exponent of each, the rolling-origin backtest of each on the later profiles'
+    vertices, and a ``misspecified:`` warning when the chosen form's exponent lies outside Approach 2's
+    interval and Approach 2 backtests better."""
+    from fits.fitting import isoflop
+
+    a2 = isoflop.approach2(N, D, L, rel_sigma=max(noise, 1e-4))
+    if a2 is None or sum(v.determined for v in a2.vertices) < 3:
+        return None
+    z = float(norm.ppf(0.5 + interval / 2))
+
+    def form_optimum(mask: np.ndarray):
+        if mask.sum() < chosen.form.k + MIN_TRAIN_EXTRA:
+            return None
+        # Warm-started from the loss backtest's largest fold fit on a subset of these points (never from the
+        # full fit, which has seen the vertices being predicted); a full fit where there is none.
+        earlier = [f for f, t in zip(chosen.fold_fits, chosen.fold_train, strict=True) if not np.any(t & ~mask)]
+        try:
+            fit = (refit_from(max(earlier, key=lambda f: f.residuals.size), N[mask], D[mask], L[mask], prior=prior,
+                              scale=prior_scale(chosen.fit.residuals), max_nfev=200) if earlier
+                   else fit_linear(chosen.form, N[mask], D[mask], L[mask], prior=prior, starts=2))
+        except (ValueError, np.linalg.LinAlgError, BadInput):
+            return None
+        return lambda C: float(chosen.law.optimum(fit.coefficients, C)[0])
+
+    try:
+        bt = isoflop.allocation_backtest(N, D, L, rel_sigma=max(noise, 1e-4), fit_and_optimum=form_optimum,
+                                         origins=len(CUTS))
+        scores: dict[str, float | None] = {"approach2": bt.approach2, chosen.law.name: bt.law}
+    except (ValueError, ArithmeticError, BadInput, np.linalg.LinAlgError):
+        scores = {"approach2": None, chosen.law.name: None}
+    target = 10.0 * float(np.max(6.0 * N * D))
+    at = a2.n_opt(target)
+    lo_n, hi_n = at.interval(z)
+    own = law_slope(chosen.law, chosen.fit.coefficients, target)
+    a_lo, a_hi = a2.a - z * a2.se, a2.a + z * a2.se
+    b2, bl = scores["approach2"], scores[chosen.law.name]
+    method = "approach2" if b2 is not None and (bl is None or b2 < bl) else chosen.law.name
+    if own is not None and method == "approach2" and not a_lo <= own[1] <= a_hi:
+        warnings.append(
+            f"misspecified: the IsoFLOP profiles (Approach 2) give N_opt ∝ C^{a2.a:.3f} "
+            f"({interval:.0%}: {a_lo:.3f}–{a_hi:.3f}) and predict their later vertices better than "
+            f"{chosen.law.name}, whose allocation exponent is {own[1]:.3f}: allocate by Approach 2 "
+            f"(N_opt {at.n:.3g} at {target:.3g} FLOPs, {interval:.0%} {lo_n:.3g}–{hi_n:.3g}, against "
+            f"{own[0]:.3g})")
+    vertices = []
+    for v in a2.vertices:
+        if v.determined:
+            lo, hi = v.vertex.interval(z) or (v.n, v.n)
+            vertices.append({"budget": float(v.budget), "N": float(v.n), "low": float(lo), "high": float(hi)})
+    return AllocationReport(
+        method=method, exponent=float(a2.a), interval=[float(a_lo), float(a_hi)],
+        law_exponent=None if own is None else float(own[1]), n_opt=[float(at.n), float(lo_n), float(hi_n)],
+        law_n_opt=None if own is None else float(own[0]), vertices=vertices, backtest=scores)
 
 
 def noise_quantiles(residuals: np.ndarray, k: int) -> list[float]:
