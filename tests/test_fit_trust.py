@@ -158,6 +158,23 @@ def test_a_bend_in_the_data_term_is_flagged_and_averaged():
     assert all(c.competitive and c.weight == 1.0 for c in auto.candidates)
 
 
+def test_isoflop_points_get_an_approach2_allocation_next_to_the_form():
+    rng = np.random.default_rng(7)
+    budgets = np.geomspace(1e18, 1e20, 5)
+    opt = chin.optimal_allocation(budgets, **TRUTH)
+    N = (opt.N[:, None] * np.geomspace(0.25, 4.0, 7)[None, :]).ravel()
+    D = np.repeat(budgets, 7) / (6 * N)
+    L = np.asarray(chin.loss(N, D, **TRUTH)) * np.exp(rng.normal(0, 0.005, N.size))
+    alloc = fit_auto(N, D, L, laws=["chinchilla"], bootstrap=0).report.allocation
+    truth = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
+    assert alloc is not None and len(alloc.vertices) == 5
+    assert abs(alloc.exponent - truth) < 0.05 and alloc.law_exponent == pytest.approx(truth, abs=0.05)
+    assert set(alloc.backtest) == {"approach2", "chinchilla"} and alloc.method in alloc.backtest
+    assert alloc.n_opt[1] < alloc.n_opt[0] < alloc.n_opt[2]
+    # A grid of 5 sizes × 6 token counts has no profile of 3 sizes at one compute: no Approach 2.
+    assert fit_auto(*synthetic(1), laws=["chinchilla"], bootstrap=0).report.allocation is None
+
+
 def test_few_sizes_warn_undetermined():
     N, D, L = synthetic(4, sizes=(1e8, 1.5e8, 2e8), per=5)
     auto = fit_auto(N, D, L, laws=["chinchilla"], bootstrap=20)
