@@ -11,13 +11,13 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 from litestar.params import Body, PathParameter, QueryParameter
 
 from api.auth import require_api_key
+from api.controllers.documented import answers
 from api.database import Database
 from api.examples import CREATED, example, fit_example
-from api.openapi import WRITE_SECURITY, problem_responses
+from api.openapi import WRITE_SECURITY
 from api.problems import ApiProblem, value_problem
 from api.schemas import MAX_ID, FitCreated, FitRequest
 from api.threads import SerialThread
@@ -150,9 +150,7 @@ class FitsController(Controller):
             "Every stored fit, oldest first, optionally filtered by law family, scope and whether it is the "
             "active fit of its (law, scope). Published sets are seeded on first start."
         ),
-        responses={200: ResponseSpec(list[Fit], description="The fits.",
-                                     examples=[example("the default planning fit", [fit_example()])]),
-                   **problem_responses(422)},
+        responses=answers(200, list[Fit], "The fits.", example("the default planning fit", [fit_example()]), 422),
     )
     async def list_fits(
         self,
@@ -173,8 +171,7 @@ class FitsController(Controller):
         "/{ref:str}",
         summary="Get a fit",
         description="One fit by numeric id or by stable name (the newest version carrying that name).",
-        responses={200: ResponseSpec(Fit, description="The fit.", examples=[example("besiroglu2024", fit_example())]),
-                   **problem_responses(404)},
+        responses=answers(200, Fit, "The fit.", example("besiroglu2024", fit_example()), 404),
     )
     async def get_fit(
         self,
@@ -200,9 +197,8 @@ class FitsController(Controller):
         response_headers=[
             ResponseHeader(name="Location", description="Path of the stored fit.", documentation_only=True),
         ],
-        responses={201: ResponseSpec(FitCreated, description="The stored fit and the fitting result.",
-                                     examples=[example("the nine points above", _created_example())]),
-                   **problem_responses(401, 403, 409, 413, 415)},
+        responses=answers(201, FitCreated, "The stored fit and the fitting result.",
+                          example("the nine points above", _created_example()), 401, 403, 409, 413, 415),
     )
     async def create_fit(
         self,
@@ -229,9 +225,7 @@ class FitsController(Controller):
         guards=[require_api_key],
         security=WRITE_SECURITY,
         status_code=200,
-        responses={200: ResponseSpec(Fit, description="The fit, now active.",
-                                     examples=[example("activated", fit_example())]),
-                   **problem_responses(401, 403, 404)},
+        responses=answers(200, Fit, "The fit, now active.", example("activated", fit_example()), 401, 403, 404),
     )
     async def activate_fit(
         self,
