@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.datastructures import ResponseHeader
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 
@@ -14,3 +15,9 @@ def answers(status: int, model: Any, description: str, shown: Example, *problems
     """``responses=`` for a route: ``status`` returns ``model`` (shown by one example); ``problems`` are the
     error statuses it can answer with (each documented as a problem+json body)."""
     return {status: ResponseSpec(model, description=description, examples=[shown]), **problem_responses(*problems)}
+
+
+def created(what: str) -> dict[str, Any]:
+    """The route options of a POST that stores a ``what``: 201 Created with the new resource's Location."""
+    return {"status_code": 201, "response_headers": [
+        ResponseHeader(name="Location", description=f"Path of the stored {what}.", documentation_only=True)]}

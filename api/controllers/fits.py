@@ -9,12 +9,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import Body, PathParameter, QueryParameter
 
 from api.auth import require_api_key
-from api.controllers.documented import answers
+from api.controllers.documented import answers, created
 from api.database import Database
 from api.examples import CREATED, example, fit_example
 from api.openapi import WRITE_SECURITY
@@ -96,24 +95,14 @@ def _fit(request: FitRequest, columns: dict[str, list[float]]) -> FitResult:
 
 def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, list[float]]) -> Fit:
     """Save as the next version of (law, scope) the way ``python -m fits fit --save`` does."""
-    from fits.store import save_version
+    from fits.store import save_fitted
 
-    body = msgspec.json.encode(request.points)
-    fit = Fit.from_result(
-        result,
-        scope=request.scope,
-        name=request.name,
-        provenance=Provenance(
-            source="fitted",
-            note=f"POST /v1/fits --method {request.method}",
-            data=f"{len(request.points)} posted points (sha256 {hashlib.sha256(body).hexdigest()[:12]})",
-            seed=result.seed,
-            bootstrap=result.bootstrap,
-        ),
-    )
-    points = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    digest = hashlib.sha256(msgspec.json.encode(request.points)).hexdigest()[:12]
     with _name_conflict():
-        return save_version(db, fit, activate=request.activate, points=points)
+        return save_fitted(db, result, scope=request.scope, name=request.name,
+                           note=f"POST /v1/fits --method {request.method}",
+                           data=f"{len(request.points)} posted points (sha256 {digest})", columns=columns,
+                           activate=request.activate)
 
 
 def _check_name(db: Any, request: FitRequest) -> None:
@@ -131,12 +120,6 @@ def _name_conflict() -> Iterator[None]:
         yield
     except Conflict as exc:
         raise ApiProblem(409, str(exc), field=exc.field, title="Conflict") from None
-
-
-def _activate(db: Any, fit_id: int) -> Fit:
-    from fits.store import activate_fit
-
-    return activate_fit(db, fit_id)
 
 
 class FitsController(Controller):
@@ -193,10 +176,7 @@ class FitsController(Controller):
         ),
         guards=[require_api_key],
         security=WRITE_SECURITY,
-        status_code=201,
-        response_headers=[
-            ResponseHeader(name="Location", description="Path of the stored fit.", documentation_only=True),
-        ],
+        **created("fit"),
         responses=answers(201, FitCreated, "The stored fit and the fitting result.",
                           example("the nine points above", _created_example()), 401, 403, 409, 413, 415),
     )
@@ -233,4 +213,6 @@ class FitsController(Controller):
         fit_id: Annotated[int, PathParameter(description="Id of the fit to activate.", ge=1, le=MAX_ID,
                                          examples=[example("id", 3)])],
     ) -> Fit:
-        return await database.run(_activate, fit_id)
+        from fits import store
+
+        return await database.run(store.activate_fit, fit_id)

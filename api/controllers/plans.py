@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Response, get, post
-from litestar.datastructures import ResponseHeader, State
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
 
-from api.controllers.documented import answers
+from api.controllers.documented import answers, created
 from api.database import Database
 from api.examples import PLAN_REQUESTS, example, plan_example
 from api.metrics import Registry
@@ -99,10 +99,7 @@ class PlansController(Controller):
             "retried request returns the plan stored by the first attempt (201 again, with "
             "`Idempotent-Replayed: true`); the same key with a different body is a 409."
         ),
-        status_code=201,
-        response_headers=[
-            ResponseHeader(name="Location", description="Path of the stored plan.", documentation_only=True),
-        ],
+        **created("plan"),
         responses=answers(201, Plan, "The stored plan.",
                           example("a 1e21 FLOP budget", plan_example()), 400, 409, 413, 415, 422),
     )

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import Body, PathParameter
 
 from api.auth import require_api_key
-from api.controllers.documented import answers
+from api.controllers.documented import answers, created
 from api.database import Database
 from api.examples import CREATED, example
 from api.openapi import WRITE_SECURITY
@@ -73,10 +72,7 @@ class RunsController(Controller):
         ),
         guards=[require_api_key],
         security=WRITE_SECURITY,
-        status_code=201,
-        response_headers=[
-            ResponseHeader(name="Location", description="Path of the stored run.", documentation_only=True),
-        ],
+        **created("run"),
         responses=answers(201, Run, "The stored run.", example("stored", STORED_EXAMPLE), 401, 403, 413, 415),
     )
     async def ingest_run(
