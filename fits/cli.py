@@ -580,21 +580,18 @@ def format_fit(fit: Fit) -> str:
         rows.append(row)
     lines += [_table(header, rows), ""]
     p = fit.provenance
-    lines.append(f"source      {p.source}" + (f": {p.citation}" if p.citation else ""))
-    if p.data:
-        lines.append(f"data        {p.data}")
-    if p.run_ids:
-        more = " …" if len(p.run_ids) > 12 else ""
-        lines.append(f"runs        {len(p.run_ids)} ({', '.join(map(str, p.run_ids[:12]))}{more})")
-    if p.note:
-        lines.append(f"note        {p.note}")
-    if p.bootstrap:
-        lines.append(f"bootstrap   {p.bootstrap} resamples, seed {p.seed}")
-    if fit.objective is not None:
-        lines.append(f"objective   {fit.objective:.6e} over {fit.n_points} points")
-    if fit.heldout_error is not None:
-        lines.append(f"held-out    {fit.heldout_error:.2%} mean |relative error|")
-    lines.extend(f"warning     {w}" for w in fit.warnings)
+    more = " …" if len(p.run_ids) > 12 else ""
+    details = [  # (label, text); a detail without text is left out
+        ("source", p.source + (f": {p.citation}" if p.citation else "")),
+        ("data", p.data),
+        ("runs", p.run_ids and f"{len(p.run_ids)} ({', '.join(map(str, p.run_ids[:12]))}{more})"),
+        ("note", p.note),
+        ("bootstrap", p.bootstrap and f"{p.bootstrap} resamples, seed {p.seed}"),
+        ("objective", fit.objective is not None and f"{fit.objective:.6e} over {fit.n_points} points"),
+        ("held-out", fit.heldout_error is not None and f"{fit.heldout_error:.2%} mean |relative error|"),
+        *(("warning", w) for w in fit.warnings),
+    ]
+    lines += [f"{label:<12}{text}" for label, text in details if text]
     return "\n".join(lines)
 
 
