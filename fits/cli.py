@@ -112,8 +112,8 @@ def build_parser() -> Parser:
         metavar="N,X|TARGETS.csv",
         help="a CSV file with columns N,D (others ignored): predict the loss at each row with a predictive "
         "interval (bootstrap over runs calibrated on the backtest, one run's noise, the competitive forms "
-        "averaged by their backtest weights; --json adds 'predictions' in the file's row order); or N,X: also report the loss at N and X (D tokens; S_min "
-        "steps for kaplan-ns) with its coefficient interval; repeatable",
+        "averaged by their backtest weights; --json adds 'predictions' in the file's row order); or N,X: also "
+        "report the loss at N and X (D tokens; S_min steps for kaplan-ns) with its coefficient interval; repeatable",
     )
     fit.add_argument("--interval", type=_probability, default=0.8, metavar="P",
                      help="probability of the central predictive interval (default 0.8)")
