@@ -48,11 +48,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 from fits import accounting
 from fits.errors import BadInput
@@ -75,7 +75,7 @@ __all__ = [
     "vertex_se",
 ]
 
-Z95 = float(sps.norm.ppf(0.975))
+Z95 = NormalDist().inv_cdf(0.975)
 MIN_SIZES = 3
 """A parabola needs three distinct sizes; fewer give no vertex."""
 DEFAULT_TOL = 0.1
