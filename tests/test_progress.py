@@ -13,7 +13,7 @@ from pathlib import Path
 from verifier.runs import RunPoint
 from verifier.train import make_config, train
 from verifier.training import progress as progress_mod
-from verifier.training.progress import Progress, format_eta
+from verifier.training.progress import Progress, format_eta, si
 
 
 class Terminal(io.StringIO):
@@ -41,7 +41,7 @@ def test_a_terminal_sees_progress_and_an_eta_every_half_second():
             draws.append((clock.now, out.getvalue()[before:]))
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(draws)]
     assert len(draws) >= 18 and max(gaps) <= progress_mod.REDRAW_SECONDS + 0.1 + 1e-9
-    assert all("ETA" in text and "50.0k tok/s" in text for _, text in draws)
+    assert all("ETA" in text and "50k tok/s" in text for _, text in draws)
     # At step 50 after 5 s, 950 steps remain at 0.1 s each.
     mid = next(text for t, text in draws if " 50/1000 " in text or " 51/1000 " in text)
     assert re.search(r"ETA 1m3[45]s", mid), mid
@@ -88,6 +88,10 @@ def test_a_real_run_on_a_terminal_redraws_between_evaluations(db, tmp_path: Path
     assert sum(" ETA " in f for f in frames) >= 20  # every step, not only the two evaluations
     assert not any("0.0k tok/s" in f for f in frames)
     assert "starting" in frames[1] and " 0/20 " in frames[1]
+
+
+def test_rates_keep_three_figures_at_any_scale():
+    assert [si(x) for x in (40.0, 850.0, 50_000.0, 1.234e9, 0.5)] == ["40 ", "850 ", "50k ", "1.23G ", "0.5 "]
 
 
 def test_losses_not_yet_known_show_as_a_dash():
