@@ -25,6 +25,15 @@ RUN groupadd --system --gid 10001 scaleplan \
     && mkdir -p /data /app \
     && chown scaleplan:scaleplan /data
 WORKDIR /app
+# Both images inherit what follows; each drops to the scaleplan user after its own installs (a USER here would
+# run them unprivileged). Nothing after this line writes to /data, which VOLUME would discard.
+VOLUME ["/data"]
+EXPOSE 8000
+# urlopen raises on a refused connection or a non-2xx answer, so the exit status is the health.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SCALEPLAN_PORT', '8000'), timeout=4)"]
+# Host, port, workers and the database path come from the SCALEPLAN_* variables above.
+CMD ["python", "-m", "api"]
 
 # ---------------------------------------------------------------------------------------------- gpu
 FROM base AS gpu
@@ -38,11 +47,6 @@ COPY verifier ./verifier
 COPY api ./api
 RUN pip install ".[gpu]"
 USER scaleplan
-VOLUME ["/data"]
-EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SCALEPLAN_PORT', '8000'), timeout=4)"]
-CMD ["python", "-m", "api"]
 
 # ---------------------------------------------------------------------------------------------- cpu (default)
 FROM base AS cpu
@@ -56,10 +60,3 @@ COPY verifier ./verifier
 COPY api ./api
 RUN pip install .
 USER scaleplan
-VOLUME ["/data"]
-EXPOSE 8000
-# urlopen raises on a refused connection or a non-2xx answer, so the exit status is the health.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SCALEPLAN_PORT', '8000'), timeout=4)"]
-# Host, port, workers and the database path come from the SCALEPLAN_* variables set in the base stage.
-CMD ["python", "-m", "api"]

@@ -25,12 +25,15 @@ def test_dockerfile_cpu_default_and_gpu_variant():
     assert "--index-url https://download.pytorch.org/whl/cpu" in cpu and "TORCH_VERSION=2.13.0" in text
     assert 'pip install ".[gpu]"' in gpu
     assert "SCALEPLAN_DB=/data/scaleplan.db" in base and "useradd" in base
+    assert not re.search(r"^USER ", base, flags=re.M), "the base stage stays root for the images' installs"
     for stage in (cpu, gpu):
+        assert stage.lstrip().startswith("ARG") or "FROM" not in stage  # both build on base
         assert re.search(r"^USER scaleplan$", stage, flags=re.M)
-        assert 'VOLUME ["/data"]' in stage
-        healthcheck = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", stage, flags=re.M | re.S)
+        image = base + stage  # what the image declares: its own lines and those it inherits from base
+        assert 'VOLUME ["/data"]' in image
+        healthcheck = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", image, flags=re.M | re.S)
         assert healthcheck and "curl" not in healthcheck.group(1) and "/healthz" in healthcheck.group(1)
-        assert 'CMD ["python", "-m", "api"]' in stage
+        assert 'CMD ["python", "-m", "api"]' in image
     assert re.search(r"SCALEPLAN_WORKERS=\d+", base)
 
 
