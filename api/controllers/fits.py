@@ -87,7 +87,7 @@ def _fit(request: FitRequest, columns: dict[str, list[float]]) -> FitResult:
     try:
         return fit(request.law, columns, warmup=request.warmup, method=request.method, bootstrap=request.bootstrap,
                    seed=request.seed, predict=[tuple(p) for p in request.predict], budgets=list(request.budgets))
-    except ArithmeticError as exc:
+    except (ArithmeticError, TypeError) as exc:  # TypeError: a complex number from a degenerate solution
         raise ApiProblem(422, f"points: the fit failed on these values ({exc}); check units (parameters, tokens, "
                               "nats)", field="points") from exc
     except ValueError as exc:  # InsufficientData and friends name the column; "data" is the points list

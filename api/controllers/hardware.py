@@ -68,7 +68,7 @@ class HardwareController(Controller):
         status_code=200,
         responses={200: ResponseSpec(HardwareComparison, description="One option per accelerator.",
                                      examples=[example("$500k on 256 GPUs", comparison_example())]),
-                   **problem_responses(404, 422)},
+                   **problem_responses(404, 409, 422)},
     )
     async def compare(
         self,

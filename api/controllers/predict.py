@@ -84,7 +84,7 @@ class PredictController(Controller):
         status_code=200,
         responses={200: ResponseSpec(Prediction, description="The prediction.",
                                      examples=[example("1e9 parameters on 2e10 tokens", prediction_example())]),
-                   **problem_responses(400, 413, 415, 422)},
+                   **problem_responses(400, 404, 413, 415, 422)},
     )
     async def predict(
         self,
@@ -103,7 +103,7 @@ class PredictController(Controller):
         description=FRONTIER_DESCRIPTION,
         responses={200: ResponseSpec(Frontier, description="One row per budget.",
                                      examples=[example("1e19 to 1e21 FLOPs", frontier_example())]),
-                   **problem_responses(404, 422)},
+                   **problem_responses(404, 409, 422)},
     )
     async def frontier(
         self,
@@ -125,7 +125,7 @@ class PredictController(Controller):
         description="The same frontier drawn as a PNG: predicted loss with its band, and N and D, against compute.",
         media_type=PNG,
         responses={200: ResponseSpec(bytes, description="A PNG image.", media_type=PNG, generate_examples=False),
-                   **problem_responses(404, 422)},
+                   **problem_responses(404, 409, 422)},
     )
     async def frontier_png(
         self,

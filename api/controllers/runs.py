@@ -79,7 +79,7 @@ class RunsController(Controller):
         ],
         responses={201: ResponseSpec(Run, description="The stored run.",
                                      examples=[example("stored", STORED_EXAMPLE)]),
-                   **problem_responses(401, 403, 413, 415)},
+                   **problem_responses(401, 403, 404, 409, 413, 415)},
     )
     async def ingest_run(
         self,
