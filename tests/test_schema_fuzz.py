@@ -25,8 +25,10 @@ from api.app import create_app
 
 KEY = "fuzz-key"
 MIN_REQUESTS = 1000
-# positive_data_acceptance is left out on purpose: the planner rejects (422) combinations the schema cannot
-# express, such as two budgets at once or a budget the fit cannot answer.
+# positive_data_acceptance is left out on purpose: the document states every rule between fields a schema can
+# (and the server answers 404 for names not stored, 409 for fields contradicting each other by arithmetic), but
+# some questions only the fit can refuse (422): a budget below one step of the smallest model or below the
+# fit's sensible range, a loss it never reaches, points that cannot determine a fit.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
