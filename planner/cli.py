@@ -220,10 +220,12 @@ def format_plan(plan: Plan) -> str:
 def format_layout(lay: ParallelLayout) -> list[str]:
     m = lay.memory
     sp = " + SP" if lay.sequence_parallel else ""
+    ep = f" (EP {lay.ep})" if lay.ep > 1 else ""
     zero = "FSDP (ZeRO-3)" if lay.zero == 3 else f"ZeRO-{lay.zero}"
     lines = [
-        f"layout on {lay.gpus} × {lay.gpu}: DP {lay.dp} × TP {lay.tp}{sp} × PP {lay.pp}; micro-batch {lay.micro_batch} "
-        f"× {lay.grad_accum} accumulation ({lay.batch_sequences} sequences/step); {zero}; {lay.recompute} recompute",
+        f"layout on {lay.gpus} × {lay.gpu}: DP {lay.dp}{ep} × TP {lay.tp}{sp} × PP {lay.pp}; "
+        f"micro-batch {lay.micro_batch} × {lay.grad_accum} accumulation ({lay.batch_sequences} sequences/step); "
+        f"{zero}; {lay.recompute} recompute",
         f"  step            {lay.step_seconds:.3g} s ({lay.step_seconds_at_mfu:.3g} s at the MFU alone); "
         f"{lay.wall_clock_hours:,.1f} h for the run",
         "  memory per GPU  weights  grads  optimizer  activations  total   usable / capacity (GB)",

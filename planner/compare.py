@@ -46,7 +46,8 @@ def _option(name: str, plan: Plan | None, error: str | None, request: PlanReques
         compute_flops=plan.compute_flops, params=plan.params, tokens=plan.tokens,
         predicted_loss=plan.predicted_loss.mean, wall_clock_hours=lay.wall_clock_hours if lay else t.wall_clock_hours,
         gpu_hours=t.gpu_hours, cost=t.cost, fits=lay is not None,
-        layout=None if lay is None else f"DP {lay.dp} × TP {lay.tp} × PP {lay.pp}, mb {lay.micro_batch}, "
+        layout=None if lay is None else f"DP {lay.dp}{f' (EP {lay.ep})' if lay.ep > 1 else ''} × TP {lay.tp} × "
+                                        f"PP {lay.pp}, mb {lay.micro_batch}, "
                                         f"ZeRO-{lay.zero}, {lay.recompute}",
         memory_gb=None if lay is None else lay.memory.total, note=note,
     )

@@ -5,10 +5,11 @@ KV heads, or divided by them); pipeline stages p dividing the GPUs left, at most
 d = GPUs/(t·p); micro-batch b a power of two dividing the sequences per data-parallel rank (m = sequences/(d·b)
 micro-batches per step; the batch may be rounded to a multiple of d by up to 2%, which the layout states);
 ZeRO stage 1–3 (0 without data parallelism); selective recompute (what FlashAttention does: the attention
-scores are never stored) or full recompute. Each layout's bytes per GPU come from planner.memory; it fits
-when they are at most (1 − headroom) of the GPU's memory (default 10% headroom, for the framework, the
-allocator's fragmentation and communication buffers). A device without a known interconnect gets no tensor
-parallelism and no data parallelism across it.
+scores are never stored) or full recompute; for a mixture of experts, expert parallel e a power of two dividing
+both d and the expert count (planner.memory: the routed experts split e ways, their states sharded over d/e).
+Each layout's bytes per GPU come from planner.memory; it fits when they are at most (1 − headroom) of the GPU's
+memory (default 10% headroom, for the framework, the allocator's fragmentation and communication buffers). A
+device without a known interconnect gets no tensor parallelism and no data parallelism across it.
 
 Step time of a layout (stated in the plan's ``why``):
 
@@ -20,8 +21,15 @@ Step time of a layout (stated in the plan's ``why``):
     DP        gradient all-reduce 2(d−1)/d · 2 bytes · params per GPU once per step (ZeRO 0/1), per micro-batch
               under ZeRO-2 (reduce-scatter + gather), 1.5× that under ZeRO-3 (weights gathered forward and back);
               at the scale-out bandwidth once the job spans nodes; overlapped with the backward pass (2/3 of the
-              compute; all of it under ZeRO-3), only the excess counts
+              compute; all of it under ZeRO-3), only the excess counts; expert parameters reduce over their d/e
+              replicas, 2(d/e−1)/(d/e) · 2 bytes · expert params per GPU
+    EP        4 all-to-alls per MoE layer per micro-batch (dispatch and combine, forward and backward; 6 with full
+              recompute), each sending a GPU's s·b/t tokens' bf16 hidden states to top_k experts, the (e−1)/e of
+              them on other GPUs: 2·s·b·h·top_k·(e−1)/(e·t) bytes; inside the node while t·e GPUs fit in it (at half
+              its bidirectional bandwidth), else at the scale-out bandwidth; not overlapped
     PP        point-to-point activations are small next to the above and are left out
+
+A dense model (no experts) has e = 1 and no all-to-all.
 
 MFU is taken as the efficiency of the matmuls in a well-tuned layout, so the step time at the MFU alone is the
 plan's time estimate; the layout's step time adds what this layout costs beyond that. Among layouts within 1% of
@@ -45,7 +53,7 @@ from planner.memory import (
     ModelDims,
     activation_bytes_per_layer,
     memory_per_gpu,
-    params_per_gpu,
+    params_split,
     state_bytes,
 )
 from planner.plan import MemoryBreakdown, ParallelLayout, Shape
@@ -73,6 +81,8 @@ class Estimate:
     tp_seconds: float
     dp_seconds: float
     """Exposed (not overlapped) data-parallel communication."""
+    ep_seconds: float = 0.0
+    """Expert-parallel all-to-alls (a mixture of experts with ep > 1)."""
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -96,10 +106,21 @@ def tensor_parallel_options(dims: ModelDims, acc: Accelerator, gpus: int) -> lis
             if gpus % t == 0 and dims.n_head % t == 0 and (kv % t == 0 or t % kv == 0)]
 
 
+def expert_parallel_options(dims: ModelDims, d: int) -> list[int]:
+    """Expert-parallel degrees for d data-parallel ranks: powers of two dividing both d and the expert count."""
+    if dims.experts < 2:
+        return [1]
+    return [e for e in _powers_of_two(min(d, dims.experts)) if d % e == 0 and dims.experts % e == 0]
+
+
 def _search(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
-            mfu: float, usable: float | None) -> list[tuple]:
-    """Candidate layouts as tuples (step, simplicity, t, p, d, zero, b, m, recompute, parts...); only those within
-    ``usable`` bytes unless it is None. Tuples, not objects: thousands are scored per plan."""
+            mfu: float, usable: float | None, prune: bool = False) -> list[tuple]:
+    """Candidate layouts as tuples (step, simplicity, t, p, d, e, zero, b, m, recompute, parts...); only those
+    within ``usable`` bytes unless it is None. Tuples, not objects: thousands are scored per plan. ``prune``
+    skips layouts whose step cannot come within 1% of the fastest found so far (a lower bound: the compute and
+    bubble at the fewest micro-batches' worth, plus the tensor- and expert-parallel time, which only grow with
+    full recompute): best_layout's answer is the same, found without scoring most of a MoE's layouts."""
+    bound = math.inf
     peak = acc.bf16_tflops * 1e12
     per_sequence = dims.seq_len * flops_per_token / (gpus * peak * mfu)
     intra = acc.intra_node_gbs * 1e9 / 2.0  # one direction
@@ -121,48 +142,61 @@ def _search(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, 
                 continue
             layers = math.ceil(dims.n_layer / p)
             compute = per_rank * d * per_sequence
-            grad_bytes = params_per_gpu(dims, Layout(tp=t, pp=p)) * GRAD_BYTES
-            # seconds of a ring all-reduce of the bf16 gradients
-            grads = 2.0 * (d - 1) / d * grad_bytes / max(dp_bandwidth, 1.0)
             if d > 1 and dp_bandwidth <= 0:
                 continue
-            # ZeRO-1 shards the optimizer at no extra communication, so with data parallelism it replaces stage 0
-            for zero in (1, 2, 3) if d > 1 else (0,):
-                states = state_bytes(dims, Layout(dp=d, tp=t, pp=p, zero=zero))
-                state_total = states[0] + states[1] + states[2]
-                if usable is not None and state_total > usable:
-                    continue
-                for b in _powers_of_two(min(per_rank, MAX_MICRO_BATCH)):
-                    if per_rank % b:
+            if prune and compute * (1.0 + (p - 1) / per_rank) > bound:
+                continue
+            for e in expert_parallel_options(dims, d):
+                other, experts = params_split(dims, Layout(tp=t, pp=p, ep=e))
+                replicas = d // e
+                # seconds of a ring all-reduce of the bf16 gradients: the experts' over their replicas only
+                grads = (2.0 * (d - 1) / d * other * GRAD_BYTES
+                         + 2.0 * (replicas - 1) / replicas * experts * GRAD_BYTES) / max(dp_bandwidth, 1.0)
+                a2a_bandwidth = intra if t * e <= acc.node_size else acc.inter_node_gbs * 1e9
+                a2a1 = (2.0 * s * h * dims.top_k * (e - 1) / (e * t) / max(a2a_bandwidth, 1.0)) if e > 1 else 0.0
+                # ZeRO-1 shards the optimizer at no extra communication, so with data parallelism it replaces 0
+                for zero in (1, 2, 3) if d > 1 else (0,):
+                    states = state_bytes(dims, Layout(dp=d, tp=t, pp=p, zero=zero, ep=e))
+                    state_total = states[0] + states[1] + states[2]
+                    if usable is not None and state_total > usable:
                         continue
-                    m = per_rank // b
-                    for recompute in RECOMPUTES:
-                        act = per_layer1[recompute] * b * layers * min(p, m)
-                        if recompute == "full":
-                            act += per_layer1["selective"] * b
-                        if p == 1:
-                            act += logits1 * b / t
-                        if usable is not None and state_total + act > usable:
+                    for b in _powers_of_two(min(per_rank, MAX_MICRO_BATCH)):
+                        if per_rank % b:
                             continue
-                        full = recompute == "full"
-                        extra = FULL_RECOMPUTE_OVERHEAD if full else 0.0
-                        busy = compute * (1.0 + extra)
-                        bubble = (p - 1) / m
-                        tp_s = layers * m * (6 if full else 4) * tp_volume1 * b
-                        dp_s = 0.0
-                        if d > 1:
-                            volume = grads * (m if zero >= 2 else 1) * (1.5 if zero == 3 else 1.0)
-                            dp_s = max(0.0, volume - busy * (1.0 if zero == 3 else BACKWARD_SHARE))
-                        step = busy * (1.0 + bubble) + tp_s + dp_s
-                        out.append((step, (p, t, zero, full, -b), t, p, d, zero, b, m, recompute, states, act,
-                                    compute, bubble, extra, tp_s, dp_s))
+                        m = per_rank // b
+                        if prune and (compute * (1.0 + (p - 1) / m)
+                                      + layers * m * 4 * b * (tp_volume1 + a2a1)) > bound:
+                            continue
+                        for recompute in RECOMPUTES:
+                            act = per_layer1[recompute] * b * layers * min(p, m)
+                            if recompute == "full":
+                                act += per_layer1["selective"] * b
+                            if p == 1:
+                                act += logits1 * b / t
+                            if usable is not None and state_total + act > usable:
+                                continue
+                            full = recompute == "full"
+                            extra = FULL_RECOMPUTE_OVERHEAD if full else 0.0
+                            busy = compute * (1.0 + extra)
+                            bubble = (p - 1) / m
+                            passes = layers * m * (6 if full else 4) * b
+                            tp_s = passes * tp_volume1
+                            ep_s = passes * a2a1
+                            dp_s = 0.0
+                            if d > 1:
+                                volume = grads * (m if zero >= 2 else 1) * (1.5 if zero == 3 else 1.0)
+                                dp_s = max(0.0, volume - busy * (1.0 if zero == 3 else BACKWARD_SHARE))
+                            step = busy * (1.0 + bubble) + tp_s + dp_s + ep_s
+                            bound = min(bound, step * 1.01)
+                            out.append((step, (p, t, e, zero, full, -b), t, p, d, e, zero, b, m, recompute, states,
+                                        act, compute, bubble, extra, tp_s, dp_s, ep_s))
     return out
 
 
 def _estimate(row: tuple) -> Estimate:
-    _, _, t, p, d, zero, b, m, recompute, states, act, compute, bubble, extra, tp_s, dp_s = row
-    layout = Layout(dp=d, tp=t, pp=p, micro_batch=b, grad_accum=m, zero=zero, recompute=recompute)
-    return Estimate(layout, Memory(*states, activations=act), row[0], compute, bubble, extra, tp_s, dp_s)
+    _, _, t, p, d, e, zero, b, m, recompute, states, act, compute, bubble, extra, tp_s, dp_s, ep_s = row
+    layout = Layout(dp=d, tp=t, pp=p, micro_batch=b, grad_accum=m, zero=zero, recompute=recompute, ep=e)
+    return Estimate(layout, Memory(*states, activations=act), row[0], compute, bubble, extra, tp_s, dp_s, ep_s)
 
 
 def estimates(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
@@ -175,7 +209,8 @@ def estimates(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int
 def best_layout(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
                 mfu: float, *, headroom: float = DEFAULT_HEADROOM) -> Estimate | None:
     """The fastest layout that fits (the simplest among those within 1% of it), or None."""
-    rows = _search(dims, acc, gpus, batch_sequences, flops_per_token, mfu, acc.memory_gb * GB * (1.0 - headroom))
+    rows = _search(dims, acc, gpus, batch_sequences, flops_per_token, mfu, acc.memory_gb * GB * (1.0 - headroom),
+                   prune=True)
     if not rows:
         return None
     fastest = min(row[0] for row in rows)
@@ -231,8 +266,14 @@ def parallel_layout(best: Estimate, acc: Accelerator, dims: ModelDims, gpus: int
         + (f" × {1 + best.bubble:.3g} (pipeline bubble (p−1)/m = {lay.pp - 1}/{lay.grad_accum})" if best.bubble else "")
         + (f" + {best.tp_seconds:.3g} s tensor-parallel all-reduces" if best.tp_seconds else "")
         + (f" + {best.dp_seconds:.3g} s data-parallel communication not hidden by the backward pass"
-           if best.dp_seconds else ""),
+           if best.dp_seconds else "")
+        + (f" + {best.ep_seconds:.3g} s expert-parallel all-to-alls" if best.ep_seconds else ""),
     ]
+    if lay.ep > 1:
+        why.append(f"expert parallel {lay.ep}: each GPU holds {dims.experts // lay.ep} of the {dims.experts} experts "
+                   f"of each layer, their optimizer states sharded over {lay.dp // lay.ep} replicas; every MoE layer "
+                   f"sends each token to its top-{dims.top_k} experts and back (all-to-all, "
+                   + ("inside the node)" if lay.tp * lay.ep <= acc.node_size else "across nodes)"))
     simple = Layout(dp=gpus, micro_batch=1, grad_accum=max(1, round(batch_sequences / gpus)), zero=1)
     if lay.tp > 1 or lay.pp > 1 or lay.zero >= 2 or lay.recompute == "full":
         plain = memory_per_gpu(dims, simple).total / GB
@@ -249,12 +290,12 @@ def parallel_layout(best: Estimate, acc: Accelerator, dims: ModelDims, gpus: int
         why.append(f"the batch is rounded from {batch_sequences} to {layout_batch} sequences "
                    f"({100 * (layout_batch / batch_sequences - 1):+.1f}%) to split over {lay.dp} data-parallel ranks")
     return ParallelLayout(
-        gpu=acc.name, gpus=gpus, dp=lay.dp, tp=lay.tp, pp=lay.pp,
+        gpu=acc.name, gpus=gpus, dp=lay.dp, tp=lay.tp, pp=lay.pp, ep=lay.ep,
         sequence_parallel=lay.sequence_parallel and lay.tp > 1,
         micro_batch=lay.micro_batch, grad_accum=lay.grad_accum, zero=lay.zero, recompute=lay.recompute,
         batch_sequences=layout_batch, memory=describe_memory(mem, acc, headroom), step_seconds=best.step_seconds,
         step_seconds_at_mfu=best.compute_seconds, bubble_fraction=best.bubble, recompute_overhead=best.recompute,
-        tp_comm_seconds=best.tp_seconds, dp_comm_seconds=best.dp_seconds,
+        tp_comm_seconds=best.tp_seconds, dp_comm_seconds=best.dp_seconds, ep_comm_seconds=best.ep_seconds,
         wall_clock_hours=steps * best.step_seconds / 3600.0, why=why,
     )
 

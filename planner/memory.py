@@ -11,6 +11,13 @@ t ways: it sits whole on the first stage, and the tied head's copy on the last).
 by ZeRO stage: 1 the optimizer states, 2 also the gradients, 3 (= FSDP full sharding) also the weights, each
 divided by d; ZeRO-3 keeps two layers' weights gathered at a time.
 
+Expert parallelism (e, a mixture of experts only; Lepikhin et al. 2020, GShard; Megatron-Core's
+expert_model_parallel_size) splits the routed experts e ways across the data-parallel ranks: e divides d and the
+expert count, each GPU holds experts/e of every MoE layer's experts (each split t ways, as Megatron's default
+expert tensor parallelism is t), and each expert is replicated d/e times, so ZeRO shards the experts' states over
+d/e ranks where it shards the rest over d. Activations do not change: a GPU still processes its own tokens' share,
+top_k experts' worth per token on average (balanced routing).
+
 Activations (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", §4, Table 2),
 bytes per layer for sequence length s, micro-batch b, width h, a attention heads, in 16-bit with 1-byte dropout
 masks:
@@ -71,6 +78,12 @@ class ModelDims:
     """MLP width of one layer's activations (for a mixture of experts: the top-k experts' total); None: 4·d_model."""
     dropout: bool = True
     """Count the 1-byte dropout masks (Korthikanti's setting); False drops 2·s·b·h per layer."""
+    expert_params: float = 0.0
+    """Routed-expert parameters of all layers (part of params_total): what expert parallelism shards."""
+    experts: int = 0
+    """Routed experts per MoE layer (0: a dense model, no expert parallelism)."""
+    top_k: int = 0
+    """Routed experts each token visits (the all-to-all sends a token's hidden state to each)."""
 
     @property
     def kv_ratio(self) -> float:
@@ -101,6 +114,8 @@ class Layout:
     recompute: Recompute = "selective"
     sequence_parallel: bool = True
     """Megatron's sequence parallelism alongside tensor parallelism (no effect at tp = 1)."""
+    ep: int = 1
+    """Expert parallel degree: the routed experts split ep ways across the data-parallel ranks (ep divides dp)."""
 
     @property
     def gpus(self) -> int:
@@ -109,7 +124,8 @@ class Layout:
     def describe(self) -> str:
         zero = "FSDP (ZeRO-3)" if self.zero == 3 else f"ZeRO-{self.zero}"
         sp = " + SP" if self.sequence_parallel and self.tp > 1 else ""
-        return (f"DP {self.dp} × TP {self.tp}{sp} × PP {self.pp}, micro-batch {self.micro_batch} × "
+        ep = f" (EP {self.ep})" if self.ep > 1 else ""
+        return (f"DP {self.dp}{ep} × TP {self.tp}{sp} × PP {self.pp}, micro-batch {self.micro_batch} × "
                 f"{self.grad_accum} accumulation, {zero}, {self.recompute} recompute")
 
 
@@ -132,7 +148,7 @@ class Memory:
 
 
 def check_layout(layout: Layout, dims: ModelDims | None = None) -> None:
-    for name in ("dp", "tp", "pp", "micro_batch", "grad_accum"):
+    for name in ("dp", "tp", "pp", "micro_batch", "grad_accum", "ep"):
         value = getattr(layout, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise BadInput(f"must be a whole number ≥ 1, got {value!r}", field=f"layout.{name}")
@@ -140,12 +156,18 @@ def check_layout(layout: Layout, dims: ModelDims | None = None) -> None:
         raise BadInput(f"ZeRO stage must be 0, 1, 2 or 3, got {layout.zero!r}", field="layout.zero")
     if layout.recompute not in RECOMPUTE:
         raise BadInput(f"must be one of {', '.join(RECOMPUTE)}, got {layout.recompute!r}", field="layout.recompute")
+    if layout.dp % layout.ep:
+        raise BadInput(f"expert parallel {layout.ep} does not divide the {layout.dp} data-parallel ranks",
+                       field="layout.ep")
     if dims is not None:
         if dims.n_head % layout.tp:
             raise BadInput(f"tensor parallel {layout.tp} does not divide the {dims.n_head} attention heads",
                            field="layout.tp")
         if layout.pp > dims.n_layer:
             raise BadInput(f"{layout.pp} pipeline stages for {dims.n_layer} layers", field="layout.pp")
+        if layout.ep > 1 and (dims.experts < 1 or dims.experts % layout.ep):
+            raise BadInput(f"expert parallel {layout.ep} does not divide the {dims.experts} experts",
+                           field="layout.ep")
 
 
 def activation_bytes_per_layer(seq_len: float, micro_batch: float, d_model: float, n_head: float, *, tp: int = 1,
@@ -164,30 +186,45 @@ def activation_bytes_per_layer(seq_len: float, micro_batch: float, d_model: floa
     return sbh * (replicated + (split + scores) / tp)
 
 
-def params_per_gpu(dims: ModelDims, layout: Layout) -> float:
-    """Parameters on the most loaded GPU before ZeRO: t·p-way split, the embedding table t ways on stage one."""
+def params_split(dims: ModelDims, layout: Layout) -> tuple[float, float]:
+    """(other, expert) parameters on the most loaded GPU before ZeRO: t·p-way split, the embedding table t ways
+    on stage one, the routed experts also ep ways."""
     t, p = layout.tp, layout.pp
+    experts = dims.expert_params / (t * p * layout.ep)
+    rest = dims.params_total - dims.expert_params
     if p == 1:
-        return dims.params_total / t
-    body = max(0.0, dims.params_total - dims.embedding_params)
-    return body / (t * p) + dims.embedding_params / t
+        return rest / t, experts
+    body = max(0.0, rest - dims.embedding_params)
+    return body / (t * p) + dims.embedding_params / t, experts
+
+
+def params_per_gpu(dims: ModelDims, layout: Layout) -> float:
+    """Parameters on the most loaded GPU before ZeRO (params_split's two parts)."""
+    other, experts = params_split(dims, layout)
+    return other + experts
 
 
 def state_bytes(dims: ModelDims, layout: Layout) -> tuple[float, float, float]:
-    """(weights, gradients, optimizer) bytes per GPU under the layout's ZeRO stage."""
-    n = params_per_gpu(dims, layout)
-    d = layout.dp
-    weights = n * WEIGHT_BYTES
-    grads = n * GRAD_BYTES
-    optimizer = n * OPTIMIZER_BYTES
+    """(weights, gradients, optimizer) bytes per GPU under the layout's ZeRO stage: the experts' states shard
+    over their d/ep replicas, the rest over all d data-parallel ranks."""
+    other, experts = params_split(dims, layout)
+    d, replicas = layout.dp, layout.dp // layout.ep
+
+    def sharded(n_other: float, n_experts: float) -> float:
+        return n_other / d + n_experts / replicas
+
+    weights = (other + experts) * WEIGHT_BYTES
+    grads = (other + experts) * GRAD_BYTES
+    optimizer = (other + experts) * OPTIMIZER_BYTES
     if layout.zero >= 1:
-        optimizer /= d
+        optimizer = sharded(other, experts) * OPTIMIZER_BYTES
     if layout.zero >= 2:
-        grads /= d
+        grads = sharded(other, experts) * GRAD_BYTES
     if layout.zero >= 3 and d > 1:
         # sharded weights, plus the two layers gathered at a time (the one running, the one prefetched)
-        layer = max(0.0, dims.params_total - dims.embedding_params) / dims.n_layer / layout.tp
-        weights = weights / d + 2.0 * layer * WEIGHT_BYTES
+        body = max(0.0, dims.params_total - dims.embedding_params - dims.expert_params)
+        layer = (body + dims.expert_params / layout.ep) / dims.n_layer / layout.tp
+        weights = sharded(other, experts) * WEIGHT_BYTES + 2.0 * layer * WEIGHT_BYTES
     return weights, grads, optimizer
 
 

@@ -66,11 +66,12 @@ def moe_shape(moe: MoeSpec, params: float, *, vocab_size: int, seq_len: int,
 
 def moe_dims(shape: Shape, counts: MoeCounts, *, seq_len: int, vocab_size: int) -> memory.ModelDims:
     """What memory depends on for a MoE: every expert held (the total), the active experts' width in the
-    activations (top_k + shared experts of expert_d_ff each)."""
+    activations (top_k + shared experts of expert_d_ff each), the routed experts that expert parallelism shards."""
     return memory.ModelDims(
         n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head, seq_len=seq_len, vocab_size=vocab_size,
         params_total=float(counts.total), n_kv_head=shape.n_kv_head,
         d_ff=(counts.top_k + counts.shared_experts) * counts.expert_d_ff, dropout=False,
+        expert_params=float(counts.routed), experts=counts.experts, top_k=counts.top_k,
     )
 
 
@@ -115,8 +116,10 @@ def moe_assumptions(moe: MoeSpec, counts: MoeCounts, request: PlanRequest) -> li
         "MoE's total non-embedding count is N within those rules' tolerance; total parameters (memory) and active "
         "ones (FLOPs) from fits.accounting.moe_param_counts",
         "MoE layout: memory holds every expert (the total) and the activations of the top-k and shared experts; "
-        "the layout search splits experts by tensor and pipeline parallelism like dense weights: expert "
-        "parallelism and its all-to-all are not modelled",
+        "the layout search splits the routed experts by tensor and pipeline parallelism like dense weights and by "
+        "expert parallelism over e of the data-parallel ranks (e dividing them and the expert count; the experts' "
+        "optimizer states sharded over the d/e replicas), and times the all-to-all (dispatch and combine per MoE "
+        "layer, forward and backward, not overlapped); routing is taken as balanced (planner/layout.py)",
     ]
     if request.moe_experts is not None and request.moe_granularity is None:
         out.append(

@@ -158,6 +158,10 @@ class ParallelLayout(msgspec.Struct, kw_only=True):
     recompute_overhead: float
     tp_comm_seconds: float
     dp_comm_seconds: float
+    ep: int = 1
+    """Expert parallel degree (a mixture of experts): the routed experts split ep ways across the dp ranks."""
+    ep_comm_seconds: float = 0.0
+    """Expert-parallel all-to-all time per step (not overlapped)."""
     wall_clock_hours: float
     """steps × step_seconds."""
     why: list[str]

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from fits.fitting import isoflop
 from verifier.check import stats
 
 BUDGETS = [1e11, 10**11.5, 1e12]
@@ -36,11 +37,11 @@ def test_vertex_recovers_a_parabola_and_its_interval_covers() -> None:
     for _ in range(200):
         sizes = 1e5 * np.array(FACTORS)
         y = 2.0 + 0.02 * (np.log(sizes) - math.log(1.3e5)) ** 2 + rng.normal(0, 0.004, size=5)
-        v = stats.vertex(sizes, y, 0.002)
+        v = isoflop.vertex(sizes, y, 0.002)
         lo, hi = v.interval()
         hits += lo <= 1.3e5 <= hi
     assert 0.9 <= hits / 200 <= 0.99  # a 95% interval
-    flat = stats.vertex([1, 2, 4], [3.0, 2.0, 1.0], 0.01)
+    flat = isoflop.vertex([1, 2, 4], [3.0, 2.0, 1.0], 0.01)
     assert flat.ln_n is None and "curve" in flat.reason
 
 

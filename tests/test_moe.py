@@ -297,9 +297,12 @@ def test_the_layout_holds_every_expert_and_times_the_active_ones() -> None:
     moe = solve_plan(PlanRequest(compute_flops=1e22, moe_experts=64, hardware=hw), MOE)
     assert moe.moe is not None and moe.layout is not None and moe.time is not None
     lay = moe.layout
-    # weights on the most loaded GPU: the total (every expert) split t·p ways, bf16, before ZeRO-3
-    body = moe.moe.params_total - moe.vocab_size * moe.shape.d_model
-    expected = 2.0 * (body / (lay.tp * lay.pp) + moe.vocab_size * moe.shape.d_model / lay.tp) / memory.GB
+    # weights on the most loaded GPU: the total (every expert) split t·p ways, the routed experts also ep ways
+    # (expert parallelism), bf16, before ZeRO-3
+    routed = moe.moe.experts * moe.moe.params_per_expert * moe.shape.n_layer
+    body = moe.moe.params_total - moe.vocab_size * moe.shape.d_model - routed
+    expected = 2.0 * (body / (lay.tp * lay.pp) + moe.vocab_size * moe.shape.d_model / lay.tp
+                      + routed / (lay.tp * lay.pp * lay.ep)) / memory.GB
     if lay.zero < 3:
         assert lay.memory.weights == pytest.approx(expected, rel=1e-6)
     assert lay.memory.total <= lay.memory.usable

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fits.fit import Fit
+from fits.fitting import isoflop
 from fits.laws.registry import get_law
 from verifier.check import items as compare
 from verifier.check import stats
@@ -178,8 +179,8 @@ def curve_item(run: Run, points: Sequence[RunPoint], ns_fit: Fit, rel_sigma: flo
 @dataclass
 class Allocation:
     items: list[CheckItem]
-    vertices: list[stats.Vertex]
-    exponent: stats.Exponent
+    vertices: list[isoflop.Vertex]
+    exponent: isoflop.Exponent
 
 
 def allocation_items(profiles: Sequence[Sequence[Run]], budgets: Sequence[float], planned: Sequence[float],
@@ -191,13 +192,13 @@ def allocation_items(profiles: Sequence[Sequence[Run]], budgets: Sequence[float]
     ``planned_from_fit`` False: the planned N came from a reference allocation, not from ``fit`` (a flagged fit
     then does not make the allocation inconclusive; ``ln_n_sigma`` carries that reference's spread)."""
     items: list[CheckItem] = []
-    vertices: list[stats.Vertex] = []
+    vertices: list[isoflop.Vertex] = []
     reason_fit = flagged(fit) if planned_from_fit else ""
     for runs, c, n_plan in zip(profiles, budgets, planned, strict=True):
         done = sorted((r for r in runs if r.status == "complete" and r.final_val_loss is not None),
                       key=lambda r: compare.run_params(law, r))
         sizes = [compare.run_params(law, r) for r in done]
-        v = stats.vertex(sizes, [r.final_val_loss for r in done], rel_noise)
+        v = isoflop.vertex(sizes, [r.final_val_loss for r in done], rel_noise)
         vertices.append(v)
         pred_sd = ln_n_sigma.get(c, float("nan"))
         pred_sd = pred_sd if math.isfinite(pred_sd) else 0.0
@@ -244,7 +245,7 @@ def allocation_items(profiles: Sequence[Sequence[Run]], budgets: Sequence[float]
                                registered=True,
                                note=(why + "; " if why else "") + f"best N is {math.exp(d):.2f}× the planned N over "
                                     f"{len(good)} budgets"))
-    e = stats.exponent(budgets, vertices)
+    e = isoflop.exponent(budgets, vertices)
     base = {"kind": "allocation_exponent", "name": "a in N_opt ∝ C^a from the vertices vs the plan's law",
             "metric": "z = (a - a_plan) / se", "tolerance": stats.Z95, "rule": "|z| <= 1.96 and power >= 0.8",
             "unit": "exponent", "run_ids": [], "fit_id": fit.id}

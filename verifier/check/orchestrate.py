@@ -33,6 +33,7 @@ import sqlite_utils
 
 from fits.errors import Failed
 from fits.fit import Fit, FitRef
+from fits.fitting import isoflop
 from fits.laws.registry import fittable_law_names, get_law
 from fits.refit import untrusted
 from fits.store import active_fit, get_fit, list_fits
@@ -506,15 +507,14 @@ class EmpiricalAllocation:
     """N_opt(C) = exp(b)·C^a from the vertices of a scope's earlier IsoFLOP runs, with the standard error of
     ln N_opt at each budget (the regression's prediction error)."""
 
-    def __init__(self, exponent: stats.Exponent, cov: np.ndarray, note: str) -> None:
-        self.exponent, self.cov, self.note = exponent, cov, note
+    def __init__(self, exponent: isoflop.Exponent, note: str) -> None:
+        self.exponent, self.note = exponent, note
 
     def n_opt(self, c: float) -> float:
-        return math.exp(self.exponent.intercept + self.exponent.a * math.log(c))
+        return self.exponent.n_opt(c).n
 
     def ln_sigma(self, c: float) -> float:
-        x = np.array([1.0, math.log(c)])
-        return float(math.sqrt(max(x @ self.cov @ x, 0.0)))
+        return self.exponent.n_opt(c).ln_se
 
 
 def _empirical_allocation(session: Session, law: str) -> EmpiricalAllocation | None:
@@ -529,20 +529,16 @@ def _empirical_allocation(session: Session, law: str) -> EmpiricalAllocation | N
         sizes = [compare.run_params(law, r) for r in group]
         if len(set(sizes)) < 3:
             continue
-        v = stats.vertex(sizes, [r.final_val_loss for r in group], DEFAULT_NOISE)
-        if v.ln_n is not None and v.se and not v.reason:
+        v = isoflop.vertex(sizes, [r.final_val_loss for r in group], DEFAULT_NOISE)
+        if v.determined:
             budgets.append(c)
             vertices.append(v)
-    e = stats.exponent(budgets, vertices)
+    e = isoflop.exponent(budgets, vertices)
     if e.a is None or not (0.1 < e.a < 1.5):
         return None
-    x = np.log(np.asarray(budgets))
-    w = 1.0 / np.array([v.se for v in vertices]) ** 2
-    X = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(X.T @ (X * w[:, None]))
     note = (f"{len(budgets)} budgets {min(budgets):.3g}-{max(budgets):.3g}, a = {e.a:.3f} ± {e.se:.3f}, noise "
             f"{DEFAULT_NOISE:.0%} assumed")
-    return EmpiricalAllocation(e, cov, note)
+    return EmpiricalAllocation(e, note)
 
 
 def _regroup(specs: list[ProxySpec]) -> CheckLadder:

@@ -8,9 +8,10 @@ anything trains and tested against a simulation (tests/test_check_stats.py).
   the bootstrap refits' predictions) and the run-to-run noise of one run (``seed_sigma``, from repeating ladder
   points with another seed) added in quadrature. Its 80% and 95% intervals are what a check pre-registers.
 * An IsoFLOP profile is a parabola in ln N fitted by weighted least squares; its vertex has a delta-method
-  standard error (``vertex``), and the vertices of several budgets give the exponent a of N_opt ∝ C^a with
-  its own (``exponent``).
-* ``exponent_power`` is the power of the two-sided 5% test that rejects an alternative exponent when the plan's
+  standard error, and the vertices of several budgets give the exponent a of N_opt ∝ C^a with its own. That
+  estimation lives in fits.fitting.isoflop (the fitter offers Approach 2 as an allocation of its own); this
+  module keeps what only a check needs: the error a design *will* have (``exponent_se``, ``design_se``).
+* ``power`` is the power of the two-sided 5% test that rejects an alternative exponent when the plan's
   is true, for a design (budgets, sizes, profile curvature, noise), by the same delta method.
 """
 
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from fits.fitting.isoflop import Z95, exponent, vertex, vertex_se
+
 Z80 = float(sps.norm.ppf(0.9))
-Z95 = float(sps.norm.ppf(0.975))
 POWER_REQUIRED = 0.8
 """A test whose design has less power than this cannot pass: its verdict is "inconclusive"."""
 
@@ -80,92 +82,6 @@ def coverage(inside: Sequence[bool], level: float, log_densities: Sequence[float
 
 
 # ---------------------------------------------------------------------------------------------- IsoFLOP
-
-
-@dataclass(frozen=True)
-class Vertex:
-    ln_n: float | None
-    """ln N at the parabola's vertex (None: the profile does not curve upwards)."""
-    se: float | None
-    """Standard error of ``ln_n``."""
-    curvature: float
-    reason: str = ""
-
-    @property
-    def n(self) -> float | None:
-        return None if self.ln_n is None else math.exp(self.ln_n)
-
-    def interval(self, z: float = Z95) -> tuple[float, float] | None:
-        if self.ln_n is None or self.se is None:
-            return None
-        return math.exp(self.ln_n - z * self.se), math.exp(self.ln_n + z * self.se)
-
-
-def _design(x: np.ndarray) -> np.ndarray:
-    return np.stack([np.ones_like(x), x, x * x], axis=1)
-
-
-def vertex_se(x: np.ndarray, coef: np.ndarray, sigma: np.ndarray) -> float:
-    """Delta-method standard error of the vertex -c1/(2·c2) of a parabola fitted with point errors ``sigma``."""
-    X = _design(x)
-    w = 1.0 / sigma**2
-    cov = np.linalg.inv(X.T @ (X * w[:, None]))
-    c1, c2 = coef[1], coef[2]
-    g = np.array([0.0, -1.0 / (2 * c2), c1 / (2 * c2 * c2)])
-    return float(math.sqrt(max(g @ cov @ g, 0.0)))
-
-
-def vertex(sizes: Sequence[float], losses: Sequence[float], rel_sigma: float) -> Vertex:
-    """The vertex of a weighted parabola through (ln N, loss), each loss with error ``rel_sigma``·loss (the
-    measured seed noise), and its standard error. With 5 points the parabola's own residuals have 2 degrees of
-    freedom, too few to estimate the noise from; a profile that is not a parabola shows as a vertex that
-    misses the prediction, not as a wider interval."""
-    x = np.log(np.asarray(sizes, dtype=float))
-    y = np.asarray(losses, dtype=float)
-    if len(x) < 3 or len(set(x.tolist())) < 3:
-        return Vertex(None, None, 0.0, "fewer than 3 sizes")
-    centre = float(x.mean())
-    xc = x - centre
-    sigma = np.maximum(rel_sigma * y, 1e-9)
-    X = _design(xc)
-    w = 1.0 / sigma**2
-    coef = np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (w * y))
-    if coef[2] <= 0:
-        return Vertex(None, None, float(coef[2]), "the profile does not curve upwards")
-    v = -coef[1] / (2 * coef[2])
-    se = vertex_se(xc, coef, sigma)
-    reason = ""
-    if v < xc.min() - math.log(2) or v > xc.max() + math.log(2):
-        reason = "vertex more than 2× outside the sizes tried"
-    return Vertex(float(v + centre), se, float(coef[2]), reason)
-
-
-@dataclass(frozen=True)
-class Exponent:
-    a: float | None
-    se: float | None
-    intercept: float | None = None
-    reason: str = ""
-
-    def interval(self, z: float = Z95) -> tuple[float, float] | None:
-        if self.a is None or self.se is None:
-            return None
-        return self.a - z * self.se, self.a + z * self.se
-
-
-def exponent(budgets: Sequence[float], vertices: Sequence[Vertex]) -> Exponent:
-    """a of ln N_opt = a·ln C + b, weighted by the vertices' errors, with its standard error."""
-    pts = [(math.log(c), v.ln_n, v.se) for c, v in zip(budgets, vertices, strict=True)
-           if v.ln_n is not None and v.se and not v.reason]
-    if len(pts) < 2 or len({p[0] for p in pts}) < 2:
-        return Exponent(None, None, reason=f"{len(pts)} budget(s) with a determined vertex; the exponent needs 2")
-    x = np.array([p[0] for p in pts])
-    y = np.array([p[1] for p in pts])
-    w = 1.0 / np.array([p[2] for p in pts]) ** 2
-    X = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(X.T @ (X * w[:, None]))
-    coef = cov @ (X.T @ (w * y))
-    return Exponent(float(coef[1]), float(math.sqrt(cov[1, 1])), float(coef[0]))
 
 
 def exponent_se(budgets: Sequence[float], factors: Sequence[float], curvature: Sequence[float],
