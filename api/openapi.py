@@ -25,9 +25,10 @@ _DESCRIPTIONS = {
     403: ("Forbidden", "The API key is not valid for this server.", "the API key is not valid for this server",
           "Authorization"),
     404: ("Not Found", "No resource with that id or name.", "no plan with id 12345", None),
-    409: ("Conflict", "The request conflicts with what is stored, or its values contradict each other by "
-                      "arithmetic the schema cannot state (a minimum above its maximum, tokens that are not "
-                      "step × batch).",
+    409: ("Conflict", "The request conflicts with what is stored, or its values, each valid, contradict each "
+                      "other or the fit they name in a way the schema cannot state (a minimum above its maximum, "
+                      "tokens that are not step × batch, a budget below one step of the smallest model, a loss "
+                      "the fit never reaches).",
           "Idempotency-Key 'abc' was already used for a different request", "Idempotency-Key"),
     413: ("Request Entity Too Large", "The body is larger than the server accepts.",
           "the request body is larger than the limit of 2097152 bytes; send fewer points per request", None),

@@ -257,6 +257,8 @@ def main() -> None:
     parser.add_argument("--url", help="an already running server (then --db names its database)")
     parser.add_argument("--db", help="database file (default: a fresh temporary one)")
     parser.add_argument("--httpx", action="store_true", help="drive with httpx even when wrk is installed")
+    parser.add_argument("--settle", type=float, default=10.0,
+                        help="seconds to let every worker start before measuring (with --workers above 1)")
     parser.add_argument("--only", type=lambda text: text.split(","), default=None,
                         help=f"endpoints to drive with wrk, comma-separated from {','.join(TARGETS)} (default all; "
                              "health always runs first)")
@@ -272,6 +274,10 @@ def main() -> None:
         db = args.db or os.path.join(tempfile.mkdtemp(prefix="scaleplan-load-"), "load.db")
         server = ServerProcess(db, workers=args.workers, env={"SCALEPLAN_RATE_LIMIT": "0"}).start()
         url = server.url
+        if args.workers > 1:
+            # /readyz answers once the first worker serves; connections made before the others listen all go
+            # to it, so give every worker time to start (seconds under load) before measuring
+            time.sleep(args.settle)
     load = os.getloadavg()[0]
     try:
         if use_wrk:

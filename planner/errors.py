@@ -24,8 +24,10 @@ class NotStored(PlanError, NotFound):
 
 
 class Contradiction(PlanError, Conflict):
-    """Values of one request that contradict each other by arithmetic a JSON schema cannot state (a minimum
-    above its maximum, more experts per token than experts); a 409 over HTTP, like any other conflict."""
+    """A request whose values are each valid but contradict each other, or the fit they name, in a way a JSON
+    schema cannot state: a minimum above its maximum, more experts per token than experts, a budget below one
+    step of the smallest model at that context length, a loss the fit never reaches, experts on a dense law.
+    A 409 over HTTP, like any other conflict (422 is kept for values invalid in themselves)."""
 
 
 class PlanNotFound(NotFound):

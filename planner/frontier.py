@@ -47,7 +47,7 @@ def frontier(
         except PlanError as exc:
             if exc.field != "compute_flops":
                 raise
-            raise PlanError("start", f"the budget {c:.3g} FLOPs of this range: {exc.message}") from None
+            raise Contradiction("start", f"the budget {c:.3g} FLOPs of this range: {exc.message}") from None
         rows.append(
             FrontierRow(
                 compute_flops=plan.compute_flops,

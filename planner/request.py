@@ -55,7 +55,7 @@ LawName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """The accelerators a run uses; needed for an hours budget, a deadline, and time or cost estimates."""
 
-    gpu: str
+    gpu: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
     """Catalogue name (``python -m planner gpus``, GET /v1/hardware: A100-40GB, A100 (80GB), H100 (SXM), H100-PCIe,
     H100-NVL, H200, B200, GB200, L40S, MI300X, MI325X, MI355X, TPU-v5e, TPU-v5p, TPU-v6e, Gaudi3); any name when
     peak_tflops is given (a custom accelerator); "best" to compare the catalogue and take the best."""

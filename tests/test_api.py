@@ -241,7 +241,7 @@ def test_predict_and_frontier_tables(client):
         (b'{"compute_flops": 0}', 422, "compute_flops"),
         (b'{"compute_flops": 5e-324}', 422, None),
         (b'{"compute_flops": 1e21, "max_params": 5e-324}', 422, None),
-        (b'{"target_loss": 1.0}', 422, "target_loss"),
+        (b'{"target_loss": 1.0}', 409, "target_loss"),  # valid, but below the fit's irreducible loss
         (b'{"hours": 10, "hardware": {"gpu": "H100", "mfu": 1.5}}', 422, "hardware.mfu"),
         # values that contradict each other by arithmetic the schema cannot state: a conflict
         (b'{"compute_flops": 1e21, "max_batch_tokens": 1e3, "min_batch_tokens": 1e6}', 409, "min_batch_tokens"),

@@ -26,9 +26,9 @@ from api.app import create_app
 KEY = "fuzz-key"
 MIN_REQUESTS = 1000
 # positive_data_acceptance is left out on purpose: the document states every rule between fields a schema can
-# (and the server answers 404 for names not stored, 409 for fields contradicting each other by arithmetic), but
-# some questions only the fit can refuse (422): a budget below one step of the smallest model or below the
-# fit's sensible range, a loss it never reaches, points that cannot determine a fit.
+# (and the server answers 404 for names not stored, 409 for values contradicting each other or the fit), but
+# posted points that cannot determine a fit (all of one model size, no finite exponent) are a 422 no schema
+# can foresee.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
