@@ -15,7 +15,7 @@ from api.auth import BEARER_SCHEME
 from api.examples import problem_example
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.schemas import MAX_ID, Problem
-from planner.request import MOE_FIELDS
+from planner.request import BUDGET_FIELDS, MOE_FIELDS
 
 _DESCRIPTIONS = {
     400: ("Malformed request", "The body is not JSON, or not a JSON object.", "the request body is not valid JSON "
@@ -109,13 +109,10 @@ PLAN_RULES: dict[str, Any] = {
     # planner.request.validate's rules between fields, as JSON Schema: exactly one budget; hours, money and
     # deadlines need hardware; max_epochs needs unique_tokens; law needs scope; fit excludes law and scope; the
     # other mixture-of-experts fields need moe_experts.
-    "oneOf": [_present("compute_flops", "number"), _present("pf_days", "number"),
-              {"required": ["hours", "hardware"], "properties": {"hours": {"type": "number"},
-                                                                  "hardware": {"type": "object"}}},
-              {"required": ["budget_usd", "hardware"], "properties": {"budget_usd": {"type": "number"},
-                                                                       "hardware": {"type": "object"}}},
-              _present("target_loss", "number")],
+    "oneOf": [_present(name, "number") for name in BUDGET_FIELDS],
     "allOf": [
+        _implies("hours", "number", _present("hardware", "object")),
+        _implies("budget_usd", "number", _present("hardware", "object")),
         _implies("deadline_hours", "number", _present("hardware", "object")),
         _implies("max_epochs", "number", _present("unique_tokens", "number")),
         _implies("law", "string", _present("scope", "string")),

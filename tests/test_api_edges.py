@@ -204,8 +204,11 @@ def test_what_a_request_names_but_is_not_stored_is_a_404(client):
 def test_the_document_states_the_rules_between_fields(client):
     doc = client.get("/schema/openapi.json").json()
     schemas = doc["components"]["schemas"]
-    budgets = [set(rule["required"]) for rule in schemas["PlanRequest"]["oneOf"]]
-    assert {"budget_usd", "hardware"} in budgets
+    budgets = [rule["required"] for rule in schemas["PlanRequest"]["oneOf"]]
+    assert ["budget_usd"] in budgets and ["hours"] in budgets  # exactly one budget, whatever else is given
+    needs_hardware = [rule["if"]["required"] for rule in schemas["PlanRequest"]["allOf"]
+                      if rule["then"] == {"required": ["hardware"], "properties": {"hardware": {"type": "object"}}}]
+    assert ["hours"] in needs_hardware and ["budget_usd"] in needs_hardware
     # a family's points carry its columns and are at least as many as its coefficients
     by_law = {rule["if"]["properties"]["law"]["const"]: rule["then"]["properties"]["points"]
               for rule in schemas["FitRequest"]["allOf"]}
@@ -219,6 +222,9 @@ def test_the_document_states_the_rules_between_fields(client):
         assert set(selection["schema"]["properties"]) == {"fit", "law", "scope"}
     assert _problem(client.get("/v1/frontier", params={"law": "chinchilla"}), 422)["field"] == "scope"
     assert _problem(client.get("/v1/frontier", params={"fit": "kaplan2020", "scope": "x"}), 422)["field"] == "fit"
+    # the object admits no other keys, and the server holds to it: an unknown query parameter is refused
+    assert selection["schema"]["additionalProperties"] is False
+    assert _problem(client.get("/v1/frontier", params={"fits": "kaplan2020"}), 422)["field"] == "fits"
     # a run's points: bounded values, and a loss on each
     point = schemas["IngestPoint"]
     assert point["properties"]["val_loss"]["exclusiveMaximum"] == 100 and point["additionalProperties"] is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, QueryParameter
@@ -14,7 +14,7 @@ from api.database import Database
 from api.examples import example, frontier_example, prediction_example
 from api.openapi import problem_responses
 from api.plotting import frontier_png
-from api.problems import outside_the_law
+from api.problems import ApiProblem, outside_the_law
 from api.threads import SerialThread
 from fits.fit import Fit
 from planner import Frontier, PlanRequest, Prediction, PredictRequest
@@ -70,6 +70,18 @@ FRONTIER_DESCRIPTION = (
 )
 
 
+FRONTIER_QUERY = frozenset({"start", "stop", "per_decade", "fit", "law", "scope"})
+
+
+def only_known_query(request: Request) -> None:
+    """The frontier's query is a closed set (the document's fit selection admits no other keys): a misspelt
+    parameter is a 422, not silently the default fit."""
+    unknown = sorted(set(request.query_params) - FRONTIER_QUERY)
+    if unknown:
+        raise ApiProblem(422, f"{unknown[0][:80]}: not a parameter of this endpoint (known: "
+                              f"{', '.join(sorted(FRONTIER_QUERY))})", field=unknown[0][:80], source="query")
+
+
 class PredictController(Controller):
     tags = ("predict",)
 
@@ -107,6 +119,7 @@ class PredictController(Controller):
     )
     async def frontier(
         self,
+        request: Request,
         database: NamedDependency[Database],
         start: Start = 1e18,
         stop: Stop = 1e24,
@@ -115,6 +128,7 @@ class PredictController(Controller):
         law: Law = None,
         fit_scope: Scope = None,
     ) -> Frontier:
+        only_known_query(request)
         template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
         chosen = await database.run(fit_for, template)
         return await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
@@ -129,6 +143,7 @@ class PredictController(Controller):
     )
     async def frontier_png(
         self,
+        request: Request,
         database: NamedDependency[Database],
         plotter: NamedDependency[SerialThread],
         start: Start = 1e18,
@@ -138,6 +153,7 @@ class PredictController(Controller):
         law: Law = None,
         fit_scope: Scope = None,
     ) -> Response[bytes]:
+        only_known_query(request)
         template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
         chosen = await database.run(fit_for, template)
         table = await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
