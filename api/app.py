@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Unpack
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -26,7 +27,7 @@ from api.metrics import MetricsASGI, Registry
 from api.openapi import openapi_config
 from api.problems import exception_handlers
 from api.ratelimit import RateLimitMiddleware, TokenBucket
-from api.settings import Settings, load_settings
+from api.settings import Overrides, Settings, load_settings
 from api.threads import SerialThread
 from api.web import WebController
 
@@ -57,23 +58,13 @@ def _fitter(state: State) -> SerialThread:
 
 
 def create_app(
-    db_path: str | os.PathLike[str] | None = None,
-    *,
-    api_keys: str | None = None,
-    api_keys_file: str | os.PathLike[str] | None = None,
-    rate_limit: float | None = None,
-    rate_burst: int | None = None,
-    max_body_bytes: int | None = None,
-    settings: Settings | None = None,
+    db_path: str | os.PathLike[str] | None = None, *, settings: Settings | None = None, **overrides: Unpack[Overrides]
 ) -> Litestar:
     """Build the service. Unset arguments come from the environment (see ``api.settings``).
 
     ``api_keys`` is a comma-separated list, like ``SCALEPLAN_API_KEYS``; ``rate_limit=0`` turns rate limiting off.
     """
-    settings = settings or load_settings(
-        db_path, api_keys=api_keys, api_keys_file=api_keys_file, rate_limit=rate_limit, rate_burst=rate_burst,
-        max_body_bytes=max_body_bytes,
-    )
+    settings = settings or load_settings(db_path, **overrides)
     follow_supervisor()
     database = Database(settings.db_path)
     registry = Registry()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TypedDict, Unpack
 
 import msgspec
 
@@ -34,21 +35,26 @@ def _env_number(name: str, default: float, kind: type[float] | type[int]) -> flo
     return value
 
 
-def load_settings(
-    db_path: str | os.PathLike[str] | None = None,
-    *,
-    api_keys: str | None = None,
-    api_keys_file: str | os.PathLike[str] | None = None,
-    rate_limit: float | None = None,
-    rate_burst: int | None = None,
-    max_body_bytes: int | None = None,
-) -> Settings:
+class Overrides(TypedDict, total=False):
+    """Settings given as arguments (to ``create_app`` or ``load_settings``); None or absent: the environment's."""
+
+    api_keys: str | None
+    """Comma-separated, like SCALEPLAN_API_KEYS."""
+    api_keys_file: str | os.PathLike[str] | None
+    rate_limit: float | None
+    rate_burst: int | None
+    max_body_bytes: int | None
+
+
+def load_settings(db_path: str | os.PathLike[str] | None = None, **overrides: Unpack[Overrides]) -> Settings:
     from api.auth import load_api_keys
 
+    rate_limit, rate_burst = overrides.get("rate_limit"), overrides.get("rate_burst")
+    max_body_bytes = overrides.get("max_body_bytes")
     path = os.fspath(db_path) if db_path is not None else os.environ.get("SCALEPLAN_DB") or None
     settings = Settings(
         db_path=path,
-        api_keys=load_api_keys(api_keys, api_keys_file),
+        api_keys=load_api_keys(overrides.get("api_keys"), overrides.get("api_keys_file")),
         rate_limit=rate_limit if rate_limit is not None else _env_number("SCALEPLAN_RATE_LIMIT", DEFAULT_RATE, float),
         rate_burst=int(rate_burst if rate_burst is not None
                        else _env_number("SCALEPLAN_RATE_BURST", DEFAULT_BURST, int)),

@@ -53,10 +53,13 @@ def build_parser() -> Parser:
     json_opt = Parser(add_help=False)
     json_opt.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    fit = sub.add_parser(
-        "fit",
-        parents=[db_opt, json_opt],
-        help="fit a law family to points from a CSV file",
+    def command(name: str, *, json: bool = True, **texts: str) -> Parser:
+        """A subcommand (help, description, epilog): every one takes --db; all but export print a table or,
+        with --json, JSON."""
+        return sub.add_parser(name, parents=[db_opt, json_opt] if json else [db_opt], **texts)
+
+    fit = command(
+        "fit", help="fit a law family to points from a CSV file",
         description=(
             "Fit a law family to points from a CSV file on the summed Huber (delta=1e-3) loss of log-space "
             "residuals and report coefficients, objective and diagnostics (residuals; held-out error: fit on "
@@ -108,9 +111,9 @@ def build_parser() -> Parser:
         default=[],
         metavar="N,X|TARGETS.csv",
         help="a CSV file with columns N,D (others ignored): predict the loss at each row with a predictive "
-        "interval (bootstrap over runs, one run's noise, spread between competitive forms; --json adds "
-        "'predictions' in the file's row order); or N,X: also report the loss at N and X (D tokens; S_min "
-        "steps for kaplan-ns) with its coefficient interval; repeatable",
+        "interval (bootstrap over runs calibrated on the backtest, one run's noise, the competitive forms "
+        "averaged by their backtest weights; --json adds 'predictions' in the file's row order); or N,X: also "
+        "report the loss at N and X (D tokens; S_min steps for kaplan-ns) with its coefficient interval; repeatable",
     )
     fit.add_argument("--interval", type=_probability, default=0.8, metavar="P",
                      help="probability of the central predictive interval (default 0.8)")
@@ -132,10 +135,8 @@ def build_parser() -> Parser:
     fit.add_argument("--scope", default=DEFAULT_SCOPE, help=f"scope to save under (default: {DEFAULT_SCOPE!r})")
     fit.add_argument("--name", help="stable name to save the fit under")
 
-    refit = sub.add_parser(
-        "refit",
-        parents=[db_opt, json_opt],
-        help="refit every scope with new complete runs (cron entry point)",
+    refit = command(
+        "refit", help="refit every scope with new complete runs (cron entry point)",
         description=(
             "For every scope whose complete runs are not yet covered by its latest fit, fit chinchilla and "
             "kaplan-nd on (n_params, tokens, final_val_loss) and kaplan-ns on the validation-loss curves (with "
@@ -151,10 +152,8 @@ def build_parser() -> Parser:
     refit.add_argument("--bootstrap", type=cliutil.count, default=0, metavar="K",
                        help="bootstrap resamples for 95%% intervals on each new fit (default 0: none)")
 
-    pred = sub.add_parser(
-        "predict",
-        parents=[db_opt, json_opt],
-        help="predict losses with intervals from a stored fit",
+    pred = command(
+        "predict", help="predict losses with intervals from a stored fit",
         description="Predict the loss at each row (N, D) of a CSV file from a stored fit, with a central "
         "predictive interval (from the fit's bootstrap draws, noise and competitive forms when it was saved with "
         "--predict FILE or --law auto; else from its residual rms alone).",
@@ -164,25 +163,21 @@ def build_parser() -> Parser:
     pred.add_argument("--interval", type=_probability, default=0.8, metavar="P",
                       help="probability of the central interval (default 0.8)")
 
-    lst = sub.add_parser("list", parents=[db_opt, json_opt], help="list stored fits", description="List stored fits.")
+    lst = command("list", help="list stored fits", description="List stored fits.")
     lst.add_argument("--law", help="only this law family")
     lst.add_argument("--scope", help="only this scope")
 
-    show = sub.add_parser("show", parents=[db_opt, json_opt], help="show one fit", description="Show one stored fit.")
+    show = command("show", help="show one fit", description="Show one stored fit.")
     show.add_argument("ref", metavar="ID|NAME", help="fit id, or stable name (its newest version)")
 
-    act = sub.add_parser(
-        "activate",
-        parents=[db_opt, json_opt],
-        help="make a fit the active one of its (law, scope)",
+    act = command(
+        "activate", help="make a fit the active one of its (law, scope)",
         description="Make a fit the active one of its (law, scope); the switch is atomic.",
     )
     act.add_argument("id", metavar="ID", type=int, help="fit id")
 
-    imp = sub.add_parser(
-        "import",
-        parents=[db_opt, json_opt],
-        help="store a fit from a JSON file",
+    imp = command(
+        "import", help="store a fit from a JSON file",
         description=(
             "Store a fit from a JSON object with at least 'law' and 'coefficients' (what 'export' writes); "
             "it becomes the next version of its (law, scope)."
@@ -193,9 +188,8 @@ def build_parser() -> Parser:
     imp.add_argument("--name", help="stable name (default: the file's)")
     imp.add_argument("--activate", action="store_true", help="make the imported fit active")
 
-    exp = sub.add_parser(
-        "export",
-        parents=[db_opt],
+    exp = command(
+        "export", json=False,
         help="print a stored fit as JSON",
         description="Print a stored fit (coefficients, intervals, provenance, diagnostics) as JSON.",
     )
@@ -232,12 +226,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     result = fit(
         args.law,
         columns,
-        warmup=args.warmup,
-        batch=args.batch,
-        method=args.method,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        predict=args.predict,
+        **{name: getattr(args, name) for name in ("warmup", "batch", "method", "bootstrap", "seed", "predict")},
         budgets=args.budget,
         progress=progress,
         # Only families screened for outliers (those with a VarPro structure) take the switch.
@@ -484,27 +473,12 @@ def read_fit_json(path: str, *, scope: str | None = None, name: str | None = Non
 
 
 def _save(args: argparse.Namespace, result: FitResult, columns: dict[str, Any]) -> Fit:
-    from fits.fit import Fit, Provenance
-    from fits.store import save_version
+    from fits.store import save_fitted
 
     digest = hashlib.sha256(Path(args.data).read_bytes()).hexdigest()[:12]
-    fit = Fit.from_result(
-        result,
-        scope=args.scope,
-        name=args.name,
-        provenance=Provenance(
-            source="fitted",
-            note=f"python -m fits fit --method {args.method}",
-            data=f"{Path(args.data).name} (sha256 {digest})",
-            seed=result.seed,
-            bootstrap=result.bootstrap,
-        ),
-    )
-    names = list(columns)
-    # A group column holds run labels, not numbers: stored as text (float() of a label failed the save).
-    points = [{k: (str(v) if k == "group" else float(v)) for k, v in zip(names, row, strict=True)}
-              for row in zip(*columns.values(), strict=True)]
-    return save_version(_open(args), fit, activate=args.activate, points=points)
+    return save_fitted(_open(args), result, scope=args.scope, name=args.name,
+                       note=f"python -m fits fit --method {args.method}",
+                       data=f"{Path(args.data).name} (sha256 {digest})", columns=columns, activate=args.activate)
 
 
 def _open(args: argparse.Namespace) -> sqlite_utils.Database:
@@ -579,10 +553,19 @@ def format_auto(report: Any, predictions: list[Any], interval: float, data: str 
         score = "n/a" if c.backtest is None else f"{c.backtest:.3%}"
         mark = "*" if c.chosen else ("~" if c.competitive else "")
         coef = ", ".join(f"{k} {_num(v)}" for k, v in c.coefficients.items())
-        rows.append([mark, c.law, score, f"{c.objective:.4e}", coef])
-    lines.append(_table(["", "law", "backtest", "objective", "coefficients"], rows))
-    lines.append("(* chosen, ~ competitive: its spread joins the intervals; backtest: mean over rolling origins "
-                 "of the median |relative error| on larger-compute points)")
+        rows.append([mark, c.law, score, f"{c.weight:.2f}", f"{c.objective:.4e}", coef])
+    lines.append(_table(["", "law", "backtest", "weight", "objective", "coefficients"], rows))
+    lines.append("(* chosen, ~ competitive: averaged into the predictions by its weight, its spread joins the "
+                 "intervals; backtest: mean over rolling origins of the median |relative error| on larger-compute "
+                 "points)")
+    a = report.allocation
+    if a is not None:
+        scores = ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in a.backtest.items())
+        own = "" if a.law_exponent is None else f"; {report.law}: C^{a.law_exponent:.3f}, N_opt {_num(a.law_n_opt)}"
+        lines += ["", f"allocation  Approach 2 over {len(a.vertices)} IsoFLOP profiles: N_opt ∝ C^{a.exponent:.3f} "
+                  f"({interval:.0%} {a.interval[0]:.3f}–{a.interval[1]:.3f}), N_opt {_num(a.n_opt[0])} "
+                  f"({_num(a.n_opt[1])}–{_num(a.n_opt[2])}) at 10× the largest compute{own}",
+                  f"            backtest on later vertices (mean |ln N* error|): {scores}; better: {a.method}"]
     if predictions:
         lines += ["", format_predictions(predictions, interval)]
     for e in report.excluded:
@@ -606,21 +589,18 @@ def format_fit(fit: Fit) -> str:
         rows.append(row)
     lines += [_table(header, rows), ""]
     p = fit.provenance
-    lines.append(f"source      {p.source}" + (f": {p.citation}" if p.citation else ""))
-    if p.data:
-        lines.append(f"data        {p.data}")
-    if p.run_ids:
-        more = " …" if len(p.run_ids) > 12 else ""
-        lines.append(f"runs        {len(p.run_ids)} ({', '.join(map(str, p.run_ids[:12]))}{more})")
-    if p.note:
-        lines.append(f"note        {p.note}")
-    if p.bootstrap:
-        lines.append(f"bootstrap   {p.bootstrap} resamples, seed {p.seed}")
-    if fit.objective is not None:
-        lines.append(f"objective   {fit.objective:.6e} over {fit.n_points} points")
-    if fit.heldout_error is not None:
-        lines.append(f"held-out    {fit.heldout_error:.2%} mean |relative error|")
-    lines.extend(f"warning     {w}" for w in fit.warnings)
+    more = " …" if len(p.run_ids) > 12 else ""
+    details = [  # (label, text); a detail without text is left out
+        ("source", p.source + (f": {p.citation}" if p.citation else "")),
+        ("data", p.data),
+        ("runs", p.run_ids and f"{len(p.run_ids)} ({', '.join(map(str, p.run_ids[:12]))}{more})"),
+        ("note", p.note),
+        ("bootstrap", p.bootstrap and f"{p.bootstrap} resamples, seed {p.seed}"),
+        ("objective", fit.objective is not None and f"{fit.objective:.6e} over {fit.n_points} points"),
+        ("held-out", fit.heldout_error is not None and f"{fit.heldout_error:.2%} mean |relative error|"),
+        *(("warning", w) for w in fit.warnings),
+    ]
+    lines += [f"{label:<12}{text}" for label, text in details if text]
     return "\n".join(lines)
 
 

@@ -36,7 +36,7 @@ from fits.fitting.diagnostics import heldout_split, relative_error
 from fits.fitting.engine import InsufficientData
 from fits.laws.registry import fittable_law_names, get_law
 from fits.measurements import MeasuredRun, complete_runs, measured_scopes, validation_curves
-from fits.store import activate_fit, active_fit, from_json, get_fit, save_version, transaction
+from fits.store import activate_fit, active_fit, from_json, get_fit, point_rows, save_version, transaction
 
 MIN_RUNS_FINAL = 5
 """chinchilla, kaplan-nd: one run per coefficient at least; the fit also needs two distinct sizes and token
@@ -97,7 +97,7 @@ def refit(
             with transaction(db):
                 if _covered(db, job):  # another runner recorded these runs while we were fitting
                     continue
-                saved = save_version(db, record, points=_point_records(job))
+                saved = save_version(db, record, points=point_rows(job.columns, text=()))  # group: run ids
                 if activate or (not untrusted(saved) and _earns_activation(db, saved, job)):
                     activate_fit(db, saved.id)
                 written.append(get_fit(db, saved.id))
@@ -219,9 +219,3 @@ def _error_on_heldout(current: Fit, job: Job) -> float | None:
         return relative_error(form, current.coefficients, points.take(split[1]))
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _point_records(job: Job) -> list[dict[str, float]]:
-    names = list(job.columns)
-    rows = zip(*job.columns.values(), strict=True)
-    return [dict(zip(names, (float(v) for v in values), strict=True)) for values in rows]

@@ -24,12 +24,17 @@ class Predictive(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     noise: float
     """Standard deviation of one run's ln loss about the law."""
+    noise_quantiles: list[float] = []
+    """|residual| quantiles at fits.fitting.auto.NOISE_LEVELS: the noise term's tails."""
+    calibration: float = 1.0
+    """Factor on the draws' spread that the rolling-origin backtest measured."""
     misspecification: float = 0.0
     """Extra standard deviation of ln L when the backtest flagged misspecification."""
     draws: list[dict[str, float]] = []
     """Bootstrap coefficient sets (over runs)."""
     alternatives: list[dict[str, Any]] = []
-    """Competitive forms: {"law": name, "coefficients": {...}}; their spread joins the interval."""
+    """Competitive forms: {"law": name, "coefficients": {...}, "weight": w}; their spread, weighted by w
+    against the chosen form's 1, joins the interval (stored without a weight: 1)."""
 
 
 class Diagnostics(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -8,7 +8,8 @@ read-check-write runs inside ``transaction(db)`` (``BEGIN IMMEDIATE``).
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -29,6 +30,9 @@ from fits.db import (  # noqa: F401
 from fits.errors import Conflict, NotFound
 from fits.fit import Fit, Provenance, fit_ref
 from fits.result import Diagnostics
+
+if TYPE_CHECKING:
+    from fits.result import FitResult
 
 
 class FitNotFound(NotFound):
@@ -135,6 +139,36 @@ def save_version(
     with transaction(db):
         check_name(db, fit.name, fit.law, fit.scope)
         return save_fit(db, fit, activate=activate, points=points)
+
+
+def save_fitted(
+    db: sqlite_utils.Database,
+    result: FitResult,
+    *,
+    scope: str | None,
+    name: str | None,
+    note: str,
+    data: str,
+    columns: Mapping[str, Sequence[Any]],
+    activate: bool = False,
+) -> Fit:
+    """Store a fitting result made on ``columns`` as the next version of its (law, scope) (``save_version``'s
+    name rule and transaction); ``note`` says what made it (the command), ``data`` what it was fitted on."""
+    fit = Fit.from_result(
+        result,
+        scope=scope,
+        name=name,
+        provenance=Provenance(source="fitted", note=note, data=data, seed=result.seed, bootstrap=result.bootstrap),
+    )
+    return save_version(db, fit, activate=activate, points=point_rows(columns))
+
+
+def point_rows(columns: Mapping[str, Sequence[Any]], text: Collection[str] = ("group",)) -> list[dict[str, Any]]:
+    """Named columns as the rows a fit stores; the ``text`` columns hold labels (a CSV's run names), not
+    numbers, and are stored as text."""
+    names = list(columns)
+    return [{k: (str(v) if k in text else float(v)) for k, v in zip(names, row, strict=True)}
+            for row in zip(*columns.values(), strict=True)]
 
 
 PAUSE_IN_SAVE = "SCALEPLAN_TEST_PAUSE_IN_SAVE"

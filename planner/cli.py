@@ -209,12 +209,17 @@ def format_plan(plan: Plan) -> str:
             )
     if plan.hardware_options is not None:
         lines += format_comparison(plan.hardware_options)
-    for title, items in (("warnings", plan.warnings), ("assumptions", plan.assumptions)):
+    return "\n".join(lines + _notes(plan))
+
+
+def _notes(answer: Plan | Prediction) -> list[str]:
+    """The closing lines of a plan or a prediction: its warnings, its assumptions and how its band was made."""
+    lines = []
+    for title, items in (("warnings", answer.warnings), ("assumptions", answer.assumptions)):
         if items:
             lines.append(f"{title}:")
             lines += [f"  - {item}" for item in items]
-    lines.append(f"loss band: {plan.predicted_loss.method}")
-    return "\n".join(lines)
+    return [*lines, f"loss band: {answer.predicted_loss.method}"]
 
 
 def format_layout(lay: ParallelLayout) -> list[str]:
@@ -283,12 +288,7 @@ def format_prediction(p: Prediction) -> str:
         lines.append(f"  overfitting δL  {p.overfitting:.4f}")
     if p.early_stop_step is not None:
         lines.append(f"  early stop      ≳ step {p.early_stop_step:,}")
-    for title, items in (("warnings", p.warnings), ("assumptions", p.assumptions)):
-        if items:
-            lines.append(f"{title}:")
-            lines += [f"  - {item}" for item in items]
-    lines.append(f"loss band: {p.predicted_loss.method}")
-    return "\n".join(lines)
+    return "\n".join(lines + _notes(p))
 
 
 def _emit(obj: msgspec.Struct, as_json: bool, formatter) -> None:
@@ -345,6 +345,18 @@ def _add_hardware(p: argparse.ArgumentParser) -> None:
                    help="how time and MFU count FLOPs (default the law's); the plan shows the others too")
 
 
+def _add_budget(p: argparse.ArgumentParser, *, hours_on: str, price_of: str) -> None:
+    """The budget options of a command that plans (one of them): ``hours_on`` says on what the hours run,
+    ``price_of`` whose price the money buys at."""
+    budget = p.add_argument_group("budget (one of)")
+    budget.add_argument("--compute", metavar="FLOPS", help="training FLOPs, e.g. 1e21")
+    budget.add_argument("--pf-days", metavar="X", help="training compute in PF-days (8.64e19 FLOPs each)")
+    budget.add_argument("--hours", metavar="H", help=f"wall-clock hours on {hours_on}")
+    budget.add_argument("--budget-usd", metavar="USD", help=f"money, e.g. 500k, at {price_of} price per GPU-hour")
+    budget.add_argument("--target-loss", metavar="L", help="the loss to reach (nats/token): the least compute that "
+                        "reaches it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m planner",
@@ -354,12 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("plan", help="plan a training run for a budget or a target loss")
-    budget = p.add_argument_group("budget (one of)")
-    budget.add_argument("--compute", metavar="FLOPS", help="training FLOPs, e.g. 1e21")
-    budget.add_argument("--pf-days", metavar="X", help="PF-days (8.64e19 FLOPs each)")
-    budget.add_argument("--hours", metavar="H", help="wall-clock hours on --gpu × --gpus")
-    budget.add_argument("--budget-usd", metavar="USD", help="money, e.g. 500k, at the GPU's price per GPU-hour")
-    budget.add_argument("--target-loss", metavar="L", help="least compute that reaches this loss")
+    _add_budget(p, hours_on="--gpu × --gpus", price_of="the GPU's")
     _add_hardware(p)
     _add_fit(p)
     _add_constraints(p)
@@ -393,12 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--sources", action="store_true", help="print the source of every figure")
 
     hw = sub.add_parser("hardware", help="plan one budget on every catalogue GPU (or --gpu-list) and compare")
-    hb = hw.add_argument_group("budget (one of)")
-    hb.add_argument("--compute", metavar="FLOPS", help="training FLOPs, e.g. 1e22")
-    hb.add_argument("--pf-days", metavar="X", help="training compute in PF-days (8.64e19 FLOPs each)")
-    hb.add_argument("--hours", metavar="H", help="wall-clock hours on --gpus of each kind")
-    hb.add_argument("--budget-usd", metavar="USD", help="money, e.g. 500k, at each GPU's price per GPU-hour")
-    hb.add_argument("--target-loss", metavar="L", help="the loss to reach, in nats/token")
+    _add_budget(hw, hours_on="--gpus of each kind", price_of="each GPU's")
     hw.add_argument("--gpus", metavar="COUNT", required=True, help="GPUs of each kind")
     hw.add_argument("--gpu-list", metavar="A,B,...", help="compare these instead of the whole catalogue")
     hw.add_argument("--mfu", help="one MFU for all (default: each GPU's)")

@@ -48,19 +48,8 @@ def frontier(
             if exc.field != "compute_flops":
                 raise
             raise Contradiction("start", f"the budget {c:.3g} FLOPs of this range: {exc.message}") from None
-        rows.append(
-            FrontierRow(
-                compute_flops=plan.compute_flops,
-                params=plan.params,
-                tokens=plan.tokens,
-                tokens_per_param=plan.tokens_per_param,
-                batch_tokens=plan.batch_tokens,
-                steps=plan.steps,
-                predicted_loss=plan.predicted_loss,
-                binding=plan.binding,
-                warnings=plan.warnings,
-            )
-        )
+        # A row is the plan in brief: the plan's own fields of the same names.
+        rows.append(FrontierRow(**{name: getattr(plan, name) for name in FrontierRow.__struct_fields__}))
     return Frontier(fit=fit_ref(fit), rows=rows)
 
 

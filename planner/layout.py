@@ -34,12 +34,18 @@ A dense model (no experts) has e = 1 and no all-to-all.
 MFU is taken as the efficiency of the matmuls in a well-tuned layout, so the step time at the MFU alone is the
 plan's time estimate; the layout's step time adds what this layout costs beyond that. Among layouts within 1% of
 the fastest, the simplest wins (fewer stages, less tensor parallelism, lower ZeRO stage, larger micro-batches).
+
+Every layout is scored, all at once: numpy arrays over the (t, p, e) degrees × ZeRO stage × micro-batch ×
+recompute, with the floats of a layout-at-a-time evaluation (tests/test_layout_search.py holds one as the
+reference); about a millisecond for a few thousand layouts (bench/layout_speed.py).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from fits import accounting
 from planner.catalogue import Accelerator
@@ -53,8 +59,8 @@ from planner.memory import (
     ModelDims,
     activation_bytes_per_layer,
     memory_per_gpu,
-    params_split,
-    state_bytes,
+    split_of,
+    stage_bytes,
 )
 from planner.plan import MemoryBreakdown, ParallelLayout, Shape
 
@@ -113,25 +119,88 @@ def expert_parallel_options(dims: ModelDims, d: int) -> list[int]:
     return [e for e in _powers_of_two(min(d, dims.experts)) if d % e == 0 and dims.experts % e == 0]
 
 
-def _search(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
-            mfu: float, usable: float | None, prune: bool = False) -> list[tuple]:
-    """Candidate layouts as tuples (step, simplicity, t, p, d, e, zero, b, m, recompute, parts...); only those
-    within ``usable`` bytes unless it is None. Tuples, not objects: thousands are scored per plan. ``prune``
-    skips layouts whose step cannot come within 1% of the fastest found so far (a lower bound: the compute and
-    bubble at the fewest micro-batches' worth, plus the tensor- and expert-parallel time, which only grow with
-    full recompute): best_layout's answer is the same, found without scoring most of a MoE's layouts."""
-    bound = math.inf
+class _Grid:
+    """Every candidate layout of a search as numpy arrays over four axes, (t, p, e) × ZeRO slot × micro-batch ×
+    recompute, broadcast against each other; ``ok`` marks the layouts that exist (a micro-batch that divides the
+    sequences per rank, a ZeRO stage the data parallelism has). Flat indices run in that order, outermost first.
+    Arrays, not objects: thousands of layouts are scored per plan, all at once."""
+
+    COLUMNS = ("t", "p", "d", "e", "zero", "b", "m", "full", "weights", "grads", "optimizer", "act", "compute",
+               "bubble", "extra", "tp_s", "dp_s", "ep_s", "step")
+
+    def __init__(self, ok: np.ndarray, **columns: np.ndarray) -> None:
+        self.ok = ok
+        self.columns = columns
+        self.step = columns["step"]
+        # the same sum as Memory.total: weights + gradients + optimizer + activations
+        self.total = np.broadcast_to(columns["weights"] + columns["grads"] + columns["optimizer"] + columns["act"],
+                                     ok.shape)
+
+    def valid(self, usable: float | None = None) -> np.ndarray:
+        """Flat indices of the layouts (within ``usable`` bytes per GPU, unless it is None)."""
+        keep = self.ok if usable is None else self.ok & (self.total <= usable)
+        return np.flatnonzero(keep)
+
+    def at(self, names: tuple[str, ...], flat: np.ndarray) -> list[np.ndarray]:
+        """The named columns at these flat indices (each column indexed along the axes it varies on)."""
+        axes = np.unravel_index(flat, self.ok.shape)
+        first = np.zeros_like(flat)
+        index: dict[tuple[int, ...], tuple] = {}  # by the column's shape: the columns have a handful
+        out = []
+        for name in names:
+            column = self.columns[name]
+            at = index.get(column.shape)
+            if at is None:
+                at = index[column.shape] = tuple(i if n > 1 else first
+                                                 for i, n in zip(axes, column.shape, strict=True))
+            out.append(column[at])
+        return out
+
+    def estimates(self, flat: np.ndarray) -> list[Estimate]:
+        values = dict(zip(self.COLUMNS, (x.tolist() for x in self.at(self.COLUMNS, flat)), strict=True))
+        out = []
+        for i in range(len(flat)):
+            v = {name: column[i] for name, column in values.items()}
+            layout = Layout(dp=v["d"], tp=v["t"], pp=v["p"], micro_batch=v["b"], grad_accum=v["m"], zero=v["zero"],
+                            recompute=RECOMPUTES[v["full"]], ep=v["e"])
+            memory = Memory(v["weights"], v["grads"], v["optimizer"], activations=v["act"])
+            out.append(Estimate(layout, memory, v["step"], v["compute"], v["bubble"], v["extra"], v["tp_s"],
+                                v["dp_s"], v["ep_s"]))
+        return out
+
+
+# the grid's fixed axes, shaped to broadcast: ZeRO slot (stages 1, 2, 3 with data parallelism), micro-batch,
+# recompute (selective, full)
+ZERO_STAGES = np.array([1, 2, 3])
+ZERO_SLOTS = ZERO_STAGES[None, :, None, None]
+FIRST_SLOT = np.arange(3) == 0
+MICRO_BATCHES = np.array(_powers_of_two(MAX_MICRO_BATCH))[None, None, :, None]
+FULL = np.array([False, True])[None, None, None, :]
+EXTRA = np.where(FULL, FULL_RECOMPUTE_OVERHEAD, 0.0)
+PASSES = np.where(FULL, 6, 4)
+"""All-reduces (and all-to-alls) per layer per micro-batch: forward and backward, and the recomputed forward."""
+
+
+def _grid(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
+          mfu: float) -> _Grid | None:
+    """Every candidate layout, fitting or not, with its memory and step time (the module docstring's model); None
+    when there is none.
+
+    The (t, p, e) degrees are enumerated in Python (at most a few hundred); the ZeRO stage, micro-batch and
+    recompute axes are numpy broadcasts over them. Each float is computed by the same operations in the same
+    order as a layout-at-a-time evaluation would (planner.memory's split_of and stage_bytes take the arrays), so
+    the figures, and the layout chosen, do not depend on the vectorisation."""
     peak = acc.bf16_tflops * 1e12
     per_sequence = dims.seq_len * flops_per_token / (gpus * peak * mfu)
     intra = acc.intra_node_gbs * 1e9 / 2.0  # one direction
     dp_bandwidth = acc.inter_node_gbs * 1e9 if gpus > acc.node_size else intra
     s, h = dims.seq_len, dims.d_model
     logits1 = LOGIT_BYTES * s * dims.vocab_size
-    out: list[tuple] = []
+    rows = []  # one per (t, p, e): the degrees and what does not depend on ZeRO, micro-batch or recompute
     for t in tensor_parallel_options(dims, acc, gpus):
-        per_layer1 = {rc: activation_bytes_per_layer(s, 1, h, dims.n_head, tp=t, recompute=rc,
-                                                     kv_ratio=dims.kv_ratio, ffn_ratio=dims.ffn_ratio,
-                                                     dropout=dims.dropout) for rc in RECOMPUTES}
+        selective1, full1 = (activation_bytes_per_layer(s, 1, h, dims.n_head, tp=t, recompute=rc,
+                                                        kv_ratio=dims.kv_ratio, ffn_ratio=dims.ffn_ratio,
+                                                        dropout=dims.dropout) for rc in RECOMPUTES)
         tp_volume1 = 2.0 * s * h * 2.0 * (t - 1) / t / intra if t > 1 else 0.0
         for p in _divisors(gpus // t):
             if p > dims.n_layer:
@@ -140,87 +209,97 @@ def _search(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, 
             per_rank = max(1, round(batch_sequences / d))
             if abs(per_rank * d - batch_sequences) > BATCH_SLACK * batch_sequences:
                 continue
-            layers = math.ceil(dims.n_layer / p)
-            compute = per_rank * d * per_sequence
             if d > 1 and dp_bandwidth <= 0:
                 continue
-            if prune and compute * (1.0 + (p - 1) / per_rank) > bound:
-                continue
+            layers = math.ceil(dims.n_layer / p)
+            compute = per_rank * d * per_sequence
             for e in expert_parallel_options(dims, d):
-                other, experts = params_split(dims, Layout(tp=t, pp=p, ep=e))
-                replicas = d // e
-                # seconds of a ring all-reduce of the bf16 gradients: the experts' over their replicas only
-                grads = (2.0 * (d - 1) / d * other * GRAD_BYTES
-                         + 2.0 * (replicas - 1) / replicas * experts * GRAD_BYTES) / max(dp_bandwidth, 1.0)
                 a2a_bandwidth = intra if t * e <= acc.node_size else acc.inter_node_gbs * 1e9
                 a2a1 = (2.0 * s * h * dims.top_k * (e - 1) / (e * t) / max(a2a_bandwidth, 1.0)) if e > 1 else 0.0
-                # ZeRO-1 shards the optimizer at no extra communication, so with data parallelism it replaces 0
-                for zero in (1, 2, 3) if d > 1 else (0,):
-                    states = state_bytes(dims, Layout(dp=d, tp=t, pp=p, zero=zero, ep=e))
-                    state_total = states[0] + states[1] + states[2]
-                    if usable is not None and state_total > usable:
-                        continue
-                    for b in _powers_of_two(min(per_rank, MAX_MICRO_BATCH)):
-                        if per_rank % b:
-                            continue
-                        m = per_rank // b
-                        if prune and (compute * (1.0 + (p - 1) / m)
-                                      + layers * m * 4 * b * (tp_volume1 + a2a1)) > bound:
-                            continue
-                        for recompute in RECOMPUTES:
-                            act = per_layer1[recompute] * b * layers * min(p, m)
-                            if recompute == "full":
-                                act += per_layer1["selective"] * b
-                            if p == 1:
-                                act += logits1 * b / t
-                            if usable is not None and state_total + act > usable:
-                                continue
-                            full = recompute == "full"
-                            extra = FULL_RECOMPUTE_OVERHEAD if full else 0.0
-                            busy = compute * (1.0 + extra)
-                            bubble = (p - 1) / m
-                            passes = layers * m * (6 if full else 4) * b
-                            tp_s = passes * tp_volume1
-                            ep_s = passes * a2a1
-                            dp_s = 0.0
-                            if d > 1:
-                                volume = grads * (m if zero >= 2 else 1) * (1.5 if zero == 3 else 1.0)
-                                dp_s = max(0.0, volume - busy * (1.0 if zero == 3 else BACKWARD_SHARE))
-                            step = busy * (1.0 + bubble) + tp_s + dp_s + ep_s
-                            bound = min(bound, step * 1.01)
-                            out.append((step, (p, t, e, zero, full, -b), t, p, d, e, zero, b, m, recompute, states,
-                                        act, compute, bubble, extra, tp_s, dp_s, ep_s))
-    return out
+                rows.append((t, p, d, e, per_rank, layers, compute, tp_volume1, a2a1, selective1, full1))
+    if not rows:
+        return None
+    cols = list(zip(*rows, strict=True))
+    t, p, d, e, per_rank, layers = (np.array(c) for c in cols[:6])
+    compute, tp1, a2a1, selective1, full1 = (np.array(c, dtype=float) for c in cols[6:])
+
+    # model states per (t, p, e) and ZeRO slot: stages 1, 2, 3 with data parallelism (ZeRO-1 shards the
+    # optimizer at no extra communication, so it replaces 0), stage 0 alone without
+    other, experts = split_of(dims, t, p, e)
+    replicas = d // e
+    # seconds of a ring all-reduce of the bf16 gradients: the experts' over their replicas only
+    grads_s = (2.0 * (d - 1) / d * other * GRAD_BYTES
+               + 2.0 * (replicas - 1) / replicas * experts * GRAD_BYTES) / max(dp_bandwidth, 1.0)
+    many = d > 1
+    staged = [stage_bytes(dims, other, experts, d, e, t, zero) for zero in (1, 2, 3)]
+    if not many.all():  # a layout without data parallelism has ZeRO-0 in the first slot
+        none = stage_bytes(dims, other, experts, d, e, t, 0)
+        staged[0] = tuple(np.where(many, staged[0][i], none[i]) for i in range(3))
+    # (t·p·e, ZeRO slot, 1, 1); slots 1 and 2 without data parallelism are not layouts (not in ``ok``)
+    parts = [np.stack([stage[i] for stage in staged], axis=1)[:, :, None, None] for i in range(3)]
+    zero = np.where(many[:, None], ZERO_STAGES, 0)[:, :, None, None]
+    zero_ok = (many[:, None] | FIRST_SLOT)[:, :, None, None]
+
+    # axes: (t, p, e) × ZeRO slot × micro-batch × recompute
+    t, p, d, e, layers, rank, compute, tp1, a2a1, selective1, full1, grads_s, many = (
+        x[:, None, None, None] for x in (t, p, d, e, layers, per_rank, compute, tp1, a2a1, selective1, full1,
+                                          grads_s, many))
+    b = MICRO_BATCHES
+    b_ok = (b <= rank) & (rank % b == 0)
+    m = np.where(b_ok, rank // b, 1)  # 1 where b does not divide: those layouts are not in ``ok``
+    act = np.where(FULL, full1, selective1) * b * layers * np.minimum(p, m)
+    act = np.where(FULL, act + selective1 * b, act)
+    act = np.where(p == 1, act + logits1 * b / t, act)
+    busy = compute * (1.0 + EXTRA)
+    bubble = (p - 1) / m
+    passes = layers * m * PASSES * b
+    tp_s = passes * tp1
+    ep_s = passes * a2a1
+    # the slots' stages with data parallelism (without it there is no data-parallel time)
+    volume = grads_s * np.where(ZERO_SLOTS >= 2, m, 1) * np.where(ZERO_SLOTS == 3, 1.5, 1.0)
+    dp_s = np.where(many, np.maximum(0.0, volume - busy * np.where(ZERO_SLOTS == 3, 1.0, BACKWARD_SHARE)), 0.0)
+    step = busy * (1.0 + bubble) + tp_s + dp_s + ep_s
+    weights, grads, optimizer = parts
+    return _Grid(np.broadcast_to(zero_ok & b_ok, step.shape), t=t, p=p, d=d, e=e, zero=zero, b=b, m=m, full=FULL,
+                 weights=weights, grads=grads, optimizer=optimizer, act=act, compute=compute, bubble=bubble,
+                 extra=EXTRA, tp_s=tp_s, dp_s=dp_s, ep_s=ep_s, step=step)
 
 
-def _estimate(row: tuple) -> Estimate:
-    _, _, t, p, d, e, zero, b, m, recompute, states, act, compute, bubble, extra, tp_s, dp_s, ep_s = row
-    layout = Layout(dp=d, tp=t, pp=p, micro_batch=b, grad_accum=m, zero=zero, recompute=recompute, ep=e)
-    return Estimate(layout, Memory(*states, activations=act), row[0], compute, bubble, extra, tp_s, dp_s, ep_s)
+def _usable(acc: Accelerator, headroom: float) -> float:
+    return acc.memory_gb * GB * (1.0 - headroom)
 
 
 def estimates(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
               mfu: float, *, headroom: float = DEFAULT_HEADROOM, fitting_only: bool = True) -> list[Estimate]:
     """Every layout the search considers (those that fit, unless ``fitting_only`` is False)."""
-    usable = acc.memory_gb * GB * (1.0 - headroom) if fitting_only else None
-    return [_estimate(row) for row in _search(dims, acc, gpus, batch_sequences, flops_per_token, mfu, usable)]
+    grid = _grid(dims, acc, gpus, batch_sequences, flops_per_token, mfu)
+    if grid is None:
+        return []
+    return grid.estimates(grid.valid(_usable(acc, headroom) if fitting_only else None))
 
 
 def best_layout(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, flops_per_token: float,
                 mfu: float, *, headroom: float = DEFAULT_HEADROOM) -> Estimate | None:
     """The fastest layout that fits (the simplest among those within 1% of it), or None."""
-    rows = _search(dims, acc, gpus, batch_sequences, flops_per_token, mfu, acc.memory_gb * GB * (1.0 - headroom),
-                   prune=True)
-    if not rows:
+    grid = _grid(dims, acc, gpus, batch_sequences, flops_per_token, mfu)
+    fits = np.zeros(0, dtype=int) if grid is None else grid.valid(_usable(acc, headroom))
+    if not len(fits):
         return None
-    fastest = min(row[0] for row in rows)
-    return _estimate(min((row for row in rows if row[0] <= fastest * 1.01), key=lambda row: row[1]))
+    steps = grid.step.ravel()[fits]
+    near = fits[steps <= steps.min() * 1.01]
+    # simplest first: fewer stages, less tensor and expert parallelism, lower ZeRO stage, no full recompute,
+    # larger micro-batches (each layout has its own key: no ties)
+    p, t, e, zero, full, b = grid.at(("p", "t", "e", "zero", "full", "b"), near)
+    return grid.estimates(near[np.lexsort((-b, full, zero, e, t, p))[:1]])[0]
 
 
 def smallest_footprint(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int) -> Estimate | None:
     """The layout needing the least memory per GPU, fitting or not (for saying by how much nothing fits)."""
-    every = estimates(dims, acc, gpus, batch_sequences, 1.0, 1.0, fitting_only=False)
-    return min(every, key=lambda e: e.memory.total) if every else None
+    grid = _grid(dims, acc, gpus, batch_sequences, 1.0, 1.0)
+    if grid is None:
+        return None
+    every = grid.valid()
+    return grid.estimates(every[np.argmin(grid.total.ravel()[every])][None])[0]  # the first of equals, as min()
 
 
 def refuse(dims: ModelDims, acc: Accelerator, gpus: int, batch_sequences: int, headroom: float = DEFAULT_HEADROOM,

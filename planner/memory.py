@@ -39,8 +39,9 @@ full recompute adds one layer's full activations while it is being recomputed; t
 logits of the cross-entropy, 4·s·b·v/t bytes.
 
 Parameter counts are the caller's: ``params_total`` (every parameter held, all experts of a mixture of experts)
-sizes memory; FLOPs are counted elsewhere from the active parameters (fits.accounting). Pure Python floats: the
-layout search evaluates thousands of layouts per plan.
+sizes memory; FLOPs are counted elsewhere from the active parameters (fits.accounting). The parameter split and
+model states also take numpy arrays of layouts (split_of, stage_bytes): the layout search scores thousands per
+plan at once.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from fits.errors import BadInput
 
@@ -189,13 +192,20 @@ def activation_bytes_per_layer(seq_len: float, micro_batch: float, d_model: floa
 def params_split(dims: ModelDims, layout: Layout) -> tuple[float, float]:
     """(other, expert) parameters on the most loaded GPU before ZeRO: t·p-way split, the embedding table t ways
     on stage one, the routed experts also ep ways."""
-    t, p = layout.tp, layout.pp
-    experts = dims.expert_params / (t * p * layout.ep)
+    return split_of(dims, layout.tp, layout.pp, layout.ep)
+
+
+def split_of(dims: ModelDims, tp, pp, ep):
+    """params_split for degrees given as whole numbers or as numpy integer arrays of one shape (the layout search
+    scores arrays of layouts at once; the same operations in the same order, so the same floats)."""
+    experts = dims.expert_params / (tp * pp * ep)
     rest = dims.params_total - dims.expert_params
-    if p == 1:
-        return rest / t, experts
     body = max(0.0, rest - dims.embedding_params)
-    return body / (t * p) + dims.embedding_params / t, experts
+    if isinstance(pp, np.ndarray):
+        return np.where(pp == 1, rest / tp, body / (tp * pp) + dims.embedding_params / tp), experts
+    if pp == 1:
+        return rest / tp, experts
+    return body / (tp * pp) + dims.embedding_params / tp, experts
 
 
 def params_per_gpu(dims: ModelDims, layout: Layout) -> float:
@@ -208,22 +218,30 @@ def state_bytes(dims: ModelDims, layout: Layout) -> tuple[float, float, float]:
     """(weights, gradients, optimizer) bytes per GPU under the layout's ZeRO stage: the experts' states shard
     over their d/ep replicas, the rest over all d data-parallel ranks."""
     other, experts = params_split(dims, layout)
-    d, replicas = layout.dp, layout.dp // layout.ep
+    # one data-parallel rank has nothing to shard the weights over: no gathered layers either
+    zero = layout.zero if layout.dp > 1 else min(layout.zero, 2)
+    return stage_bytes(dims, other, experts, layout.dp, layout.ep, layout.tp, zero)
 
-    def sharded(n_other: float, n_experts: float) -> float:
-        return n_other / d + n_experts / replicas
+
+def stage_bytes(dims: ModelDims, other, experts, dp, ep, tp, zero: int):
+    """state_bytes from params_split's parts for ZeRO stage ``zero`` (3 only with dp > 1); the parts and degrees
+    floats and whole numbers or numpy arrays of one shape alike."""
+    replicas = dp // ep
+
+    def sharded(n_other, n_experts):
+        return n_other / dp + n_experts / replicas
 
     weights = (other + experts) * WEIGHT_BYTES
     grads = (other + experts) * GRAD_BYTES
     optimizer = (other + experts) * OPTIMIZER_BYTES
-    if layout.zero >= 1:
+    if zero >= 1:
         optimizer = sharded(other, experts) * OPTIMIZER_BYTES
-    if layout.zero >= 2:
+    if zero >= 2:
         grads = sharded(other, experts) * GRAD_BYTES
-    if layout.zero >= 3 and d > 1:
+    if zero >= 3:
         # sharded weights, plus the two layers gathered at a time (the one running, the one prefetched)
         body = max(0.0, dims.params_total - dims.embedding_params - dims.expert_params)
-        layer = (body + dims.expert_params / layout.ep) / dims.n_layer / layout.tp
+        layer = (body + dims.expert_params / ep) / dims.n_layer / tp
         weights = sharded(other, experts) * WEIGHT_BYTES + 2.0 * layer * WEIGHT_BYTES
     return weights, grads, optimizer
 

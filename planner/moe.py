@@ -75,16 +75,15 @@ def moe_dims(shape: Shape, counts: MoeCounts, *, seq_len: int, vocab_size: int) 
     )
 
 
+MOE_LAYOUT = ("experts", "top_k", "granularity", "shared_experts", "expert_d_ff", "expansion_rate")
+"""The layout figures a MoePlan carries as the accounting counted them."""
+
+
 def moe_part(counts: MoeCounts, tokens: float, flops_per_token: float, dims: memory.ModelDims) -> MoePlan:
     """The plan's MoE record."""
     weights, grads, optimizer = memory.state_bytes(dims, memory.Layout())
     return MoePlan(
-        experts=counts.experts,
-        top_k=counts.top_k,
-        granularity=counts.granularity,
-        shared_experts=counts.shared_experts,
-        expert_d_ff=counts.expert_d_ff,
-        expansion_rate=counts.expansion_rate,
+        **{name: getattr(counts, name) for name in MOE_LAYOUT},
         params_total=float(counts.total),
         params_active=float(counts.active),
         params_non_embedding=float(counts.non_embedding),

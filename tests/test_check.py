@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -250,18 +251,49 @@ def test_cuda_without_cuda_is_bad_input_in_a_real_process(db, db_file, plan_id) 
 # ---------------------------------------------------------------------------------------------- end to end
 
 
+@dataclass
+class CheckedPlan:
+    db_file: Path
+    plan_id: int
+    artifacts: Path
+    work: Path
+    proc: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def checked_plan(tmp_path_factory) -> CheckedPlan:
+    """One real check of a plan on the default fit (a fresh scope, so a calibration ladder runs first), with half
+    a minute of budget on the default corpus, in a working directory of its own: what the end-to-end test reads,
+    and the calibrated scope the negative control starts from (a copy of this database)."""
+    from fits.store import open_db
+
+    root = tmp_path_factory.mktemp("checked")
+    db_file, artifacts, work = root / "scaleplan.db", root / "artifacts", root / "work"
+    work.mkdir()
+    db = open_db(db_file)
+    plan_id = make_plan(db)
+    db.conn.close()
+    proc = subprocess.run([sys.executable, "-m", "verifier", "check", "--plan", str(plan_id),
+                           "--budget-minutes", "0.5"], capture_output=True, text=True, cwd=work,
+                          env=_check_env(db_file, artifacts), timeout=900)
+    return CheckedPlan(db_file=db_file, plan_id=plan_id, artifacts=artifacts, work=work, proc=proc)
+
+
+def _check_env(db_file: Path, artifacts: Path) -> dict[str, str]:
+    return {**os.environ, "SCALEPLAN_DB": str(db_file), "SCALEPLAN_ARTIFACTS": str(artifacts),
+            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 @pytest.mark.slow
-def test_check_end_to_end(db, db_file, plan_id, tmp_path) -> None:
+def test_check_end_to_end(checked_plan: CheckedPlan) -> None:
     """A check with half a minute of budget on the default corpus, from a plan on the default fit (a fresh
     scope, so a calibration ladder runs first): runs, points, the check, its picture and the refit are stored."""
-    env = {**os.environ, "SCALEPLAN_DB": str(db_file), "SCALEPLAN_ARTIFACTS": str(tmp_path / "artifacts"),
-           "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    work = tmp_path / "work"  # a working directory of its own: the check must leave nothing in it
-    work.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "verifier", "check", "--plan", str(plan_id),
-                           "--budget-minutes", "0.5"], capture_output=True, text=True, cwd=work, env=env, timeout=900)
+    from fits.store import open_db
+
+    proc, plan_id = checked_plan.proc, checked_plan.plan_id
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert list(work.iterdir()) == []
+    assert list(checked_plan.work.iterdir()) == []  # the check leaves nothing in its working directory
+    db = open_db(checked_plan.db_file)
     checks = list_checks(db, plan_id)
     assert len(checks) == 1
     check: Check = checks[0]
@@ -290,7 +322,7 @@ def test_check_end_to_end(db, db_file, plan_id, tmp_path) -> None:
 
     assert check.plot_path and Path(check.plot_path).is_file()
     assert Path(check.plot_path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert Path(check.plot_path).parent == tmp_path / "artifacts"
+    assert Path(check.plot_path).parent == checked_plan.artifacts
     assert check.summary.calibrated and check.summary.scope_fit is not None
     fits = db.execute("SELECT id, law, scope, heldout_error FROM fits WHERE scope = ?", [check.scope]).fetchall()
     assert {f[1] for f in fits} >= {"chinchilla"}
@@ -298,19 +330,28 @@ def test_check_end_to_end(db, db_file, plan_id, tmp_path) -> None:
     assert check.summary.plan_exponents is not None and check.summary.plan_exponents.values["a"] == pytest.approx(
         0.3658 / (0.3478 + 0.3658), rel=1e-3)
     assert any(e.fit.law == "chinchilla" for e in check.summary.scope_exponents)
+    db.conn.close()
 
 
 @pytest.mark.slow
-def test_negative_control_runs_the_same_design_for_a_plan_4x_off(db, db_file, plan_id, tmp_path) -> None:
-    """``--control wrong-allocation`` at a small budget: the plan's check first (it calibrates the scope), then
-    the control on the same scope; it completes, says it is a control, and cannot pass its allocation item
-    (that a 4x error fails it when the profiles can tell is test_check_stats' allocation test)."""
-    env = {**os.environ, "SCALEPLAN_DB": str(db_file), "SCALEPLAN_ARTIFACTS": str(tmp_path / "artifacts")}
-    for extra in ([], ["--control", "wrong-allocation"]):
-        proc = subprocess.run([sys.executable, "-m", "verifier", "check", "--plan", str(plan_id), "--budget-minutes",
-                               "0.5", "--quiet", *extra], capture_output=True, text=True, cwd=REPO, env=env,
-                              timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+def test_negative_control_runs_the_same_design_for_a_plan_4x_off(checked_plan: CheckedPlan, tmp_path) -> None:
+    """``--control wrong-allocation`` at a small budget: the plan's check first (it calibrates the scope; the
+    end-to-end test's, on a copy of its database), then the control on the same scope; it completes, says it is
+    a control, and cannot pass its allocation item (that a 4x error fails it when the profiles can tell is
+    test_check_stats' allocation test)."""
+    import sqlite3
+
+    from fits.store import open_db
+
+    assert checked_plan.proc.returncode == 0, checked_plan.proc.stderr[-3000:]
+    db_file, plan_id = tmp_path / "scaleplan.db", checked_plan.plan_id
+    with sqlite3.connect(checked_plan.db_file) as source, sqlite3.connect(db_file) as copy:
+        source.backup(copy)
+    proc = subprocess.run([sys.executable, "-m", "verifier", "check", "--plan", str(plan_id), "--budget-minutes",
+                           "0.5", "--quiet", "--control", "wrong-allocation"], capture_output=True, text=True,
+                          cwd=REPO, env=_check_env(db_file, tmp_path / "artifacts"), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    db = open_db(db_file)
     own, control = sorted(list_checks(db, plan_id), key=lambda c: c.id)
     assert own.summary.control is None and control.summary.control == "wrong-allocation"
     assert "negative control: wrong-allocation" in proc.stdout
@@ -320,6 +361,7 @@ def test_negative_control_runs_the_same_design_for_a_plan_4x_off(db, db_file, pl
     planned = [i.predicted for i in control.items if i.kind == "isoflop_vertex"]
     assert planned and all(p > 0 for p in planned)
     assert control.summary.seed_sigma is not None and control.summary.compute_span > 10
+    db.conn.close()
 
 
 def test_unknown_control_is_bad_input(db, plan_id) -> None:

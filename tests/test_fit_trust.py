@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fits.fitting.auto import fit_auto, predict_interval
+from fits.errors import BadInput
+from fits.fitting.auto import Candidate, calibrate, fit_auto, noise_scale, predict_interval
 from fits.fitting.chinchilla_fit import ChinchillaForm
 from fits.fitting.engine import fit_form
 from fits.fitting.form import nd_points
@@ -105,6 +106,73 @@ def test_auto_reports_candidates_and_intervals_cover():
         assert abs(p.mean / t - 1) < 0.06
     wider = predict_interval(auto, np.array([2e9]), np.array([4e10]), 0.95)[0]
     assert wider.high - wider.low > pred[0].high - pred[0].low
+
+
+def test_interval_of_the_mean_leaves_out_one_runs_noise():
+    N, D, L = synthetic(3)
+    auto = fit_auto(N, D, L, laws=["chinchilla"], bootstrap=15, seed=2)
+    run = predict_interval(auto, [2e9], [4e10], 0.8, of="run")[0]
+    mean = predict_interval(auto, [2e9], [4e10], 0.8, of="mean")[0]
+    assert run.mean == pytest.approx(mean.mean)
+    assert mean.low > run.low and mean.high < run.high
+    with pytest.raises(BadInput):
+        predict_interval(auto, [2e9], [4e10], 0.8, of="median")
+
+
+def test_noise_scale_corrects_for_the_coefficients_fitted():
+    rng = np.random.default_rng(0)
+    r = rng.normal(0.0, 0.01, 30)
+    assert noise_scale(r, 5) == pytest.approx(noise_scale(r, 0) * np.sqrt(30 / 25))
+    wild = r.copy()
+    wild[0] = 0.5  # one wild residual moves the winsorised scale by little
+    assert noise_scale(wild, 5) < 1.5 * noise_scale(r, 5)
+
+
+def test_calibration_widens_an_overconfident_bootstrap():
+    """Fold errors five times what the fold bootstraps predict: the factor comes out near 5; errors the
+    bootstrap explains leave it at 1."""
+    rng = np.random.default_rng(1)
+    var = [(np.full(40, 0.01**2), 0.0) for _ in range(4)]
+    cand = Candidate(law=None, form=None, fit=None)  # type: ignore[arg-type]
+    cand.fold_errors = [rng.normal(0.0, 0.05, 40) for _ in range(4)]
+    k = calibrate(cand, var, noise=1e-4)
+    assert 3.5 < k < 7.0
+    cand.fold_errors = [rng.normal(0.0, 0.008, 40) for _ in range(4)]
+    assert calibrate(cand, var, noise=1e-4) == 1.0
+
+
+def test_a_bend_in_the_data_term_is_flagged_and_averaged():
+    """A broken power law in D (β 0.37 → 0.55 above 3e10 tokens) on a dense isoFLOP grid: the nested test
+    finds that the Chinchilla form leaves structure, both forms then weigh fully in the prediction."""
+    rng = np.random.default_rng(5)
+    budgets = np.geomspace(1e18, 3e21, 12)
+    n_opt = 0.1 * np.sqrt(budgets / 6)
+    N = (n_opt[:, None] * np.geomspace(0.2, 5.0, 12)[None, :]).ravel()
+    D = np.repeat(budgets, 12) / (6 * N)
+    t = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478}
+    data = np.where(D <= 3e10, t["B"] / D**0.37, t["B"] / 3e10**0.37 * (D / 3e10) ** -0.55)
+    L = (t["E"] + t["A"] / N ** t["alpha"] + data) * np.exp(rng.normal(0, 0.01, N.size))
+    auto = fit_auto(N, D, L, laws=["chinchilla", "broken-d"], bootstrap=0)
+    assert auto.report.misspecified
+    assert any("broken-d fits the points better than chinchilla" in w for w in auto.report.warnings)
+    assert all(c.competitive and c.weight == 1.0 for c in auto.candidates)
+
+
+def test_isoflop_points_get_an_approach2_allocation_next_to_the_form():
+    rng = np.random.default_rng(7)
+    budgets = np.geomspace(1e18, 1e20, 5)
+    opt = chin.optimal_allocation(budgets, **TRUTH)
+    N = (opt.N[:, None] * np.geomspace(0.25, 4.0, 7)[None, :]).ravel()
+    D = np.repeat(budgets, 7) / (6 * N)
+    L = np.asarray(chin.loss(N, D, **TRUTH)) * np.exp(rng.normal(0, 0.005, N.size))
+    alloc = fit_auto(N, D, L, laws=["chinchilla"], bootstrap=0).report.allocation
+    truth = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
+    assert alloc is not None and len(alloc.vertices) == 5
+    assert abs(alloc.exponent - truth) < 0.05 and alloc.law_exponent == pytest.approx(truth, abs=0.05)
+    assert set(alloc.backtest) == {"approach2", "chinchilla"} and alloc.method in alloc.backtest
+    assert alloc.n_opt[1] < alloc.n_opt[0] < alloc.n_opt[2]
+    # A grid of 5 sizes × 6 token counts has no profile of 3 sizes at one compute: no Approach 2.
+    assert fit_auto(*synthetic(1), laws=["chinchilla"], bootstrap=0).report.allocation is None
 
 
 def test_few_sizes_warn_undetermined():

@@ -30,6 +30,8 @@ CURVE_FROM = 0.25
 """Curve points before this fraction of a run are left out: the warm-up transient is not on the law."""
 TOLERANCE = 0.03
 BOOTSTRAP = 200
+REPORTED_BOOTSTRAP = 50
+"""The Chinchilla fit is reported beside kaplan-nd, not asserted: its intervals only need to be there."""
 
 
 def curve_columns(db, run_list: list[runs.Run]) -> dict[str, list[float]]:
@@ -75,7 +77,7 @@ def test_fit_on_smaller_runs_predicts_the_largest(db, db_file) -> None:
     predicted = next(iter(nd.derived.values()))
     band = next(iter(nd.derived_intervals.values()))
     error = largest.final_val_loss / predicted - 1.0
-    chin = fit("chinchilla", columns, predict=target, bootstrap=BOOTSTRAP, seed=0)
+    chin = fit("chinchilla", columns, predict=target, bootstrap=REPORTED_BOOTSTRAP, seed=0)
     chin_predicted = next(iter(chin.derived.values()))
     c = chin.coefficients
 

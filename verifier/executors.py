@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self
 
 import msgspec
 
@@ -92,16 +92,10 @@ def train_stored_run(db_path: str, run_id: int, device: str = "auto") -> RunOutc
         db.conn.close()
 
 
-class InlineExecutor:
-    """Runs one after another in this process."""
+class _HoldsNothing:
+    """An executor that keeps nothing open between runs: a context manager whose close has nothing to do."""
 
-    name = "inline"
-    workers = 1
-
-    def __init__(self, db_path: str, device: str = "auto") -> None:
-        self.db_path, self.device = db_path, device
-
-    def __enter__(self) -> InlineExecutor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -109,6 +103,16 @@ class InlineExecutor:
 
     def close(self) -> None:
         pass
+
+
+class InlineExecutor(_HoldsNothing):
+    """Runs one after another in this process."""
+
+    name = "inline"
+    workers = 1
+
+    def __init__(self, db_path: str, device: str = "auto") -> None:
+        self.db_path, self.device = db_path, device
 
     def measure(self, seconds: float = 1.5, precision: str = "fp32") -> Throughput:
         from verifier.check.ladder import measure_throughput
@@ -288,7 +292,7 @@ def _submitit_task(db_path: str, run_id: int, device: str, slot: str | None) -> 
     return train_stored_run(db_path, run_id, device)
 
 
-class SubmititExecutor:
+class SubmititExecutor(_HoldsNothing):
     """One submitit job per run: Slurm when it is there (or cluster="slurm"), else submitit's local executor.
 
     ``folder`` holds submitit's logs and pickles; the database must be on a file system the jobs can reach.
@@ -317,15 +321,6 @@ class SubmititExecutor:
         self.slots: list[str | None] = free_slots(device) if self.cluster in ("local", "debug") else []
         default = len(self.slots) if self.slots else 64
         self.workers = max(1, min(workers or default, default))
-
-    def __enter__(self) -> SubmititExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        pass
 
     def measure(self, seconds: float = 1.5, precision: str = "fp32") -> Throughput:
         """Measured here, on one thread: a local job is pinned to one core; Slurm nodes are assumed alike."""

@@ -9,15 +9,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 from litestar.params import Body, PathParameter, QueryParameter
 
 from api.auth import require_api_key
+from api.controllers.documented import answers, created
 from api.database import Database
 from api.examples import CREATED, example, fit_example
-from api.openapi import WRITE_SECURITY, problem_responses
+from api.openapi import WRITE_SECURITY
 from api.problems import ApiProblem, value_problem
 from api.schemas import MAX_ID, FitCreated, FitRequest
 from api.threads import SerialThread
@@ -105,24 +104,14 @@ def _fit(request: FitRequest, columns: dict[str, list[float]]) -> FitResult:
 
 def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, list[float]]) -> Fit:
     """Save as the next version of (law, scope) the way ``python -m fits fit --save`` does."""
-    from fits.store import save_version
+    from fits.store import save_fitted
 
-    body = msgspec.json.encode(request.points)
-    fit = Fit.from_result(
-        result,
-        scope=request.scope,
-        name=request.name,
-        provenance=Provenance(
-            source="fitted",
-            note=f"POST /v1/fits --method {request.method}",
-            data=f"{len(request.points)} posted points (sha256 {hashlib.sha256(body).hexdigest()[:12]})",
-            seed=result.seed,
-            bootstrap=result.bootstrap,
-        ),
-    )
-    points = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    digest = hashlib.sha256(msgspec.json.encode(request.points)).hexdigest()[:12]
     with _name_conflict():
-        return save_version(db, fit, activate=request.activate, points=points)
+        return save_fitted(db, result, scope=request.scope, name=request.name,
+                           note=f"POST /v1/fits --method {request.method}",
+                           data=f"{len(request.points)} posted points (sha256 {digest})", columns=columns,
+                           activate=request.activate)
 
 
 def _check_name(db: Any, request: FitRequest) -> None:
@@ -142,12 +131,6 @@ def _name_conflict() -> Iterator[None]:
         raise ApiProblem(409, str(exc), field=exc.field, title="Conflict") from None
 
 
-def _activate(db: Any, fit_id: int) -> Fit:
-    from fits.store import activate_fit
-
-    return activate_fit(db, fit_id)
-
-
 class FitsController(Controller):
     path = "/v1/fits"
     tags = ("fits",)
@@ -159,9 +142,7 @@ class FitsController(Controller):
             "Every stored fit, oldest first, optionally filtered by law family, scope and whether it is the "
             "active fit of its (law, scope). Published sets are seeded on first start."
         ),
-        responses={200: ResponseSpec(list[Fit], description="The fits.",
-                                     examples=[example("the default planning fit", [fit_example()])]),
-                   **problem_responses(422)},
+        responses=answers(200, list[Fit], "The fits.", example("the default planning fit", [fit_example()]), 422),
     )
     async def list_fits(
         self,
@@ -182,8 +163,7 @@ class FitsController(Controller):
         "/{ref:str}",
         summary="Get a fit",
         description="One fit by numeric id or by stable name (the newest version carrying that name).",
-        responses={200: ResponseSpec(Fit, description="The fit.", examples=[example("besiroglu2024", fit_example())]),
-                   **problem_responses(404)},
+        responses=answers(200, Fit, "The fit.", example("besiroglu2024", fit_example()), 404),
     )
     async def get_fit(
         self,
@@ -205,13 +185,9 @@ class FitsController(Controller):
         ),
         guards=[require_api_key],
         security=WRITE_SECURITY,
-        status_code=201,
-        response_headers=[
-            ResponseHeader(name="Location", description="Path of the stored fit.", documentation_only=True),
-        ],
-        responses={201: ResponseSpec(FitCreated, description="The stored fit and the fitting result.",
-                                     examples=[example("the nine points above", _created_example())]),
-                   **problem_responses(401, 403, 409, 413, 415)},
+        **created("fit"),
+        responses=answers(201, FitCreated, "The stored fit and the fitting result.",
+                          example("the nine points above", _created_example()), 401, 403, 409, 413, 415),
     )
     async def create_fit(
         self,
@@ -238,9 +214,7 @@ class FitsController(Controller):
         guards=[require_api_key],
         security=WRITE_SECURITY,
         status_code=200,
-        responses={200: ResponseSpec(Fit, description="The fit, now active.",
-                                     examples=[example("activated", fit_example())]),
-                   **problem_responses(401, 403, 404)},
+        responses=answers(200, Fit, "The fit, now active.", example("activated", fit_example()), 401, 403, 404),
     )
     async def activate_fit(
         self,
@@ -248,4 +222,6 @@ class FitsController(Controller):
         fit_id: Annotated[int, PathParameter(description="Id of the fit to activate.", ge=1, le=MAX_ID,
                                          examples=[example("id", 3)])],
     ) -> Fit:
-        return await database.run(_activate, fit_id)
+        from fits import store
+
+        return await database.run(store.activate_fit, fit_id)

@@ -11,10 +11,10 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import Body
 
+from api.controllers.documented import answers
 from api.controllers.predict import fit_for
 from api.database import Database
 from api.examples import accelerators_example, comparison_example, example
-from api.openapi import problem_responses
 from api.problems import outside_the_law
 from api.schemas import AcceleratorInfo, CompareRequest
 from fits.fit import Fit
@@ -66,9 +66,8 @@ class HardwareController(Controller):
             "budget trains the same model everywhere. Nothing is stored."
         ),
         status_code=200,
-        responses={200: ResponseSpec(HardwareComparison, description="One option per accelerator.",
-                                     examples=[example("$500k on 256 GPUs", comparison_example())]),
-                   **problem_responses(404, 409, 422)},
+        responses=answers(200, HardwareComparison, "One option per accelerator.",
+                          example("$500k on 256 GPUs", comparison_example()), 404, 409, 422),
     )
     async def compare(
         self,

@@ -7,15 +7,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Response, get, post
-from litestar.datastructures import ResponseHeader, State
+from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 from litestar.params import Body, HeaderParameter, PathParameter, QueryParameter
 
+from api.controllers.documented import answers, created
 from api.database import Database
 from api.examples import PLAN_REQUESTS, example, plan_example
 from api.metrics import Registry
-from api.openapi import problem_responses
 from api.problems import ApiProblem, outside_the_law
 from api.schemas import MAX_ID, PlanPage
 from planner import Plan, PlanRequest
@@ -103,13 +102,9 @@ class PlansController(Controller):
             "retried request returns the plan stored by the first attempt (201 again, with "
             "`Idempotent-Replayed: true`); the same key with a different body is a 409."
         ),
-        status_code=201,
-        response_headers=[
-            ResponseHeader(name="Location", description="Path of the stored plan.", documentation_only=True),
-        ],
-        responses={201: ResponseSpec(Plan, description="The stored plan.",
-                                     examples=[example("a 1e21 FLOP budget", plan_example())]),
-                   **problem_responses(400, 404, 409, 413, 415, 422)},
+        **created("plan"),
+        responses=answers(201, Plan, "The stored plan.",
+                          example("a 1e21 FLOP budget", plan_example()), 400, 404, 409, 413, 415, 422),
     )
     async def create_plan(
         self,
@@ -141,8 +136,7 @@ class PlansController(Controller):
         "/{plan_id:int}",
         summary="Get a plan",
         description="A stored plan by id, with the request it answered and the fit (id and version) it used.",
-        responses={200: ResponseSpec(Plan, description="The plan.", examples=[example("plan 42", plan_example())]),
-                   **problem_responses(404, 422)},
+        responses=answers(200, Plan, "The plan.", example("plan 42", plan_example()), 404, 422),
     )
     async def get_plan(self, state: State, plan_id: PlanId) -> Response[Plan]:
         # The stored JSON with its id spliced in, read on the loop: no thread hop, no decode and re-encode.
@@ -156,9 +150,8 @@ class PlansController(Controller):
             "Stored plans, newest first, a page at a time: pass the page's `next_cursor` as `cursor` for the next "
             "one. Filter by the fit a plan used (`fit_id`) and by creation time (`since`)."
         ),
-        responses={200: ResponseSpec(PlanPage, description="A page of plans.", examples=[
-            example("one plan and more to come", PlanPage(items=[plan_example()], next_cursor=42))]),
-                   **problem_responses(422)},
+        responses=answers(200, PlanPage, "A page of plans.",
+                          example("one plan and more to come", PlanPage(items=[plan_example()], next_cursor=42)), 422),
     )
     async def list_plans(
         self,
@@ -185,9 +178,8 @@ class PlansController(Controller):
             "The verifier's checks of this plan, oldest first: each compares what the plan's fit predicted with "
             "what short training runs measured, item by item, with a verdict."
         ),
-        responses={200: ResponseSpec(list[Check], description="The checks (empty when none ran yet).",
-                                     examples=[example("no checks yet", [])]),
-                   **problem_responses(404, 422)},
+        responses=answers(200, list[Check], "The checks (empty when none ran yet).",
+                          example("no checks yet", []), 404, 422),
     )
     async def plan_checks(self, database: NamedDependency[Database], plan_id: PlanId) -> list[Check]:
         return await database.run(_checks, plan_id)

@@ -6,10 +6,11 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, QueryParameter
 
+from api.controllers.documented import answers
 from api.database import Database
 from api.examples import example, frontier_example, prediction_example
 from api.openapi import problem_responses
@@ -82,6 +83,23 @@ def only_known_query(request: Request) -> None:
                               f"{', '.join(sorted(FRONTIER_QUERY))})", field=unknown[0][:80], source="query")
 
 
+async def frontier_table(
+    request: Request,
+    database: NamedDependency[Database],
+    start: Start = 1e18,
+    stop: Stop = 1e24,
+    per_decade: PerDecade = 2,
+    fit: FitName = None,
+    law: Law = None,
+    fit_scope: Scope = None,
+) -> Frontier:
+    """The frontier both /v1/frontier and its picture show: one set of query parameters, read once."""
+    only_known_query(request)
+    template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
+    chosen = await database.run(fit_for, template)
+    return await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
+
+
 class PredictController(Controller):
     tags = ("predict",)
 
@@ -94,9 +112,9 @@ class PredictController(Controller):
             "overfitting penalty and early-stopping step. `unique_tokens` prices repeated data. Nothing is stored."
         ),
         status_code=200,
-        responses={200: ResponseSpec(Prediction, description="The prediction.",
-                                     examples=[example("1e9 parameters on 2e10 tokens", prediction_example())]),
-                   **problem_responses(400, 404, 413, 415, 422)},
+        responses=answers(200, Prediction, "The prediction.",
+                          example("1e9 parameters on 2e10 tokens", prediction_example()), 400, 404, 413, 415,
+                          422),
     )
     async def predict(
         self,
@@ -111,30 +129,18 @@ class PredictController(Controller):
 
     @get(
         "/v1/frontier",
+        dependencies={"table": Provide(frontier_table)},
         summary="Compute-efficient frontier",
         description=FRONTIER_DESCRIPTION,
-        responses={200: ResponseSpec(Frontier, description="One row per budget.",
-                                     examples=[example("1e19 to 1e21 FLOPs", frontier_example())]),
-                   **problem_responses(404, 409, 422)},
+        responses=answers(200, Frontier, "One row per budget.",
+                          example("1e19 to 1e21 FLOPs", frontier_example()), 404, 409, 422),
     )
-    async def frontier(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        start: Start = 1e18,
-        stop: Stop = 1e24,
-        per_decade: PerDecade = 2,
-        fit: FitName = None,
-        law: Law = None,
-        fit_scope: Scope = None,
-    ) -> Frontier:
-        only_known_query(request)
-        template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
-        chosen = await database.run(fit_for, template)
-        return await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
+    async def frontier(self, table: NamedDependency[Frontier]) -> Frontier:
+        return table
 
     @get(
         "/v1/frontier.png",
+        dependencies={"table": Provide(frontier_table)},
         summary="Frontier plot",
         description="The same frontier drawn as a PNG: predicted loss with its band, and N and D, against compute.",
         media_type=PNG,
@@ -142,19 +148,6 @@ class PredictController(Controller):
                    **problem_responses(404, 409, 422)},
     )
     async def frontier_png(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        plotter: NamedDependency[SerialThread],
-        start: Start = 1e18,
-        stop: Stop = 1e24,
-        per_decade: PerDecade = 2,
-        fit: FitName = None,
-        law: Law = None,
-        fit_scope: Scope = None,
+        self, table: NamedDependency[Frontier], plotter: NamedDependency[SerialThread]
     ) -> Response[bytes]:
-        only_known_query(request)
-        template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
-        chosen = await database.run(fit_for, template)
-        table = await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
         return Response(await plotter.run(frontier_png, table), media_type=PNG)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 from litestar.params import Body, PathParameter
 
 from api.auth import require_api_key
+from api.controllers.documented import answers, created
 from api.database import Database
 from api.examples import CREATED, example
-from api.openapi import WRITE_SECURITY, problem_responses
+from api.openapi import WRITE_SECURITY
 from api.schemas import MAX_ID, RunIngest
 from verifier.runs import Run, RunPoint
 
@@ -73,13 +72,9 @@ class RunsController(Controller):
         ),
         guards=[require_api_key],
         security=WRITE_SECURITY,
-        status_code=201,
-        response_headers=[
-            ResponseHeader(name="Location", description="Path of the stored run.", documentation_only=True),
-        ],
-        responses={201: ResponseSpec(Run, description="The stored run.",
-                                     examples=[example("stored", STORED_EXAMPLE)]),
-                   **problem_responses(401, 403, 404, 409, 413, 415)},
+        **created("run"),
+        responses=answers(201, Run, "The stored run.", example("stored", STORED_EXAMPLE), 401, 403, 404, 409,
+                          413, 415),
     )
     async def ingest_run(
         self,
@@ -94,8 +89,7 @@ class RunsController(Controller):
         "/{run_id:int}",
         summary="Get a run",
         description="A stored run (trained by the verifier or ingested): configuration, status and summary.",
-        responses={200: ResponseSpec(Run, description="The run.", examples=[example("run 17", STORED_EXAMPLE)]),
-                   **problem_responses(404)},
+        responses=answers(200, Run, "The run.", example("run 17", STORED_EXAMPLE), 404),
     )
     async def get_run(self, database: NamedDependency[Database], run_id: RunId) -> Run:
         return await database.run(_get, run_id)
@@ -104,9 +98,7 @@ class RunsController(Controller):
         "/{run_id:int}/points",
         summary="Curve of a run",
         description="The run's curve, by step: tokens, training and validation loss, learning rate, seconds.",
-        responses={200: ResponseSpec(list[RunPoint], description="The points.",
-                                     examples=[example("three points", RUN_EXAMPLE["points"])]),
-                   **problem_responses(404)},
+        responses=answers(200, list[RunPoint], "The points.", example("three points", RUN_EXAMPLE["points"]), 404),
     )
     async def run_points(self, database: NamedDependency[Database], run_id: RunId) -> list[RunPoint]:
         return await database.run(_points, run_id)

@@ -15,11 +15,15 @@ fits.fitting.linear_forms, or the ones named) to (N, D, loss) points and
    misspecification (backtest errors that keep one sign beyond what noise and coefficient uncertainty
    explain; competitive forms that disagree beyond their intervals at the extrapolation target).
 
-``predict_interval(auto, N, D, interval)`` gives, for each target, the chosen form's prediction and a central
-interval combining, in log space: the bootstrap spread of the chosen form, the residual noise of one run,
-the spread between competitive forms, the backtest's record of how far the chosen form's extrapolations missed
-beyond that noise, and when misspecification is flagged the backtest's bias. Each is a standard deviation of
-ln L; they are independent sources, so their variances add (docs/fitting.md §6).
+``predict_interval(auto, N, D, interval, of="run")`` gives, for each target, the chosen form's prediction and a
+central interval combining, in log space: the residual noise of one run (``of="run"``, the loss a new run will
+measure; ``of="mean"`` leaves it out: the law's expected loss), the chosen form's bootstrap spread times a
+calibration factor, the spread between the forms the backtest cannot tell apart (weighted by how far behind the
+chosen one each is), and when misspecification is flagged the backtest's bias. The calibration factor is
+measured on the data's own record: each rolling-origin fold is bootstrapped as the full fit is, and the factor
+is the least ≥ 1 that makes the folds' held-out errors fall inside their intervals at the nominal rate
+(docs/fitting.md §6). Each term is a standard deviation of ln L; they are independent sources, so their
+variances add.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import msgspec
 import numpy as np
-from scipy.stats import norm
 
 from fits.errors import BadInput
 from fits.fitting.huber import huber
@@ -48,19 +52,26 @@ PRIORS: dict[str, Prior] = {
 }
 CUTS = (0.5, 0.6, 0.7, 0.8)
 """Compute quantiles of the rolling origins: fit below, score above."""
-COMPETITIVE = 1.5
-"""Candidates whose backtest score is within this factor of the best (or within the noise) count as
-competitive: their spread is part of the interval."""
+WEIGHT_FLOOR = 0.1
+"""Forms whose backtest weight (see ``form_weights``) is at least this are competitive: their spread joins the
+interval."""
 BOOTSTRAP = 100
 OTHER_BOOTSTRAP = 30
+FOLD_BOOTSTRAP = 16
+"""Bootstrap refits per rolling-origin fold, for the calibration factor and the bias test."""
+CALIBRATION_LEVEL = 0.8
+"""The probability at which the backtest calibrates the coefficient spread (the CLI's default interval)."""
+CALIBRATION_MAX = 20.0
 UNDETERMINED_SPAN = 10.0
-EXTRAPOLATION_MIN = 0.25
-"""Least ln-compute distance an extrapolation error is scaled by (the first held-out points lie just above
-their cut: dividing by their tiny distance would blow the rate up)."""
 BIAS_Z = 3.0
 """Backtest bias beyond this many standard errors (noise and coefficient spread) is misspecification."""
+NESTED_P = 0.01
+"""A richer form that beats the base form in-sample at this significance (a likelihood-ratio test on the
+winsorised squared log residuals) means the base form leaves structure in the data: misspecification."""
 MIN_TRAIN_EXTRA = 3
 """A backtest fold needs this many points beyond the candidate's coefficient count."""
+NOISE_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
+"""Probabilities at which a fit keeps the quantiles of its absolute residuals (the noise term's tails)."""
 
 
 class BacktestFold(msgspec.Struct, kw_only=True):
@@ -86,11 +97,34 @@ class CandidateReport(msgspec.Struct, kw_only=True):
     """Mean over folds of the median absolute relative error on held-out larger-compute points."""
     folds: list[BacktestFold] = []
     competitive: bool = False
+    weight: float = 0.0
+    """How far the backtest leaves this form in the running against the chosen one (1: not behind it)."""
     chosen: bool = False
     condition: float | None = None
     """Condition number of the refinement's Jacobian at the optimum (scaled coordinates)."""
     intervals: dict[str, list[float]] = {}
     """Bootstrap central interval of each coefficient, at the requested probability."""
+
+
+class AllocationReport(msgspec.Struct, kw_only=True):
+    """Approach 2 (IsoFLOP vertices → N_opt ∝ C^a, fits.fitting.isoflop) next to the chosen form's allocation,
+    when the points have IsoFLOP structure; both scored by the same rolling origin over the profiles."""
+
+    method: str
+    """The allocation with the better backtest: "approach2" or the chosen form's name."""
+    exponent: float
+    """Approach 2's a."""
+    interval: list[float]
+    """Its central interval at the requested probability."""
+    law_exponent: float | None
+    """The chosen form's d ln N_opt / d ln C at 10× the largest fitted compute."""
+    n_opt: list[float]
+    """Approach 2's N_opt at 10× the largest fitted compute: [N, low, high]."""
+    law_n_opt: float | None
+    vertices: list[dict[str, float]]
+    """Per profile: budget (FLOPs), N (vertex), low, high (its interval)."""
+    backtest: dict[str, float | None]
+    """Mean |ln N* error| on later profiles' vertices: {"approach2": ..., <chosen form>: ...}."""
 
 
 class AutoReport(msgspec.Struct, kw_only=True):
@@ -106,8 +140,9 @@ class AutoReport(msgspec.Struct, kw_only=True):
     noise: float
     """Robust standard deviation of one run's ln loss about the chosen form."""
     misspecified: bool = False
-    extrapolation: float = 0.0
-    """Backtest-measured standard deviation of ln L beyond the noise (AutoFit.extrapolation_scale)."""
+    calibration: float = 1.0
+    """Factor on the chosen form's bootstrap spread that the rolling-origin backtest measured (≥ 1)."""
+    allocation: AllocationReport | None = None
     prior: str | None = None
     bootstrap: int = 0
     seconds: float = 0.0
@@ -122,20 +157,28 @@ class Candidate:
     score: float | None = None
     draws: list[dict[str, float]] = field(default_factory=list)
     competitive: bool = False
+    weight: float = 0.0
+    fold_fits: list[LinearFit] = field(default_factory=list)
+    fold_train: list[np.ndarray] = field(default_factory=list)
+    """Each fold's training mask over the points kept."""
     fold_errors: list[np.ndarray] = field(default_factory=list)
     """ln predicted − ln observed on each fold's held-out points."""
-    fold_distance: list[np.ndarray] = field(default_factory=list)
-    """ln(C / cut) of those points: how far beyond its training compute each was predicted."""
 
     def predict(self, c: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             return np.asarray(self.law.loss(dict(c), N, D), dtype=float)
 
     def log_draws(self, N: np.ndarray, D: np.ndarray) -> np.ndarray:
-        if not self.draws:
-            return np.zeros((0, N.size))
-        out = np.array([np.log(self.predict(c, N, D)) for c in self.draws])
-        return out[np.all(np.isfinite(out), axis=1)]
+        return log_draws(self.law, self.draws, N, D)
+
+
+def log_draws(law: Any, draws: Sequence[Mapping[str, float]], N: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """ln L of each coefficient draw at each (N, D): (draws, points), draws with a non-finite value dropped."""
+    if not draws:
+        return np.zeros((0, np.size(N)))
+    with np.errstate(all="ignore"):
+        out = np.array([np.log(np.asarray(law.loss(dict(c), N, D), dtype=float)) for c in draws])
+    return out[np.all(np.isfinite(out), axis=1)]
 
 
 @dataclass
@@ -146,12 +189,10 @@ class AutoFit:
     chosen: Candidate
     report: AutoReport
     misspecification_scale: float = 0.0
-    """Extra standard deviation of ln L when misspecified: the chosen form's backtest RMS log error."""
-    extrapolation_scale: float = 0.0
-    """Standard deviation of ln L that the rolling-origin backtest shows beyond one run's noise: how far the
-    chosen form's extrapolations have actually missed (coefficient error at that distance and any mild
-    misspecification); it calibrates the interval on the data's own record."""
+    """Extra standard deviation of ln L when misspecified: the chosen form's backtest RMS bias."""
     max_compute: float = 0.0
+    noise_quantiles: list[float] = field(default_factory=list)
+    """The chosen form's |residual| quantiles at NOISE_LEVELS."""
 
 
 class Prediction(msgspec.Struct, kw_only=True):
@@ -160,6 +201,11 @@ class Prediction(msgspec.Struct, kw_only=True):
     mean: float
     low: float
     high: float
+
+
+def z_score(p: float) -> float:
+    """The standard normal quantile (statistics.NormalDist: scipy.stats costs half a second to import)."""
+    return NormalDist().inv_cdf(p)
 
 
 def candidate_laws(names: Sequence[str] | None = None) -> list[Any]:
@@ -245,7 +291,7 @@ def fit_auto(
         else:
             fit = fit_linear(fam.linear_form, n, d, l, prior=chosen_prior)
         cand = Candidate(law=fam, form=fam.linear_form, fit=fit)
-        cand.folds = backtest(cand, n, d, l, chosen_prior, cand.fold_errors, cand.fold_distance)
+        backtest(cand, n, d, l, chosen_prior)
         cand.score = float(np.mean([f.median_error for f in cand.folds])) if cand.folds else None
         cands.append(cand)
     scored = [c for c in cands if c.score is not None]
@@ -254,30 +300,22 @@ def fit_auto(
         chosen = min(cands, key=lambda c: c.fit.objective)
     else:
         chosen = choose(scored)
-    noise = robust_scale(chosen.fit.residuals)
+    noise = noise_scale(chosen.fit.residuals, chosen.form.k)
     for c in cands:
-        c.competitive = c is chosen or (
-            c.score is not None and chosen.score is not None
-            and c.score <= max(COMPETITIVE * chosen.score, chosen.score + noise)
-        )
+        c.weight = form_weight(c, chosen, noise)
+        c.competitive = c is chosen or c.weight >= WEIGHT_FLOOR
 
-    # 3. Bootstrap over runs, competitive candidates only.
+    # 3. Bootstrap over runs: the competitive candidates on all points, the chosen one on each fold.
     rng = np.random.default_rng(seed)
     member = np.unique(g if g is not None else np.arange(l.size), return_inverse=True)[1]
-    n_groups = int(member.max()) + 1
-    by_group = [np.flatnonzero(member == j) for j in range(n_groups)]
-    resamples = [np.concatenate([by_group[j] for j in rng.integers(0, n_groups, n_groups)]) for _ in range(bootstrap)]
+    resamples = group_resamples(member, np.ones(l.size, dtype=bool), bootstrap, rng)
     for c in cands:
-        if not c.competitive or bootstrap <= 0:
-            continue
-        scale = prior_scale(c.fit.residuals)
-        # The other competitive forms' draws only size their own spread in the disagreement check: fewer do.
-        for idx in resamples if c is chosen else resamples[:OTHER_BOOTSTRAP]:
-            try:
-                r = refit_from(c.fit, n[idx], d[idx], l[idx], prior=chosen_prior, scale=scale)
-            except (ValueError, FloatingPointError):
-                continue
-            c.draws.append(r.coefficients)
+        if c.competitive and bootstrap > 0:
+            # The other competitive forms' draws only size their own spread in the disagreement check: fewer do.
+            c.draws = bootstrap_draws(c.fit, n, d, l, resamples if c is chosen else resamples[:OTHER_BOOTSTRAP],
+                                      chosen_prior)
+    fold_var = fold_variances(chosen, n, d, l, member, rng, chosen_prior) if bootstrap > 0 else []
+    noise_q = noise_quantiles(chosen.fit.residuals, chosen.form.k)
 
     # 4. Identifiability, prior influence and misspecification.
     q = ((1 - interval) / 2 * 100, (1 + interval) / 2 * 100)
@@ -291,8 +329,8 @@ def fit_auto(
                 ints[k] = [float(lo), float(hi)]
         reports.append(CandidateReport(
             law=c.law.name, coefficients=c.fit.coefficients, objective=c.fit.objective, backtest=c.score,
-            folds=c.folds, competitive=c.competitive, chosen=c is chosen, condition=c.fit.jacobian_condition,
-            intervals=ints))
+            folds=c.folds, competitive=c.competitive, weight=c.weight, chosen=c is chosen,
+            condition=c.fit.jacobian_condition, intervals=ints))
     chosen_report = next(r for r in reports if r.chosen)
     for k, (lo, hi) in chosen_report.intervals.items():
         if lo > 0 and hi / lo > UNDETERMINED_SPAN:
@@ -319,23 +357,27 @@ def fit_auto(
             if k in free.coefficients and abs(free.coefficients[k] - chosen.fit.coefficients[k]) > 0.5 * sd:
                 notes.append(f"the prior {chosen_prior.name}, not the data, decided {k}: "
                              f"{free.coefficients[k]:.4g} without it, {chosen.fit.coefficients[k]:.4g} with it")
-    misspec, mis_scale = misspecification(chosen, cands, n, d, l, noise, warnings)
+    calibration = calibrate(chosen, fold_var, noise_quantile(noise_q, CALIBRATION_LEVEL, noise))
+    misspec, mis_scale = misspecification(chosen, cands, n, d, l, noise, fold_var, warnings)
+    for c, r in zip(cands, reports, strict=True):
+        r.weight, r.competitive = c.weight, c.competitive
     if len(cands) > 1:
         notes.append("chose " + chosen.law.name + " by backtest (mean median error over "
                      f"{len(chosen.folds)} rolling origins): "
                      + ", ".join(f"{c.law.name} {c.score:.3%}" if c.score is not None else f"{c.law.name} n/a"
                                  for c in cands))
+    if calibration > 1.0:
+        notes.append(f"the backtest's held-out errors widen the coefficient spread {calibration:.2f}×")
+    alloc = allocation(chosen, n, d, l, noise, interval, chosen_prior, warnings)
+    if alloc is not None:
+        misspec = misspec or any(w.startswith("misspecified: the IsoFLOP") for w in warnings)
     report = AutoReport(
         law=chosen.law.name, coefficients=chosen.fit.coefficients, candidates=reports, excluded=excluded,
         warnings=warnings, notes=notes, n_points=int(l.size), noise=noise, misspecified=misspec,
-        prior=prior, bootstrap=bootstrap, seconds=0.0,
+        calibration=calibration, allocation=alloc, prior=prior, bootstrap=bootstrap, seconds=0.0,
     )
-    ext = 0.0
-    if chosen.folds:
-        ext = math.sqrt(max(0.0, float(np.mean([f.spread**2 for f in chosen.folds])) - noise**2))
     auto = AutoFit(candidates=cands, chosen=chosen, report=report, misspecification_scale=mis_scale,
-                   max_compute=c_max, extrapolation_scale=ext)
-    report.extrapolation = ext
+                   max_compute=c_max, noise_quantiles=noise_q)
     report.seconds = time.perf_counter() - t0
     return auto
 
@@ -351,14 +393,91 @@ def choose(scored: list[Candidate]) -> Candidate:
     return min(near, key=lambda c: (c.form.k, c.score))
 
 
-def backtest(cand: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray,
-             prior: Prior | None, errors: list[np.ndarray] | None = None,
-             distance: list[np.ndarray] | None = None) -> list[BacktestFold]:
-    """Rolling-origin folds: fit below each compute cut, score above it (``errors`` collects each fold's log
-    errors)."""
+def form_weight(cand: Candidate, chosen: Candidate, noise: float) -> float:
+    """exp(−½ t²), t the paired backtest deficit of ``cand`` against ``chosen`` in standard errors (fold by
+    fold, the same cuts); 1 for a form no worse than the chosen one. A form the folds put consistently behind
+    gets no say in the interval; one they cannot separate from the chosen form keeps nearly all of it."""
+    if cand is chosen:
+        return 1.0
+    mine = {f.cut: f.median_error for f in cand.folds}
+    pairs = np.array([(mine[f.cut], f.median_error) for f in chosen.folds if f.cut in mine])
+    if pairs.shape[0] == 0:
+        return 0.0
+    diff = pairs[:, 0] - pairs[:, 1]
+    deficit = float(diff.mean())
+    if deficit <= 0:
+        return 1.0
+    se = float(np.std(diff, ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else deficit
+    # The median error of a fold is itself noisy at the level of one run's noise over √(points held out).
+    floor = noise / math.sqrt(max(1, min(f.test for f in chosen.folds)))
+    return float(math.exp(-0.5 * (deficit / max(se, 0.25 * floor, 1e-12)) ** 2))
+
+
+def group_resamples(member: np.ndarray, mask: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` bootstrap index sets over the runs (groups) of the points in ``mask``."""
+    runs = np.unique(member[mask])
+    by_run = [np.flatnonzero(mask & (member == j)) for j in runs]
+    return [np.concatenate([by_run[j] for j in rng.integers(0, runs.size, runs.size)]) for _ in range(count)]
+
+
+def bootstrap_draws(fit: LinearFit, N: np.ndarray, D: np.ndarray, L: np.ndarray, resamples: Sequence[np.ndarray],
+                    prior: Prior | None) -> list[dict[str, float]]:
+    """Warm-started refits of ``fit`` on each resample (those that fail are dropped)."""
+    scale = prior_scale(fit.residuals)
+    draws = []
+    for idx in resamples:
+        try:
+            draws.append(refit_from(fit, N[idx], D[idx], L[idx], prior=prior, scale=scale).coefficients)
+        except (ValueError, FloatingPointError):
+            continue
+    return draws
+
+
+def fold_variances(cand: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray, member: np.ndarray,
+                   rng: np.random.Generator, prior: Prior | None) -> list[tuple[np.ndarray, float]]:
+    """Per fold of ``cand``: the bootstrap variance of ln L at each held-out point, and of their mean, from
+    refits of the fold's own fit on resamples of its training runs: the coefficient spread that fold's
+    extrapolation had, measured the way the full fit's is."""
+    out = []
+    for fit, train in zip(cand.fold_fits, cand.fold_train, strict=True):
+        draws = bootstrap_draws(fit, N, D, L, group_resamples(member, train, FOLD_BOOTSTRAP, rng), prior)
+        ld = log_draws(cand.law, draws, N[~train], D[~train])
+        if ld.shape[0] > 2:
+            out.append((np.var(ld, axis=0), float(np.var(ld.mean(axis=1)))))
+        else:
+            out.append((np.zeros(int((~train).sum())), 0.0))
+    return out
+
+
+def calibrate(cand: Candidate, fold_var: Sequence[tuple[np.ndarray, float]], noise: float) -> float:
+    """The least factor k ≥ 1 on the coefficient spread for which the folds' held-out errors fall inside
+    their ``CALIBRATION_LEVEL`` intervals (√(noise² + k²·var)) at that rate, each fold weighing the same."""
+    if not fold_var or len(fold_var) != len(cand.fold_errors):
+        return 1.0
+    e = np.concatenate([np.abs(x) for x in cand.fold_errors])
+    v = np.concatenate([fv for fv, _ in fold_var])
+    w = np.concatenate([np.full(x.size, 1.0 / x.size) for x in cand.fold_errors])
+    z = z_score(0.5 + CALIBRATION_LEVEL / 2)
+
+    def covered(k: float) -> float:
+        return float(np.sum(w * (e <= z * np.sqrt(noise**2 + k**2 * v))) / w.sum())
+
+    if covered(1.0) >= CALIBRATION_LEVEL:
+        return 1.0
+    if covered(CALIBRATION_MAX) < CALIBRATION_LEVEL:
+        return CALIBRATION_MAX
+    lo, hi = 1.0, CALIBRATION_MAX
+    for _ in range(40):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if covered(mid) < CALIBRATION_LEVEL else (lo, mid)
+    return hi
+
+
+def backtest(cand: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray, prior: Prior | None) -> None:
+    """Rolling-origin folds: fit below each compute cut, score above it; sets ``cand``'s folds, their fits,
+    training masks and held-out log errors."""
     C = 6.0 * N * D
     k = len(cand.form.amp_names) + len(cand.form.phi_names)
-    folds = []
     seen = set()
     for qq in CUTS:
         cut = float(np.quantile(C, qq))
@@ -376,41 +495,70 @@ def backtest(cand: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray,
         rel = pred / L[~train] - 1.0
         if not np.all(np.isfinite(rel)):
             continue
-        if errors is not None and distance is not None:
-            errors.append(np.log(pred / L[~train]))
-            distance.append(np.log(C[~train] / cut))
-        folds.append(BacktestFold(cut=cut, train=int(train.sum()), test=int((~train).sum()),
-                                  median_error=float(np.median(np.abs(rel))),
-                                  bias=float(np.mean(np.log(pred / L[~train]))),
-                                  spread=float(np.sqrt(np.median(np.log(pred / L[~train]) ** 2) / 0.455))))
-    return folds
+        err = np.log(pred / L[~train])
+        cand.fold_fits.append(fit)
+        cand.fold_train.append(train)
+        cand.fold_errors.append(err)
+        cand.folds.append(BacktestFold(cut=cut, train=int(train.sum()), test=int((~train).sum()),
+                                       median_error=float(np.median(np.abs(rel))), bias=float(np.mean(err)),
+                                       spread=float(np.sqrt(np.median(err**2) / 0.455))))
+
+
+def nested_test(base: Candidate, rich: Candidate) -> tuple[float, float, int]:
+    """(F, p, df) of the nested-model F test of ``base`` against a form with more coefficients, on squared
+    log residuals winsorised at 3 robust scales of the richer fit (so a few wild points cannot decide it)."""
+    from scipy.stats import f as f_dist
+
+    df = rich.form.k - base.form.k
+    n = rich.fit.residuals.size
+    cap = (3.0 * max(robust_scale(rich.fit.residuals), 1e-12)) ** 2
+    rss_b = float(np.sum(np.minimum(base.fit.residuals**2, cap)))
+    rss_r = float(np.sum(np.minimum(rich.fit.residuals**2, cap)))
+    if n - rich.form.k < 1 or rss_r <= 0:
+        return 0.0, 1.0, df
+    stat = max(rss_b - rss_r, 0.0) / df / (rss_r / (n - rich.form.k))
+    return stat, float(f_dist.sf(stat, df, n - rich.form.k)), df
 
 
 def misspecification(chosen: Candidate, cands: list[Candidate], N: np.ndarray, D: np.ndarray, L: np.ndarray,
-                     noise: float, warnings: list[str]) -> tuple[bool, float]:
-    """(flagged, extra log-sd): backtest bias of one sign beyond noise, or competitive forms disagreeing."""
+                     noise: float, fold_var: Sequence[tuple[np.ndarray, float]],
+                     warnings: list[str]) -> tuple[bool, float]:
+    """(flagged, extra log-sd). Three signs: the chosen form's backtest errors keep one sign beyond noise and
+    coefficient spread; a richer form beats the base (first) form in-sample beyond chance (both forms then
+    count at full weight in the predictions); competitive forms disagree at 10× the largest compute beyond
+    their own spreads."""
     flagged = False
     extra = 0.0
     folds = chosen.folds
     if folds:
         biases = np.array([f.bias for f in folds])
         tests = np.array([f.test for f in folds])
-        # Standard error of a fold's mean log error from noise alone, plus the coefficient spread at the
-        # fold's points (approximated by the full-data bootstrap at the largest points).
-        top = np.argsort(6.0 * N * D)[-max(1, int(tests.min())):]
-        ld = chosen.log_draws(N[top], D[top])
-        coef_sd = float(np.std(ld.mean(axis=1))) if ld.shape[0] > 2 else 0.0
-        se = np.sqrt(noise**2 / tests + coef_sd**2)
+        coef = np.array([mv for _, mv in fold_var]) if len(fold_var) == len(folds) else np.zeros(len(folds))
+        se = np.sqrt(noise**2 / tests + coef)
         z = biases / np.maximum(se, 1e-12)
         same_sign = np.all(biases > 0) or np.all(biases < 0)
         if same_sign and np.median(np.abs(z)) > BIAS_Z:
             flagged = True
+            extra = float(np.sqrt(np.mean(biases**2)))
             warnings.append(
                 f"misspecified: {chosen.law.name}'s backtest errors all {'over' if biases[0] > 0 else 'under'}"
                 f"-predict the larger-compute points (mean log error {biases.mean():+.4f}, {np.median(np.abs(z)):.1f}"
                 " standard errors): intervals widened by the backtest error")
-        extra = float(np.sqrt(np.mean(biases**2)))
-    # Competitive forms disagreeing at 10× the largest compute, beyond their own bootstrap spreads.
+    base = cands[0]
+    for rich in cands[1:]:
+        if rich.form.k <= base.form.k:
+            continue
+        stat, p, df = nested_test(base, rich)
+        if p < NESTED_P:
+            flagged = True
+            # The base form is wrong here, and the richer form's bend was found in these data: where the two
+            # part beyond the data is the least certain thing, so both count in full.
+            for c in (base, rich):
+                c.weight, c.competitive = 1.0, True
+            warnings.append(f"misspecified: {rich.law.name} fits the points better than {base.law.name} beyond "
+                            f"chance (F {stat:.1f} on {df} extra coefficients, p = {p:.2g}): {base.law.name} leaves "
+                            "structure in the data; predictions average the two and their intervals include the "
+                            "spread between them")
     comp = [c for c in cands if c.competitive and c.draws]
     if len(comp) > 1:
         C = 10.0 * float(np.max(6.0 * N * D))
@@ -427,49 +575,159 @@ def misspecification(chosen: Candidate, cands: list[Candidate], N: np.ndarray, D
                 flagged = True
                 warnings.append(
                     f"misspecified: competitive forms ({', '.join(c.law.name for c in comp)}) disagree by "
-                    f"{math.expm1(gap):.2%} at {C:.3g} FLOPs, beyond their intervals: intervals include the spread")
-    return flagged, (extra if flagged else 0.0)
+                    f"{math.expm1(gap):.2%} at {C:.3g} FLOPs, beyond their intervals: intervals include their "
+                    "spread, weighted by their backtest")
+    return flagged, extra
 
 
-def predict_interval(auto: AutoFit, N: Any, D: Any, interval: float = 0.8) -> list[Prediction]:
-    """The chosen form's loss at each (N, D), with a central interval of probability ``interval``."""
+def dof_factor(n: int, k: int) -> float:
+    """√(n / (n − k)): residuals of a fit of k coefficients to n points understate the noise by this."""
+    return math.sqrt(n / max(n - k, 1))
+
+
+def noise_scale(residuals: np.ndarray, k: int) -> float:
+    """One run's noise (sd of ln L): the rms of the residuals winsorised at 3 robust scales (a few wild points
+    cannot inflate it), corrected for the k coefficients fitted."""
+    r = np.asarray(residuals, dtype=float)
+    cap = 3.0 * robust_scale(r)
+    w = np.clip(r - np.median(r), -cap, cap)
+    return float(np.sqrt(np.mean(w**2))) * dof_factor(r.size, k)
+
+
+def law_slope(law: Any, coefficients: Mapping[str, float], C: float) -> tuple[float, float] | None:
+    """(N_opt(C), d ln N_opt / d ln C) of a fitted form, or None where it has no optimum there."""
+    try:
+        n0 = float(law.optimum(dict(coefficients), C / 2)[0])
+        n1 = float(law.optimum(dict(coefficients), C * 2)[0])
+        n_c = float(law.optimum(dict(coefficients), C)[0])
+    except (ValueError, ArithmeticError, BadInput):
+        return None
+    if not all(np.isfinite(x) and x > 0 for x in (n0, n1, n_c)):
+        return None
+    return n_c, math.log(n1 / n0) / math.log(4.0)
+
+
+def allocation(chosen: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray, noise: float, interval: float,
+               prior: Prior | None, warnings: list[str]) -> AllocationReport | None:
+    """Approach 2 against the chosen form's allocation, where the points hold at least 3 IsoFLOP profiles with
+    a determined vertex: the exponent of each, the rolling-origin backtest of each on the later profiles'
+    vertices, and a ``misspecified:`` warning when the chosen form's exponent lies outside Approach 2's
+    interval and Approach 2 backtests better."""
+    from fits.fitting import isoflop
+
+    a2 = isoflop.approach2(N, D, L, rel_sigma=max(noise, 1e-4))
+    if a2 is None or sum(v.determined for v in a2.vertices) < 3:
+        return None
+    z = z_score(0.5 + interval / 2)
+
+    def form_optimum(mask: np.ndarray):
+        if mask.sum() < chosen.form.k + MIN_TRAIN_EXTRA:
+            return None
+        # Warm-started from the loss backtest's largest fold fit on a subset of these points (never from the
+        # full fit, which has seen the vertices being predicted); a full fit where there is none.
+        earlier = [f for f, t in zip(chosen.fold_fits, chosen.fold_train, strict=True) if not np.any(t & ~mask)]
+        try:
+            fit = (refit_from(max(earlier, key=lambda f: f.residuals.size), N[mask], D[mask], L[mask], prior=prior,
+                              scale=prior_scale(chosen.fit.residuals), max_nfev=200) if earlier
+                   else fit_linear(chosen.form, N[mask], D[mask], L[mask], prior=prior, starts=2))
+        except (ValueError, np.linalg.LinAlgError, BadInput):
+            return None
+        return lambda C: float(chosen.law.optimum(fit.coefficients, C)[0])
+
+    try:
+        bt = isoflop.allocation_backtest(N, D, L, rel_sigma=max(noise, 1e-4), fit_and_optimum=form_optimum,
+                                         origins=len(CUTS))
+        scores: dict[str, float | None] = {"approach2": bt.approach2, chosen.law.name: bt.law}
+    except (ValueError, ArithmeticError, BadInput, np.linalg.LinAlgError):
+        scores = {"approach2": None, chosen.law.name: None}
+    target = 10.0 * float(np.max(6.0 * N * D))
+    at = a2.n_opt(target)
+    lo_n, hi_n = at.interval(z)
+    own = law_slope(chosen.law, chosen.fit.coefficients, target)
+    a_lo, a_hi = a2.a - z * a2.se, a2.a + z * a2.se
+    b2, bl = scores["approach2"], scores[chosen.law.name]
+    method = "approach2" if b2 is not None and (bl is None or b2 < bl) else chosen.law.name
+    if own is not None and method == "approach2" and not a_lo <= own[1] <= a_hi:
+        warnings.append(
+            f"misspecified: the IsoFLOP profiles (Approach 2) give N_opt ∝ C^{a2.a:.3f} "
+            f"({interval:.0%}: {a_lo:.3f}–{a_hi:.3f}) and predict their later vertices better than "
+            f"{chosen.law.name}, whose allocation exponent is {own[1]:.3f}: allocate by Approach 2 "
+            f"(N_opt {at.n:.3g} at {target:.3g} FLOPs, {interval:.0%} {lo_n:.3g}–{hi_n:.3g}, against "
+            f"{own[0]:.3g})")
+    vertices = []
+    for v in a2.vertices:
+        if v.determined:
+            lo, hi = v.vertex.interval(z) or (v.n, v.n)
+            vertices.append({"budget": float(v.budget), "N": float(v.n), "low": float(lo), "high": float(hi)})
+    return AllocationReport(
+        method=method, exponent=float(a2.a), interval=[float(a_lo), float(a_hi)],
+        law_exponent=None if own is None else float(own[1]), n_opt=[float(at.n), float(lo_n), float(hi_n)],
+        law_n_opt=None if own is None else float(own[0]), vertices=vertices, backtest=scores)
+
+
+def noise_quantiles(residuals: np.ndarray, k: int) -> list[float]:
+    """|r − median r| at NOISE_LEVELS, corrected for the k coefficients fitted (empty below 10 residuals: too
+    few to say anything about the tails)."""
+    r = np.asarray(residuals, dtype=float)
+    if r.size < 10:
+        return []
+    return [float(x) * dof_factor(r.size, k) for x in np.quantile(np.abs(r - np.median(r)), NOISE_LEVELS)]
+
+
+def noise_quantile(quantiles: Sequence[float], interval: float, noise: float) -> float:
+    """The noise term's standard deviation at ``interval``: the width that holds that probability of the
+    residuals over z (real sets have heavier tails than a Gaussian of their robust scale), else ``noise``."""
+    if not quantiles:
+        return noise
+    z = z_score(0.5 + interval / 2)
+    return float(np.interp(interval, NOISE_LEVELS, quantiles)) / z
+
+
+def predict_interval(auto: AutoFit, N: Any, D: Any, interval: float = 0.8, of: str = "run") -> list[Prediction]:
+    """The chosen form's loss at each (N, D), with a central interval of probability ``interval``: for one run
+    there (``of="run"``) or for the law's expected loss (``of="mean"``)."""
+    chosen = auto.chosen
+    return predict_with(chosen.law, chosen.fit.coefficients, predictive_of(auto, draws=None), N, D, interval, of)
+
+
+def predict_with(law: Any, coefficients: Mapping[str, float], pr: Predictive | None, N: Any, D: Any,
+                 interval: float = 0.8, of: str = "run") -> list[Prediction]:
+    """Predictions with intervals from a law, its coefficients and what a fit keeps for intervals (``pr``;
+    without it the interval is the point). With competitive alternatives in ``pr``, the mean is their
+    weighted average with the law's own prediction, in ln L."""
+    from fits.laws.registry import get_law
+
     if not 0.0 < interval < 1.0:
         raise BadInput(f"must lie strictly between 0 and 1, got {interval}", field="interval")
+    if of not in ("run", "mean"):
+        raise BadInput(f"must be run or mean, got {of!r}", field="of")
     N, D = np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float))
-    chosen = auto.chosen
-    mean = chosen.predict(chosen.fit.coefficients, N, D)
-    ln_mean = np.log(mean)
-    z = float(norm.ppf(0.5 + interval / 2))
-    noise = auto.report.noise
-    ext = np.full(N.size, auto.extrapolation_scale)
-    r = chosen.fit.residuals
-    if r.size >= 10:
-        # Residuals of real sets have heavier tails than a Gaussian of their robust scale: the noise term is
-        # the width that holds this probability of them.
-        noise = float(np.quantile(np.abs(r - np.median(r)), interval)) / z
-    if chosen.fold_errors:
-        # Extrapolation error grows with distance: the backtest's errors beyond the noise, per unit of
-        # ln(C / training compute), times the target's own distance beyond the data.
-        e = np.concatenate(chosen.fold_errors)
-        dist = np.maximum(np.concatenate(chosen.fold_distance), EXTRAPOLATION_MIN)
-        # The rate's quantile at this probability over z, like the noise: heavy tails widen it, a Gaussian
-        # gives its standard deviation back.
-        per_unit = float(np.quantile(np.sqrt(np.maximum(e**2 - noise**2, 0.0)) / dist, interval)) / z
-        beyond = np.maximum(np.log(6.0 * N * D / auto.max_compute), 0.0)
-        ext = per_unit * np.maximum(beyond, EXTRAPOLATION_MIN)
-    var = noise**2 + auto.misspecification_scale**2 + ext**2
-    ld = chosen.log_draws(N, D)
-    if ld.shape[0] > 2:
-        var += np.var(ld, axis=0)
-    comp = [c for c in auto.candidates if c.competitive and c is not chosen]
-    if comp:
-        others = np.array([np.log(c.predict(c.fit.coefficients, N, D)) for c in comp])
-        others = np.where(np.isfinite(others), others, ln_mean)
-        var += np.mean((others - ln_mean) ** 2, axis=0)  # spread between forms about the chosen one
+    with np.errstate(all="ignore"):
+        ln_own = np.log(np.asarray(law.loss(dict(coefficients), N, D), dtype=float))
+    ln_mean = ln_own
+    var = np.zeros(N.size)
+    if pr is not None:
+        if of == "run":
+            var += noise_quantile(pr.noise_quantiles, interval, pr.noise) ** 2
+        var += pr.misspecification**2
+        ld = log_draws(law, pr.draws, N, D)
+        if ld.shape[0] > 2:
+            var += pr.calibration**2 * np.var(ld, axis=0)
+        if pr.alternatives:
+            # The forms the backtest cannot separate, averaged in ln L by their weights (the fit's own form at
+            # 1): the mean is the mixture's, and the mixture's spread joins the variance.
+            w = np.array([1.0] + [float(a.get("weight", 1.0)) for a in pr.alternatives])
+            with np.errstate(all="ignore"):
+                others = [np.log(np.asarray(get_law(a["law"]).loss(a["coefficients"], N, D), dtype=float))
+                          for a in pr.alternatives]
+            forms = np.array([ln_own] + [np.where(np.isfinite(o), o, ln_own) for o in others])
+            ln_mean = (w[:, None] * forms).sum(axis=0) / w.sum()
+            var += (w[:, None] * (forms - ln_mean) ** 2).sum(axis=0) / w.sum()
+    z = z_score(0.5 + interval / 2)
     sd = np.sqrt(var)
-    return [Prediction(N=float(a), D=float(b), mean=float(m), low=float(m * math.exp(-z * s)),
-                       high=float(m * math.exp(z * s)))
-            for a, b, m, s in zip(N, D, mean, sd, strict=True)]
+    return [Prediction(N=float(a), D=float(b), mean=float(math.exp(m)), low=float(math.exp(m - z * s)),
+                       high=float(math.exp(m + z * s)))
+            for a, b, m, s in zip(N, D, ln_mean, sd, strict=True)]
 
 
 def objective_of(form: LinearForm, c: Mapping[str, float], N: np.ndarray, D: np.ndarray, L: np.ndarray) -> float:
@@ -510,48 +768,28 @@ def fit_family(law: Any, columns: Mapping[str, Any], *, warmup: float | None = N
     )
 
 
-def predictive_of(auto: AutoFit, draws: int = 100) -> Predictive:
-    """What a stored fit keeps of ``auto`` for ``predict_from_fit``."""
+def predictive_of(auto: AutoFit, draws: int | None = 100) -> Predictive:
+    """What a stored fit keeps of ``auto`` for its predictive intervals (``draws``: how many bootstrap draws;
+    None keeps them all)."""
     chosen = auto.chosen
     return Predictive(
-        noise=auto.report.noise,
-        misspecification=math.sqrt(auto.misspecification_scale**2 + auto.extrapolation_scale**2),
-        draws=chosen.draws[:draws],
-        alternatives=[{"law": c.law.name, "coefficients": c.fit.coefficients} for c in auto.candidates
-                      if c.competitive and c is not chosen],
+        noise=auto.report.noise, noise_quantiles=auto.noise_quantiles, calibration=auto.report.calibration,
+        misspecification=auto.misspecification_scale,
+        draws=chosen.draws if draws is None else chosen.draws[:draws],
+        alternatives=[{"law": c.law.name, "coefficients": c.fit.coefficients, "weight": c.weight}
+                      for c in auto.candidates if c.competitive and c is not chosen],
     )
 
 
-def predict_from_fit(fit: Any, N: Any, D: Any, interval: float = 0.8) -> list[Prediction]:
+def predict_from_fit(fit: Any, N: Any, D: Any, interval: float = 0.8, of: str = "run") -> list[Prediction]:
     """Predictions with intervals from a stored fit (fits.fit.Fit): its kept draws, noise and alternatives
     when it was fitted with them; otherwise the residual rms as the only spread, which a note must say."""
     from fits.laws.registry import get_law
 
-    if not 0.0 < interval < 1.0:
-        raise BadInput(f"must lie strictly between 0 and 1, got {interval}", field="interval")
     law = get_law(fit.law)
     if law.in_steps:
         raise BadInput(f"{fit.law} predicts from steps at a batch, not from N and D", field="fit")
-    N, D = np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float))
-    with np.errstate(all="ignore"):
-        mean = np.asarray(law.loss(fit.coefficients, N, D), dtype=float)
     pr = fit.diagnostics.predictive
-    noise = pr.noise if pr is not None else (fit.diagnostics.residual_rms or 0.0)
-    var = np.full(N.size, noise**2 + (pr.misspecification**2 if pr is not None else 0.0))
-    if pr is not None and len(pr.draws) > 2:
-        with np.errstate(all="ignore"):
-            ld = np.array([np.log(np.asarray(law.loss(c, N, D), dtype=float)) for c in pr.draws])
-        ld = ld[np.all(np.isfinite(ld), axis=1)]
-        if ld.shape[0] > 2:
-            var += np.var(ld, axis=0)
-    if pr is not None and pr.alternatives:
-        with np.errstate(all="ignore"):
-            others = np.array([np.log(np.asarray(get_law(a["law"]).loss(a["coefficients"], N, D), dtype=float))
-                               for a in pr.alternatives])
-        others = np.where(np.isfinite(others), others, np.log(mean))
-        var += np.mean((others - np.log(mean)) ** 2, axis=0)
-    z = float(norm.ppf(0.5 + interval / 2))
-    sd = np.sqrt(var)
-    return [Prediction(N=float(a), D=float(b), mean=float(m), low=float(m * math.exp(-z * s)),
-                       high=float(m * math.exp(z * s)))
-            for a, b, m, s in zip(N, D, mean, sd, strict=True)]
+    if pr is None:
+        pr = Predictive(noise=fit.diagnostics.residual_rms or 0.0)
+    return predict_with(law, fit.coefficients, pr, N, D, interval, of)

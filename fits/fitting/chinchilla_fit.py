@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from typing import Unpack
 
 import numpy as np
 import numpy.typing as npt
 
-from fits.fitting.bootstrap import Progress
-from fits.fitting.engine import fit_form
+from fits.fitting.engine import FitOptions, fit_with
 from fits.fitting.form import Data, Form, Points, huber_parts, linear_max, nd_points
 from fits.laws import chinchilla as law
 from fits.result import FitResult
@@ -173,28 +172,17 @@ chinchilla_points = nd_points
 
 
 def fit_chinchilla(
-    N: npt.ArrayLike,
-    D: npt.ArrayLike,
-    loss: npt.ArrayLike,
-    *,
-    group: npt.ArrayLike | None = None,
-    method: str = "robust",
-    bootstrap: int = 0,
-    seed: int = 0,
-    predict: Sequence[tuple[float, float]] = (),
-    budgets: Sequence[float] = (),
-    progress: Progress | None = None,
+    N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike, *, group: npt.ArrayLike | None = None,
+    **options: Unpack[FitOptions],
 ) -> FitResult:
     """Fit L = E + A/N^alpha + B/D^beta to (N, D, loss) points by the procedure of laws.md §2.
 
-    method="grid" is that procedure as published (unbounded, lowest objective wins); "robust" (default) adds
-    physical bounds and decides between near-equal minima by held-out extrapolation. ``bootstrap`` resamples
-    give percentile intervals for every coefficient and for the derived quantities: the loss at each
-    (N, D) in ``predict`` and N_opt at each FLOP budget in ``budgets``. ``group`` labels the run each point
-    comes from when several share one; the bootstrap then resamples runs.
+    Options: ``method="grid"`` is that procedure as published (unbounded, lowest objective wins); "robust"
+    (default) adds physical bounds and decides between near-equal minima by held-out extrapolation.
+    ``bootstrap`` resamples (default 0, drawn from ``seed``, default 0) give percentile intervals for every
+    coefficient and for the derived quantities: the loss at each (N, D) in ``predict`` and N_opt at each FLOP
+    budget in ``budgets``; ``progress`` is told of each resample. ``group`` labels the run each point comes
+    from when several share one; the bootstrap then resamples runs.
     """
     points = chinchilla_points(N, D, loss, group)
-    return fit_form(
-        ChinchillaForm.for_points(points), points, method=method, bootstrap_resamples=bootstrap, seed=seed,
-        predict=predict, budgets=budgets, progress=progress,
-    )
+    return fit_with(ChinchillaForm.for_points(points), points, options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -23,6 +23,25 @@ extrapolation. grid: the published procedure as is (unbounded L-BFGS from the gr
 BOOTSTRAP_EXTRA_STARTS = 3
 """Besides the full-data optimum, each resample also starts from this many other points the full grid found:
 its other distinct minima, then the best distinct stage-1 end points of the grid starts."""
+
+
+class FitOptions(TypedDict, total=False):
+    """The options every family's fit takes, under their public names (fit_chinchilla documents them)."""
+
+    method: str
+    bootstrap: int
+    seed: int
+    predict: Sequence[tuple[float, float]]
+    budgets: Sequence[float]
+    progress: Progress | None
+
+
+def fit_with(form: Form, points: Points, options: FitOptions) -> FitResult:
+    """fit_form under the public option names: ``bootstrap`` is its number of resamples."""
+    kwargs: dict[str, Any] = dict(options)
+    if "bootstrap" in kwargs:
+        kwargs["bootstrap_resamples"] = kwargs.pop("bootstrap")
+    return fit_form(form, points, **kwargs)
 
 
 class InsufficientData(BadInput):

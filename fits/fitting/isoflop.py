@@ -48,11 +48,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 from fits import accounting
 from fits.errors import BadInput
@@ -75,7 +75,7 @@ __all__ = [
     "vertex_se",
 ]
 
-Z95 = float(sps.norm.ppf(0.975))
+Z95 = NormalDist().inv_cdf(0.975)
 MIN_SIZES = 3
 """A parabola needs three distinct sizes; fewer give no vertex."""
 DEFAULT_TOL = 0.1
@@ -396,15 +396,18 @@ class AllocationBacktest:
 
 
 def allocation_backtest(N: npt.ArrayLike, D: npt.ArrayLike, L: npt.ArrayLike, rel_sigma: float,
-                        fit_and_optimum: Callable[[np.ndarray], Callable[[float], float]] | None = None,
-                        tol: float = DEFAULT_TOL) -> AllocationBacktest:
-    """Rolling-origin backtest of the allocation, scored against the observed IsoFLOP vertices.
+                        fit_and_optimum: Callable[[np.ndarray], Callable[[float], float] | None] | None = None,
+                        tol: float = DEFAULT_TOL, origins: int | None = None) -> AllocationBacktest:
+    """Rolling-origin backtest of the allocation, scored against the observed IsoFLOP vertices (``origins``:
+    at most this many origins, evenly spaced among those possible, the last always kept; each costs the
+    caller's form a fit).
 
     The profiles sorted by budget; for each origin k with at least 2 determined vertices among profiles
     0..k-1, the Approach-2 line through those predicts ln N* of every later determined vertex. Given
     ``fit_and_optimum(train_mask)`` — fit a loss-law form on the points where ``train_mask`` is True (C below
-    the origin's first held-out point) and return its compute-optimal N as a function of C — the form is scored
-    on the same vertices, so the two numbers compare like with like. Scored against vertices, not losses,
+    the origin's first held-out point) and return its compute-optimal N as a function of C, or None where it
+    cannot be fitted (that origin is then skipped for both) — the form is scored on the same vertices, so the
+    two numbers compare like with like. Scored against vertices, not losses,
     because the allocation is what Approach 2 estimates; a form can predict the loss well and the optimum badly
     (a flat profile)."""
     n, d, loss = _columns(N, D, L)
@@ -412,7 +415,10 @@ def allocation_backtest(N: npt.ArrayLike, D: npt.ArrayLike, L: npt.ArrayLike, re
     compute = _compute(n, d)
     vs = _vertices(n, loss, profiles(n, d, loss, tol), rel_sigma)
     folds = []
-    for k in range(2, len(vs)):
+    ks = list(range(2, len(vs)))
+    if origins is not None and len(ks) > origins > 0:
+        ks = sorted({ks[round(float(i))] for i in np.linspace(0, len(ks) - 1, origins)})
+    for k in ks:
         line = _approach2(vs[:k], rel_sigma)
         later = [v for v in vs[k:] if v.determined]
         if line is None or not later:
@@ -422,6 +428,8 @@ def allocation_backtest(N: npt.ArrayLike, D: npt.ArrayLike, L: npt.ArrayLike, re
         law = None
         if fit_and_optimum is not None:
             optimum = fit_and_optimum(compute < compute[list(vs[k].indices)].min())
+            if optimum is None:  # the form cannot be fitted on this origin's points: score both on the others
+                continue
             law = tuple(float(x) for x in np.abs(np.log([float(optimum(v.budget)) for v in later]) - observed))
         folds.append(BacktestFold(origin=vs[k].budget, budgets=tuple(v.budget for v in later),
                                   approach2=tuple(float(x) for x in a2), law=law))

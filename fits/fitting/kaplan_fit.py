@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from abc import abstractmethod
+from typing import Unpack
 
 import numpy as np
 import numpy.typing as npt
 
 from fits.errors import BadInput
-from fits.fitting.bootstrap import Progress
-from fits.fitting.engine import fit_form
+from fits.fitting.engine import FitOptions, fit_with
 from fits.fitting.form import Data, Form, Points, Problem, as_group, huber_parts, linear_max, nd_points
 from fits.fitting.multistart import coarse_stage, distinct
 from fits.laws import kaplan2020 as law
@@ -56,65 +56,104 @@ def _grid(*axes: tuple[float, ...]) -> np.ndarray:
     return np.array(list(itertools.product(*axes)), dtype=float)
 
 
-class KaplanNDForm(Form):
+class _TwoTermForm(Form):
+    """ln L = outer·LSE(off_N − slope_N·ln N, off_X − slope_X·ln X): the shape both Kaplan forms share.
+
+    θ is (ln scale_N, ln scale_X, exponent_N, exponent_X); ``theta_coefficient`` names the coefficient of each
+    coordinate, ``grid_axes`` its starts (log10 for the two scales) and ``box`` its bounds in coefficient units.
+    """
+
+    grid_axes: tuple[tuple[float, ...], ...]
+    box: tuple[tuple[float, float], ...]
+
+    def grid(self) -> np.ndarray:
+        scales = tuple(tuple(v * LN10 for v in axis) for axis in self.grid_axes[:2])
+        return _grid(*scales, *self.grid_axes[2:])
+
+    def to_coefficients(self, theta: np.ndarray) -> dict[str, float]:
+        values = [float(v) for v in theta]
+        by_name = dict(zip(self.theta_coefficient, [math.exp(v) for v in values[:2]] + values[2:], strict=True))
+        return {name: by_name[name] for name in self.coefficient_names}
+
+    def to_theta(self, c: dict[str, float]) -> np.ndarray:
+        scale_n, scale_x, exp_n, exp_x = self.theta_coefficient
+        return np.array([math.log(c[scale_n]), math.log(c[scale_x]), c[exp_n], c[exp_x]])
+
+    def bounds(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = (np.array(side, dtype=float) for side in zip(*self.box, strict=True))
+        lo[:2], hi[:2] = np.log(lo[:2]), np.log(hi[:2])
+        return lo, hi
+
+    @abstractmethod
+    def terms(self, c_n: np.ndarray, c_x: np.ndarray, a_n: np.ndarray, a_x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(off_N, slope_N, off_X, slope_X, outer or None) of lse_fg for rows of θ."""
+
+    @abstractmethod
+    def last_gradient(self, theta: np.ndarray, gv: np.ndarray, g_alpha_n: np.ndarray,
+                      weighted_lse: np.ndarray | None) -> np.ndarray:
+        """The gradient in the X exponent, which is where the two forms' chain rules differ."""
+
+    def chunk_fg(
+        self, theta: np.ndarray, data: Data, weights: np.ndarray | None, work: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        c_n, c_x, a_n, a_x = theta.T
+        f, gu, gv, weighted_lse = self.lse_fg(data, weights, work, *self.terms(c_n, c_x, a_n, a_x))
+        g = np.empty((theta.shape[0], 4), dtype=theta.dtype)
+        g[:, 0] = a_n * gu[:, 0]
+        g[:, 1] = a_x * gv[:, 0]
+        g[:, 2] = c_n * gu[:, 0] - gu[:, 1]
+        g[:, 3] = self.last_gradient(theta, gv, g[:, 2], weighted_lse)
+        return f, g
+
+    @staticmethod
+    def lse_fg(
+        data: Data, weights: np.ndarray | None, work: list[np.ndarray], off_n: np.ndarray, slope_n: np.ndarray,
+        off_x: np.ndarray, slope_x: np.ndarray, outer: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Objective of the two-term log-sum-exp, the H'-weighted sums of each term against [1, ln N] and
+        [1, ln X], and (with ``outer``) Σ w·H'·outer·LSE, for the chain rule through ``outer``."""
+        u, v, s, r, c, cw = work
+        one = np.ones_like(off_n)
+        m = np.maximum(linear_max(off_n, slope_n, data.ln_n_range), linear_max(off_x, slope_x, data.ln_x_range))
+        np.matmul(np.stack([off_n - m, -slope_n], axis=1), data.one_ln_n_t, out=u)
+        np.exp(u, out=u)
+        np.matmul(np.stack([off_x - m, -slope_x], axis=1), data.one_ln_x_t, out=v)
+        np.exp(v, out=v)
+        np.add(u, v, out=s)
+        np.log(s, out=r)
+        if outer is not None:
+            r *= outer[:, None]
+        np.matmul(np.stack([m if outer is None else outer * m, one], axis=1), data.zero_neg_ln_l, out=c)
+        r += c  # r = outer·LSE − ln(observed)
+        f, cw = huber_parts(r, weights, c, cw)
+        weighted_lse = None if outer is None else np.einsum("ij,ij->i", cw, r) + cw @ data.ln_l
+        cw /= s
+        u *= cw
+        v *= cw
+        return f, u @ data.one_ln_n, v @ data.one_ln_x, weighted_lse
+
+
+class KaplanNDForm(_TwoTermForm):
     law = "kaplan-nd"
     theta_names = ("ln N_c", "ln D_c", "alpha_N", "alpha_D")
     coefficient_names = ("alpha_N", "alpha_D", "N_c", "D_c")
     theta_coefficient = ("N_c", "D_c", "alpha_N", "alpha_D")
     x_name = "D"
-
-    def grid(self) -> np.ndarray:
-        scale = tuple(v * LN10 for v in GRID_LOG10_SCALE)
-        return _grid(scale, scale, GRID_EXPONENT, GRID_EXPONENT)
-
-    def to_coefficients(self, theta: np.ndarray) -> dict[str, float]:
-        c_n, c_d, a_n, a_d = (float(v) for v in theta)
-        return {"alpha_N": a_n, "alpha_D": a_d, "N_c": math.exp(c_n), "D_c": math.exp(c_d)}
-
-    def to_theta(self, c: dict[str, float]) -> np.ndarray:
-        return np.array([math.log(c["N_c"]), math.log(c["D_c"]), c["alpha_N"], c["alpha_D"]])
-
-    def bounds(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
-        s_lo, s_hi = (math.log(v) for v in SCALE_BOUNDS)
-        return (
-            np.array([s_lo, s_lo, EXPONENT_BOUNDS[0], EXPONENT_BOUNDS[0]]),
-            np.array([s_hi, s_hi, EXPONENT_BOUNDS[1], EXPONENT_BOUNDS[1]]),
-        )
+    grid_axes = (GRID_LOG10_SCALE, GRID_LOG10_SCALE, GRID_EXPONENT, GRID_EXPONENT)
+    box = (SCALE_BOUNDS, SCALE_BOUNDS, EXPONENT_BOUNDS, EXPONENT_BOUNDS)
 
     def log_predict(self, theta: np.ndarray, data: Data) -> np.ndarray:
         c_n, c_d, a_n, a_d = (theta[:, i : i + 1] for i in range(4))
         return a_d * np.logaddexp(a_n / a_d * (c_n - data.ln_n), c_d - data.ln_x)
 
-    def chunk_fg(
-        self, theta: np.ndarray, data: Data, weights: np.ndarray | None, work: list[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        u, v, s, r, c, cw = work
-        c_n, c_d, a_n, a_d = theta.T
+    def terms(self, c_n: np.ndarray, c_d: np.ndarray, a_n: np.ndarray, a_d: np.ndarray) -> tuple[np.ndarray, ...]:
         p = a_n / a_d
-        one = np.ones_like(c_n)
-        m = np.maximum(linear_max(p * c_n, p, data.ln_n_range), linear_max(c_d, one, data.ln_x_range))
-        np.matmul(np.stack([p * c_n - m, -p], axis=1), data.one_ln_n_t, out=u)
-        np.exp(u, out=u)
-        np.matmul(np.stack([c_d - m, -one], axis=1), data.one_ln_x_t, out=v)
-        np.exp(v, out=v)
-        np.add(u, v, out=s)
-        np.log(s, out=r)
-        r *= a_d[:, None]
-        np.matmul(np.stack([a_d * m, one], axis=1), data.zero_neg_ln_l, out=c)
-        r += c  # r = alpha_D·LSE − ln(observed)
-        f, cw = huber_parts(r, weights, c, cw)
-        cw_lse = (np.einsum("ij,ij->i", cw, r) + cw @ data.ln_l) / a_d  # Σ w·H'·LSE
-        cw /= s
-        u *= cw
-        v *= cw
-        gu = u @ data.one_ln_n
-        gv = v @ data.ones
-        g = np.empty((theta.shape[0], 4), dtype=theta.dtype)
-        g[:, 0] = a_n * gu[:, 0]
-        g[:, 1] = a_d * gv
-        g[:, 2] = c_n * gu[:, 0] - gu[:, 1]
-        g[:, 3] = cw_lse - p * g[:, 2]
-        return f, g
+        return p * c_n, p, c_d, np.ones_like(c_d), a_d
+
+    def last_gradient(self, theta: np.ndarray, gv: np.ndarray, g_alpha_n: np.ndarray,
+                      weighted_lse: np.ndarray | None) -> np.ndarray:
+        _, _, a_n, a_d = theta.T
+        return weighted_lse / a_d - a_n / a_d * g_alpha_n
 
     def predict(self, coefficients: dict[str, float], N: np.ndarray, X: np.ndarray) -> np.ndarray:
         return np.asarray(law.loss_nd(N, X, **coefficients), dtype=float)
@@ -130,66 +169,25 @@ class KaplanNDForm(Form):
         return _unresolved(n_term, d_term, "N", "D")
 
 
-class KaplanNSForm(Form):
+class KaplanNSForm(_TwoTermForm):
     law = "kaplan-ns"
     theta_names = ("ln N_c", "ln S_c", "alpha_N", "alpha_S")
     coefficient_names = ("alpha_N", "alpha_S", "N_c", "S_c")
     theta_coefficient = ("N_c", "S_c", "alpha_N", "alpha_S")
     x_name = "S_min"
-
-    def grid(self) -> np.ndarray:
-        return _grid(
-            tuple(v * LN10 for v in GRID_LOG10_SCALE),
-            tuple(v * LN10 for v in GRID_LOG10_S_C),
-            GRID_EXPONENT,
-            GRID_ALPHA_S,
-        )
-
-    def to_coefficients(self, theta: np.ndarray) -> dict[str, float]:
-        c_n, c_s, a_n, a_s = (float(v) for v in theta)
-        return {"alpha_N": a_n, "alpha_S": a_s, "N_c": math.exp(c_n), "S_c": math.exp(c_s)}
-
-    def to_theta(self, c: dict[str, float]) -> np.ndarray:
-        return np.array([math.log(c["N_c"]), math.log(c["S_c"]), c["alpha_N"], c["alpha_S"]])
-
-    def bounds(self, points: Points) -> tuple[np.ndarray, np.ndarray]:
-        n_lo, n_hi = (math.log(v) for v in SCALE_BOUNDS)
-        s_lo, s_hi = (math.log(v) for v in S_C_BOUNDS)
-        return (
-            np.array([n_lo, s_lo, EXPONENT_BOUNDS[0], ALPHA_S_BOUNDS[0]]),
-            np.array([n_hi, s_hi, EXPONENT_BOUNDS[1], ALPHA_S_BOUNDS[1]]),
-        )
+    grid_axes = (GRID_LOG10_SCALE, GRID_LOG10_S_C, GRID_EXPONENT, GRID_ALPHA_S)
+    box = (SCALE_BOUNDS, S_C_BOUNDS, EXPONENT_BOUNDS, ALPHA_S_BOUNDS)
 
     def log_predict(self, theta: np.ndarray, data: Data) -> np.ndarray:
         c_n, c_s, a_n, a_s = (theta[:, i : i + 1] for i in range(4))
         return np.logaddexp(a_n * (c_n - data.ln_n), a_s * (c_s - data.ln_x))
 
-    def chunk_fg(
-        self, theta: np.ndarray, data: Data, weights: np.ndarray | None, work: list[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        u, v, s, r, c, cw = work
-        c_n, c_s, a_n, a_s = theta.T
-        m = np.maximum(linear_max(a_n * c_n, a_n, data.ln_n_range), linear_max(a_s * c_s, a_s, data.ln_x_range))
-        np.matmul(np.stack([a_n * c_n - m, -a_n], axis=1), data.one_ln_n_t, out=u)
-        np.exp(u, out=u)
-        np.matmul(np.stack([a_s * c_s - m, -a_s], axis=1), data.one_ln_x_t, out=v)
-        np.exp(v, out=v)
-        np.add(u, v, out=s)
-        np.log(s, out=r)
-        np.matmul(np.stack([m, np.ones_like(m)], axis=1), data.zero_neg_ln_l, out=c)
-        r += c
-        f, cw = huber_parts(r, weights, c, cw)
-        cw /= s
-        u *= cw
-        v *= cw
-        gu = u @ data.one_ln_n
-        gv = v @ data.one_ln_x
-        g = np.empty((theta.shape[0], 4), dtype=theta.dtype)
-        g[:, 0] = a_n * gu[:, 0]
-        g[:, 1] = a_s * gv[:, 0]
-        g[:, 2] = c_n * gu[:, 0] - gu[:, 1]
-        g[:, 3] = c_s * gv[:, 0] - gv[:, 1]
-        return f, g
+    def terms(self, c_n: np.ndarray, c_s: np.ndarray, a_n: np.ndarray, a_s: np.ndarray) -> tuple[np.ndarray, ...]:
+        return a_n * c_n, a_n, a_s * c_s, a_s, None
+
+    def last_gradient(self, theta: np.ndarray, gv: np.ndarray, g_alpha_n: np.ndarray,
+                      weighted_lse: np.ndarray | None) -> np.ndarray:
+        return theta[:, 1] * gv[:, 0] - gv[:, 1]
 
     def predict(self, coefficients: dict[str, float], N: np.ndarray, X: np.ndarray) -> np.ndarray:
         return np.asarray(law.loss_ns(N, X, **coefficients), dtype=float)
@@ -302,23 +300,11 @@ def profile_batch(
 
 
 def fit_kaplan_nd(
-    N: npt.ArrayLike,
-    D: npt.ArrayLike,
-    loss: npt.ArrayLike,
-    *,
-    group: npt.ArrayLike | None = None,
-    method: str = "robust",
-    bootstrap: int = 0,
-    seed: int = 0,
-    predict: Sequence[tuple[float, float]] = (),
-    budgets: Sequence[float] = (),
-    progress: Progress | None = None,
+    N: npt.ArrayLike, D: npt.ArrayLike, loss: npt.ArrayLike, *, group: npt.ArrayLike | None = None,
+    **options: Unpack[FitOptions],
 ) -> FitResult:
     """Fit eq 1.5 to early-stopped (N, D, loss) points; options as for fit_chinchilla."""
-    return fit_form(
-        KaplanNDForm(), nd_points(N, D, loss, group), method=method, bootstrap_resamples=bootstrap, seed=seed,
-        predict=predict, budgets=budgets, progress=progress,
-    )
+    return fit_with(KaplanNDForm(), nd_points(N, D, loss, group), options)
 
 
 def fit_kaplan_ns(
@@ -330,12 +316,7 @@ def fit_kaplan_ns(
     warmup: npt.ArrayLike | None = None,
     batch: str = "published",
     group: npt.ArrayLike | None = None,
-    method: str = "robust",
-    bootstrap: int = 0,
-    seed: int = 0,
-    predict: Sequence[tuple[float, float]] = (),
-    budgets: Sequence[float] = (),
-    progress: Progress | None = None,
+    **options: Unpack[FitOptions],
 ) -> FitResult:
     """Fit eq 1.6 to loss curves: points (N, B tokens per step, step, loss); points with step ≤ warmup are
     dropped. ``batch``: "published" converts steps with Kaplan's B_star, alpha_B; "fitted" profiles them on
@@ -345,10 +326,7 @@ def fit_kaplan_ns(
     if batch not in BATCH_MODES:
         raise BadInput(f"unknown {batch!r}; expected one of {', '.join(BATCH_MODES)}", field="batch")
     coefficients = law.batch_coefficients() if batch == "published" else profile_batch(N, B, step, loss, warmup)
-    result = fit_form(
-        KaplanNSForm(), ns_points(N, B, step, loss, warmup, batch=coefficients, group=group), method=method,
-        bootstrap_resamples=bootstrap, seed=seed, predict=predict, budgets=budgets, progress=progress,
-    )
+    result = fit_with(KaplanNSForm(), ns_points(N, B, step, loss, warmup, batch=coefficients, group=group), options)
     if batch == "fitted":
         result.coefficients.update(coefficients)
         result.message += (f"; batch profiled: B_star {coefficients['B_star']:.4g} tokens, "

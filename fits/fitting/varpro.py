@@ -357,5 +357,11 @@ def fit_linear(form: LinearForm, N: np.ndarray, D: np.ndarray, L: np.ndarray, *,
 
 def refit_from(fit: LinearFit, N: np.ndarray, D: np.ndarray, L: np.ndarray, *, prior: Prior | None = None,
                scale: float = 1.0, max_nfev: int = 40) -> LinearFit:
-    """A warm-started refinement (bootstrap resamples): the full-data optimum is the only start."""
-    return refine(fit.form, N, D, L, [fit.theta], prior=prior, scale=scale, max_nfev=max_nfev)
+    """A warm-started refinement (bootstrap resamples): the full-data optimum is the only start. The form is
+    prepared again on these points, so a constant it estimates beforehand (chinchilla-e's E₀) varies with the
+    resample as the coefficients do."""
+    bound = fit.form.prepare(N, D, L)
+    old, new_ = _Problem(fit.form, N, D, L, None, 1.0), _Problem(bound, N, D, L, None, 1.0)
+    k = len(bound.amp_names)
+    theta = new_.theta_of(old.amps(fit.theta), fit.theta[k:])
+    return refine(bound, N, D, L, [theta], prior=prior, scale=scale, max_nfev=max_nfev)

@@ -349,14 +349,12 @@ class LawFamily:
 
     def fit(self, columns: Mapping[str, Any], *, warmup: float | None = None, batch: str = "published",
             **options: Any) -> FitResult:
-        """Fit the family to named columns; options as for fits.fitting.fit_form (bootstrap → resamples)."""
-        from fits.fitting.engine import fit_form
+        """Fit the family to named columns; options as for fits.fitting.fit_chinchilla."""
+        from fits.fitting.engine import fit_with
 
         reject_options(self, warmup=warmup, batch=batch)
         form, points = self.points_for(columns, warmup)
-        if "bootstrap" in options:
-            options["bootstrap_resamples"] = options.pop("bootstrap")
-        return fit_form(form, points, **options)
+        return fit_with(form, points, options)
 
 
 def numeric_columns(columns: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], Any]:

@@ -323,13 +323,11 @@ def early_stop_item(run: Run, points: Sequence[RunPoint], bound: float | None, f
             "metric": "log(observed best step / S_stop)", "tolerance": math.log(STOP_RANGE),
             "rule": f"S_stop/2 <= best <= {STOP_RANGE:g}·S_stop", "unit": "steps", "run_ids": [run.id],
             "fit_id": None if fit is None else fit.id}
-    vals = [(p.step, p.val_loss) for p in points if p.val_loss is not None]
-    if bound is None or not vals:
+    curve = compare.validation_curve(points)
+    if bound is None or curve is None:
         return CheckItem(**base, predicted=bound, observed=None, error=None, verdict="skip",
                          note="no bound (no kaplan-ns fit or no data term) or no validation points")
-    best_step, best = min(vals, key=lambda v: v[1])
-    last_step, last = vals[-1]
-    overfit = last > best * 1.001
+    best_step, best, last_step, last, overfit = curve
     interval = [0.5 * bound, STOP_RANGE * bound]
     err = math.log(max(best_step, 1) / bound)
     common = {"predicted": bound, "observed": float(best_step), "error": err, "interval95": interval}

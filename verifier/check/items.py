@@ -18,6 +18,7 @@ import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -130,6 +131,28 @@ def final_item(run: Run, predicted: float | None, fit_id: int | None, *, toleran
                      verdict="pass" if abs(err) <= tolerance else "fail", note=note)
 
 
+OVERFIT_RISE = 1.001
+"""A slice overfit when its last validation loss stands more than this factor above its best."""
+
+
+class ValidationCurve(NamedTuple):
+    best_step: int
+    best: float
+    last_step: int
+    last: float
+    overfit: bool
+
+
+def validation_curve(points: Sequence[RunPoint]) -> ValidationCurve | None:
+    """Where a run's validation loss was lowest and where it ended; None when it has no validation points."""
+    vals = [(p.step, p.val_loss) for p in points if p.val_loss is not None]
+    if not vals:
+        return None
+    best_step, best = min(vals, key=lambda v: v[1])
+    last_step, last = vals[-1]
+    return ValidationCurve(best_step, best, last_step, last, last > best * OVERFIT_RISE)
+
+
 def early_stop_item(run: Run, points: Sequence[RunPoint], bound: float | None, fit_id: int | None, *,
                     unique_tokens: float, fraction: float = EARLY_STOP_FRACTION) -> CheckItem:
     """(c) the step of the best validation loss on a slice small enough to overfit, against eq. 5.7."""
@@ -137,14 +160,12 @@ def early_stop_item(run: Run, points: Sequence[RunPoint], bound: float | None, f
             "metric": "observed best-validation step / S_stop lower bound", "tolerance": fraction,
             "rule": f"ratio >= {fraction:g} (eq. 5.7 is a rough lower bound)", "unit": "steps",
             "run_ids": [run.id], "fit_id": fit_id}
-    vals = [(p.step, p.val_loss) for p in points if p.val_loss is not None]
-    if bound is None or not vals:
+    curve = validation_curve(points)
+    if bound is None or curve is None:
         return CheckItem(**base, predicted=bound, observed=None, error=None, verdict="skip",
                          note="no bound (the scope has no kaplan-ns fit or no data term) or no validation points")
-    best_step, best = min(vals, key=lambda v: v[1])
-    last_step, last = vals[-1]
+    best_step, best, last_step, last, overfit = curve
     ratio = best_step / bound
-    overfit = last > best * 1.001
     note = (f"validation loss rose from {best:.4f} at step {best_step} to {last:.4f} at step {last_step}"
             if overfit else f"no overfitting within {last_step} steps: the bound is not contradicted")
     if not overfit and last_step < fraction * bound:

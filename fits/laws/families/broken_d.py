@@ -13,14 +13,17 @@ from typing import Any
 
 from fits.fitting.linear_forms import BrokenDLinear, broken_d_loss
 from fits.laws import Coefficient
+from fits.laws import chinchilla as chinchilla_law
 from fits.laws.base import Conventions, LawFamily, LossModel
 from fits.laws.families.chinchilla import Chinchilla
 
+_E, _A, _, _ALPHA, _ = chinchilla_law.COEFFICIENTS
 COEFFICIENTS: tuple[Coefficient, ...] = (
-    Coefficient(name="E", unit="nats/token", low=0.0, high=10.0, description="irreducible loss of the data"),
-    Coefficient(name="A", unit="nats/token·params^alpha", low=1e-3, high=1e12, description="model-size term scale"),
+    # E, A and alpha are the Chinchilla form's model-size side unchanged; only the data term differs.
+    _E,
+    _A,
     Coefficient(name="B", unit="nats/token", low=1e-6, high=1e12, description="data term at the break"),
-    Coefficient(name="alpha", unit="1", low=1e-2, high=2.0, description="model-size exponent"),
+    _ALPHA,
     Coefficient(name="beta", unit="1", low=1e-2, high=2.0, description="data exponent below the break"),
     Coefficient(name="beta2", unit="1", low=1e-2, high=2.0, description="data exponent above the break"),
     Coefficient(name="D_b", unit="tokens", low=1.0, high=1e16, description="where the data exponent bends"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -283,21 +283,28 @@ class KaplanTable6Model(_Kaplan):
         ]
 
 
-class KaplanNSModel(_Kaplan):
-    """A refitted L(N, S_min) = (N_c/N)^α_N + (S_c/S_min)^α_S with B_crit(L); App. B's frontier."""
+class _Refitted(_Kaplan):
+    """A refitted Kaplan law: its stored coefficients, eq. 5.4's batch ones among them, at batch ratio q."""
 
     tokens_ratio = 1.0
 
     def __init__(self, coefficients: Mapping[str, float], batch_ratio: float = 1.0) -> None:
         self.raw = dict(coefficients)
-        self.ns = k20.ns_coefficients(coefficients)
         self.batch = k20.batch_coefficients(coefficients)
         self.q = batch_ratio
         self.floor = 0.0
-        self.frontier_exponent = k20.alpha_c_theory(self.ns["alpha_N"], self.ns["alpha_S"], self.batch["alpha_B"])
 
-    def with_batch_ratio(self, q: float) -> KaplanNSModel:
-        return KaplanNSModel(self.raw, q)
+    def with_batch_ratio(self, q: float) -> Self:
+        return type(self)(self.raw, q)
+
+
+class KaplanNSModel(_Refitted):
+    """A refitted L(N, S_min) = (N_c/N)^α_N + (S_c/S_min)^α_S with B_crit(L); App. B's frontier."""
+
+    def __init__(self, coefficients: Mapping[str, float], batch_ratio: float = 1.0) -> None:
+        self.ns = k20.ns_coefficients(coefficients)
+        super().__init__(coefficients, batch_ratio)
+        self.frontier_exponent = k20.alpha_c_theory(self.ns["alpha_N"], self.ns["alpha_S"], self.batch["alpha_B"])
 
     def c_min_pfd(self, C):
         return np.asarray(C, dtype=float) / PF_DAY / (1.0 + self.q)
@@ -363,23 +370,15 @@ class KaplanNSModel(_Kaplan):
         return ["App. B frontier derived from L(N, S_min) and B_crit(L) (eqs. B.3–B.10), B.15 off the optimum"]
 
 
-class KaplanNDModel(_Kaplan):
+class KaplanNDModel(_Refitted):
     """A refitted L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D with D = C/(6·N)."""
 
-    tokens_ratio = 1.0
-
     def __init__(self, coefficients: Mapping[str, float], batch_ratio: float = 1.0) -> None:
-        self.raw = dict(coefficients)
         self.nd = k20.nd_coefficients(coefficients)
-        self.batch = k20.batch_coefficients(coefficients)
-        self.q = batch_ratio
-        self.floor = 0.0
+        super().__init__(coefficients, batch_ratio)
         # Along C = 6·N·D at the optimum both terms of eq. 1.5 shrink together, roughly as C^(α_N·α_D/(α_N+α_D)).
         a_n, a_d = self.nd["alpha_N"], self.nd["alpha_D"]
         self.frontier_exponent = a_n * a_d / (a_n + a_d)
-
-    def with_batch_ratio(self, q: float) -> KaplanNDModel:
-        return KaplanNDModel(self.raw, q)
 
     def optimum(self, C: float) -> tuple[float, float]:
         """Minimum of L(N, C/(6N)): (N_c/N)^p + 6·D_c·N/C is smallest where N^(p+1) = p·N_c^p·C/(6·D_c),
