@@ -79,13 +79,34 @@ def check_media_type(content_type: str | None) -> None:
                          source="header")
 
 
+def _whole(node: Any) -> Any:
+    """``node`` with every float of integral value (10291.0) as an int, within the range of a stored integer."""
+    if isinstance(node, float) and node.is_integer() and abs(node) < 2**63:
+        return int(node)
+    if isinstance(node, dict):
+        return {key: _whole(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_whole(value) for value in node]
+    return node
+
+
 def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     """``body`` decoded by ``decoder``; a 400 problem when it is not JSON or not an object, else a 422 naming
-    the field."""
+    the field.
+
+    JSON has one number type and JSON Schema's "integer" is any number of integral value, so ``10291.0`` is a
+    valid integer field; msgspec refuses a float for an int, so such a body is decoded again with its integral
+    floats written as ints (only after the first decode failed on one: the usual body is decoded once).
+    """
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         message = str(exc)
+        if "got `float`" in message and message.startswith("Expected `int"):
+            try:
+                return decoder.decode(msgspec.json.encode(_whole(msgspec.json.decode(body))))
+            except msgspec.ValidationError as again:
+                exc, message = again, str(again)
         if " - at `$" not in message and message.startswith("Expected `object`"):
             # The body as a whole is of the wrong kind (an array, a string, a number).
             detail = f"the request body must be a JSON object ({message.lower()})"

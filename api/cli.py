@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 from fits import cliutil
 from fits.cliutil import UsageError
@@ -52,23 +53,25 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from api.lifecycle import SUPERVISOR_PID
+    from api.lifecycle import SUPERVISOR_PID, reuse_port_socket
     from api.protocol import NoDelayH11Protocol
 
     os.environ[SUPERVISOR_PID] = str(os.getpid())
     _wait_for_port(args.host, args.port)
     # Workers are separate processes that rebuild the app from the environment.
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        http=NoDelayH11Protocol,
-        host=args.host,
-        port=args.port,
-        workers=args.workers if args.workers > 1 else None,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        timeout_graceful_shutdown=20,
-    )
+    options: dict[str, Any] = dict(factory=True, http=NoDelayH11Protocol, host=args.host, port=args.port,
+                                   log_level=args.log_level, access_log=args.access_log, timeout_graceful_shutdown=20)
+    sock = reuse_port_socket(args.host, args.port) if args.workers > 1 else None
+    if sock is None:
+        uvicorn.run("api.app:create_app", workers=args.workers if args.workers > 1 else None, **options)
+        return
+    # uvicorn.run with workers, but with a listening socket per worker (api.lifecycle.ReusePortSocket)
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config("api.app:create_app", workers=args.workers, **options)
+    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", args.host,
+                                            args.port)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:

@@ -15,9 +15,11 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
+from typing import Any
 
 SUPERVISOR_PID = "SCALEPLAN_SUPERVISOR_PID"
 PR_SET_PDEATHSIG = 1
@@ -59,3 +61,38 @@ def follow_supervisor() -> None:
         # The supervisor died before the request above was made (or this process belongs to another one).
         log.warning("supervisor %d is gone; worker %d stopping", supervisor, os.getpid())
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+# ------------------------------------------------------------------------------- one listening socket per worker
+
+def _reuse_port_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = ReusePortSocket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
+
+
+class ReusePortSocket(socket.socket):
+    """A bound TCP socket that reaches each worker as a socket of its own on the same address.
+
+    uvicorn's supervisor binds one socket and hands it to every worker; they all listen on it, and whichever
+    worker's event loop wakes first accepts every connection waiting (asyncio accepts up to the backlog per
+    wake-up), so a few keep-alive clients can all land on one worker while the other idles. Pickled for a
+    worker (the way multiprocessing passes it), this socket is instead re-created there with SO_REUSEPORT and
+    bound to the same address: each worker listens on its own socket and the kernel spreads new connections
+    across them. The supervisor's copy, bound with SO_REUSEPORT but never listening, only holds the port.
+    (SO_REUSEPORT lets only processes of the same user share the port.)
+    """
+
+    def __reduce_ex__(self, protocol: object) -> tuple[Any, ...]:
+        return _reuse_port_socket, (self.family, self.getsockname())
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket | None:
+    """The supervisor's socket for ``host:port`` (see ReusePortSocket); None where SO_REUSEPORT is missing."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return _reuse_port_socket(family, (host, port))

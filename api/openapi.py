@@ -15,6 +15,7 @@ from api.auth import BEARER_SCHEME
 from api.examples import problem_example
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.schemas import MAX_ID, Problem
+from planner.request import BUDGET_FIELDS, MOE_FIELDS
 
 _DESCRIPTIONS = {
     400: ("Malformed request", "The body is not JSON, or not a JSON object.", "the request body is not valid JSON "
@@ -24,7 +25,10 @@ _DESCRIPTIONS = {
     403: ("Forbidden", "The API key is not valid for this server.", "the API key is not valid for this server",
           "Authorization"),
     404: ("Not Found", "No resource with that id or name.", "no plan with id 12345", None),
-    409: ("Conflict", "The request conflicts with what is stored.",
+    409: ("Conflict", "The request conflicts with what is stored, or its values, each valid, contradict each "
+                      "other or the fit they name in a way the schema cannot state (a minimum above its maximum, "
+                      "tokens that are not step × batch, a budget below one step of the smallest model, a loss "
+                      "the fit never reaches).",
           "Idempotency-Key 'abc' was already used for a different request", "Idempotency-Key"),
     413: ("Request Entity Too Large", "The body is larger than the server accepts.",
           "the request body is larger than the limit of 2097152 bytes; send fewer points per request", None),
@@ -102,17 +106,27 @@ def _implies(field: str, kind: str, then: dict[str, Any]) -> dict[str, Any]:
 
 
 PLAN_RULES: dict[str, Any] = {
-    # planner.request.validate's rules between fields, as JSON Schema: exactly one budget; hours and deadlines
-    # need hardware; max_epochs needs unique_tokens; law needs scope; fit excludes law and scope.
-    "oneOf": [_present("compute_flops", "number"), _present("pf_days", "number"),
-              {"required": ["hours", "hardware"], "properties": {"hours": {"type": "number"},
-                                                                  "hardware": {"type": "object"}}},
-              _present("target_loss", "number")],
+    # planner.request.validate's rules between fields, as JSON Schema: exactly one budget; hours, money and
+    # deadlines need hardware; max_epochs needs unique_tokens; law needs scope; fit excludes law and scope; the
+    # other mixture-of-experts fields need moe_experts.
+    "oneOf": [_present(name, "number") for name in BUDGET_FIELDS],
     "allOf": [
+        _implies("hours", "number", _present("hardware", "object")),
+        _implies("budget_usd", "number", _present("hardware", "object")),
         _implies("deadline_hours", "number", _present("hardware", "object")),
         _implies("max_epochs", "number", _present("unique_tokens", "number")),
         _implies("law", "string", _present("scope", "string")),
         _implies("fit", "integer", {"not": {"anyOf": [_present("law", "string"), _present("scope", "string")]}}),
+        _implies("fit", "string", {"not": {"anyOf": [_present("law", "string"), _present("scope", "string")]}}),
+        *(_implies(name, "number", _present("moe_experts", "integer")) for name in MOE_FIELDS[1:]),
+    ],
+}
+
+
+FIT_SELECTION: dict[str, Any] = {
+    # The same rules on the query of /v1/frontier: a fit, or the active fit of law + scope (or of a scope).
+    "allOf": [
+        _implies("law", "string", _present("scope", "string")),
         _implies("fit", "string", {"not": {"anyOf": [_present("law", "string"), _present("scope", "string")]}}),
     ],
 }
@@ -123,6 +137,8 @@ RUN_RULES: dict[str, Any] = {
     "allOf": [
         {"oneOf": [_present("n_params", "integer"), _present("shape", "object")]},
         {"anyOf": [_present("batch_tokens", "integer"), _present("batch_size", "integer")]},
+        {"properties": {"points": {"items": {"anyOf": [_present("val_loss", "number"),
+                                                       _present("train_loss", "number")]}}}},
     ],
 }
 
@@ -137,20 +153,23 @@ PREDICT_RULES: dict[str, Any] = {
 }
 
 
-def _points_need(*fields: str) -> dict[str, Any]:
-    return {"properties": {"points": {"items": {"required": list(fields),
-                                                "properties": {f: {"type": "number"} for f in fields}}}}}
+def fit_rules() -> dict[str, Any]:
+    """fits.fitting's rules on the points of each fittable family, from the family itself: every point carries
+    the family's columns, and there are at least as many points as the family has coefficients."""
+    from typing import get_args
 
+    from api.schemas import FittableLaw
+    from fits.laws.registry import get_law
 
-FIT_RULES: dict[str, Any] = {
-    # fits.fitting's rules on points by family: N, D, loss (chinchilla, kaplan-nd); N, B, step, loss (kaplan-ns).
-    "allOf": [
-        {"if": {"required": ["law"], "properties": {"law": {"enum": ["chinchilla", "kaplan-nd"]}}},
-         "then": _points_need("D")},
-        {"if": {"required": ["law"], "properties": {"law": {"const": "kaplan-ns"}}},
-         "then": _points_need("B", "step")},
-    ],
-}
+    rules = []
+    for name in get_args(FittableLaw):
+        law = get_law(name)
+        columns = [c for c in law.fit_columns if c not in ("N", "loss")]
+        points = {"minItems": len(law.coefficients),
+                  "items": {"required": columns, "properties": {c: {"type": "number"} for c in columns}}}
+        rules.append({"if": {"required": ["law"], "properties": {"law": {"const": name}}},
+                      "then": {"properties": {"points": points}}})
+    return {"allOf": rules}
 
 
 def _lift(source: dict[str, Any]) -> dict[str, Any]:
@@ -191,6 +210,40 @@ def _integers(node: Any) -> None:
             _integers(value)
 
 
+_SELECTION = ("fit", "law", "scope")
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query value's schema without its null alternative (an absent parameter is left out, never null)."""
+    alternatives = [a for a in schema.pop("oneOf", []) if a.get("type") != "null"]
+    if len(alternatives) == 1:
+        schema.update(alternatives[0])
+    elif alternatives:
+        schema["oneOf"] = alternatives
+    return schema
+
+
+def _fit_selection(operation: dict[str, Any]) -> None:
+    """The query parameters fit, law and scope of ``operation`` as one form-exploded object (serialised as the
+    same three parameters), so that the rules between them (FIT_SELECTION) can be stated: OpenAPI has no rules
+    between separate parameters."""
+    parameters = operation.get("parameters", [])
+    chosen = [p for p in parameters if p.get("in") == "query" and p.get("name") in _SELECTION]
+    if len(chosen) != len(_SELECTION):
+        return
+    properties = {p["name"]: _not_null({**p["schema"], "description": p.get("description", "")}) for p in chosen}
+    selection = {
+        "name": "fit_selection", "in": "query", "required": False, "style": "form", "explode": True,
+        "description": "Which fit: `fit` (name or id), or `law` with `scope`, or `scope` alone; default "
+                       "besiroglu2024. Sent as the query parameters fit, law and scope.",
+        "schema": {"type": "object", "properties": properties, "additionalProperties": False, **FIT_SELECTION},
+        "examples": {"by-name": {"summary": "Kaplan 2020", "value": {"fit": "kaplan2020"}},
+                     "law-and-scope": {"summary": "the active chinchilla fit of massivetext",
+                                       "value": {"law": "chinchilla", "scope": "massivetext"}}},
+    }
+    operation["parameters"] = [p for p in parameters if p not in chosen] + [selection]
+
+
 def exact_schema(doc: dict[str, Any]) -> dict[str, Any]:
     """The generated document made to say exactly what the server enforces on requests.
 
@@ -198,13 +251,13 @@ def exact_schema(doc: dict[str, Any]) -> dict[str, Any]:
     bounds as floats; msgspec's own schema of each request struct has every bound, so its constraints are
     copied onto the components of the same name, and planner.request's rules between fields are added.
     """
-    from api.schemas import FitPoint, FitRequest, ModelShape, RunIngest
+    from api.schemas import CompareRequest, FitPoint, FitRequest, IngestPoint, ModelShape, RunIngest
     from planner import PlanRequest, PredictRequest
     from planner.request import Hardware
 
-    requests = [PlanRequest, PredictRequest, FitRequest, RunIngest]
+    requests = [PlanRequest, PredictRequest, FitRequest, RunIngest, CompareRequest]
     _, exact = msgspec.json.schema_components(requests)
-    strict = {t.__name__ for t in [*requests, Hardware, FitPoint, ModelShape]
+    strict = {t.__name__ for t in [*requests, Hardware, FitPoint, IngestPoint, ModelShape]
               if t.__struct_config__.forbid_unknown_fields}
     components = doc.get("components", {}).get("schemas", {})
     for name, source in exact.items():
@@ -221,9 +274,20 @@ def exact_schema(doc: dict[str, Any]) -> dict[str, Any]:
     if "RunIngest" in components:
         components["RunIngest"].update(RUN_RULES)
     if "FitRequest" in components:
-        components["FitRequest"].update(FIT_RULES)
+        components["FitRequest"].update(fit_rules())
     if "PredictRequest" in components:
         components["PredictRequest"].update(PREDICT_RULES)
+    if "CompareRequest" in components:  # planner.compare: comparing needs at least a GPU count
+        components["CompareRequest"]["allOf"] = [{"properties": {"request": _present("hardware", "object")}}]
+    result = components.get("FitResult", {}).get("properties", {})
+    # a derived value the fit cannot give (an overflow, a NaN) is sent as null, as msgspec encodes NaN
+    if "additionalProperties" in result.get("derived", {}):
+        result["derived"]["additionalProperties"] = {"type": ["number", "null"]}
+    if "items" in result.get("derived_intervals", {}).get("additionalProperties", {}):
+        result["derived_intervals"]["additionalProperties"]["items"] = {"type": ["number", "null"]}
+    for path in ("/v1/frontier", "/v1/frontier.png"):
+        if "get" in doc.get("paths", {}).get(path, {}):
+            _fit_selection(doc["paths"][path]["get"])
     _integers(doc)
     return doc
 

@@ -14,7 +14,6 @@ from fits.fit import Fit
 from fits.result import FitResult
 from planner import Plan
 from planner.request import PlanRequest, ScopeName
-from verifier.runs import RunPoint
 
 MAX_ID = 2**63 - 1
 """Largest row id SQLite can store; larger ids in a path are rejected before they reach the database."""
@@ -77,21 +76,23 @@ class PlanPage(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------------------------------------- fits
 
 Positive = Annotated[float, msgspec.Meta(gt=0, lt=1e30)]
+Count = Annotated[float, msgspec.Meta(ge=1, lt=1e30)]
+"""Parameters, tokens, a batch or a step: at least one (a fit of sub-unit counts is not a fit of a model)."""
 FittableLaw = Literal["chinchilla", "kaplan-nd", "kaplan-ns"]
 
 
 class FitPoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """One measured point. chinchilla and kaplan-nd need N, D, loss; kaplan-ns needs N, B, step, loss."""
 
-    N: Positive
+    N: Count
     """Parameters (non-embedding for the Kaplan families)."""
     loss: Annotated[float, msgspec.Meta(gt=0, lt=100)]
     """Loss in nats per token."""
-    D: Positive | None = None
+    D: Count | None = None
     """Training tokens."""
-    B: Positive | None = None
+    B: Count | None = None
     """Batch size in tokens per step (kaplan-ns)."""
-    step: Positive | None = None
+    step: Count | None = None
     """Optimizer step the loss was measured at (kaplan-ns)."""
     warmup: Annotated[float, msgspec.Meta(ge=0, lt=1e15)] | None = None
     """Warm-up steps of this point's run (kaplan-ns; points at or before it are dropped)."""
@@ -138,19 +139,39 @@ class ModelShape(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     n_head: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
 
 
+StepCount = Annotated[int, msgspec.Meta(ge=0, lt=2**62)]
+Nats = Annotated[float, msgspec.Meta(gt=0, lt=100)]
+Measure = Annotated[float, msgspec.Meta(ge=0, lt=1e12)]
+
+
+class IngestPoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One point of a posted curve (stored as the verifier's RunPoint): after ``step`` updates and ``tokens``
+    training tokens, with ``val_loss`` (what the refit fits) and/or ``train_loss``."""
+
+    step: StepCount
+    tokens: StepCount | None = None
+    """Tokens trained on by then; default step × the batch (given, it must agree with that within 1% and one
+    batch)."""
+    train_loss: Nats | None = None
+    val_loss: Nats | None = None
+    lr: Measure | None = None
+    seconds: Measure | None = None
+
+
 class RunIngest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """A training run measured elsewhere, stored as a complete run of ``scope`` so the refit job uses it.
 
     Give the model as ``n_params`` (non-embedding N) or ``shape``, not both; the batch as ``batch_tokens`` or
-    ``batch_size`` sequences of ``seq_len`` tokens. Each point's ``tokens`` must be its ``step`` × the batch
-    (within 1% and one batch, for ramps and counting conventions). The curve is the verifier's RunPoint list:
-    step and tokens with ``val_loss`` (what the refit fits) and/or ``train_loss``.
+    ``batch_size`` sequences of ``seq_len`` tokens. Each point's ``tokens``, when given, must be its ``step`` ×
+    the batch (within 1% and one batch, for ramps and counting conventions); values that contradict each other
+    that way, or two points at one step, are a 409. The curve is stored as the verifier's RunPoint list.
     """
 
     scope: ScopeName
     """Which data set / tokenizer / architecture the run belongs to; runs of one scope are fitted together."""
     seq_len: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
-    points: Annotated[list[RunPoint], msgspec.Meta(min_length=1, max_length=100_000)]
+    points: Annotated[list[IngestPoint], msgspec.Meta(min_length=1, max_length=100_000)]
+    """By step; the order they are sent in does not matter, two points of one step contradict each other."""
     n_params: Annotated[int, msgspec.Meta(ge=1, lt=10**15)] | None = None
     shape: ModelShape | None = None
     params_total: Annotated[int, msgspec.Meta(ge=1, lt=10**15)] | None = None
@@ -191,5 +212,5 @@ class CompareRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A plan request (its hardware gives the GPU count; its gpu is ignored) and the accelerators to compare."""
 
     request: PlanRequest
-    gpus: list[str] | None = None
+    gpus: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]] | None = None
     """Catalogue names; default every accelerator in the catalogue."""

@@ -1,13 +1,16 @@
 """Load test: POST /v1/plans and GET /v1/plans/{id} against GET /healthz on the same server, same run.
 
     python bench/load.py [--workers 1] [--concurrency 16] [--duration 10] [--url URL --db PATH] [--httpx]
+                         [--only health,get,post,varied]
 
 Starts ``python -m api`` on a free port with a fresh database (unless --url is given) and drives, one after
 the other, ``GET /healthz``, ``GET /v1/plans/5``, ``POST /v1/plans {"compute_flops": 1e21}`` and POSTs with a
 different budget each time ("POST varied": nothing solved twice) for --duration seconds each with --concurrency
 connections. It prints requests/s, p50/p99 latency and errors per endpoint,
-each endpoint's throughput as a fraction of /healthz's, and whether every plan that got a 201 is in the
-database afterwards. Rate limiting is turned off on the started server (the loader is one client).
+each endpoint's throughput as a fraction of /healthz's, the CPU that wrk and each server process used (in
+cores: 1.00 is one core busy for the whole run, so on a 2-core machine wrk's share is what the server could
+not have), and whether every plan that got a 201 is in the database afterwards. Rate limiting is turned off
+on the started server (the loader is one client).
 
 The loader is ``wrk`` (one thread, ``wrk -t1 -c<concurrency> -d<duration>s --latency``) when it is on PATH
 (Debian/Ubuntu: ``apt-get install wrk``; macOS: ``brew install wrk``): a Python loader on the same cores
@@ -154,15 +157,42 @@ class WrkResult:
     p50: float
     p99: float
     errors: int
+    wrk_cpu: float = math.nan
+    """CPU seconds wrk itself used per second of the run (1.0 = one core)."""
+    server_cpu: list[float] = field(default_factory=list)
+    """The same for each server process (the supervisor or the single worker first, then the workers)."""
 
 
-def wrk(url: str, path: str, name: str, concurrency: int, duration: float, script: str | None = None) -> WrkResult:
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: fields 14 and 15 of stat
+
+
+def wrk(url: str, path: str, name: str, concurrency: int, duration: float, script: str | None = None,
+        server_pids: tuple[int, ...] = ()) -> WrkResult:
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script or "")
     command += ["-s", lua.name, url + path]
     try:
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        before = [cpu_seconds(pid) for pid in server_pids]
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        out = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)  # wrk's own CPU time, from the kernel's accounting
+        process.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - started
+        server_cpu = [(cpu_seconds(pid) - b) / elapsed for pid, b in zip(server_pids, before, strict=True)]
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command, out)
     finally:
         os.unlink(lua.name)
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -174,7 +204,8 @@ def wrk(url: str, path: str, name: str, concurrency: int, duration: float, scrip
     errors = int(bad.group(1)) if bad else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return WrkResult(name, requests, rate, p50, p99, errors)
+    return WrkResult(name, requests, rate, p50, p99, errors, (usage.ru_utime + usage.ru_stime) / elapsed,
+                     server_cpu)
 
 
 def plan_count(db: str) -> int:
@@ -182,18 +213,24 @@ def plan_count(db: str) -> int:
         return conn.execute("SELECT COUNT(*) FROM plans").fetchone()[0]
 
 
-def run_wrk(url: str, db: str | None, concurrency: int, duration: float, warmup: float) -> int:
+TARGETS = {"health": ("GET /healthz", "/healthz", None), "get": ("GET /v1/plans/5", "/v1/plans/5", None),
+           "post": ("POST /v1/plans", "/v1/plans", POST_SCRIPT), "varied": ("POST varied", "/v1/plans", VARIED_SCRIPT)}
+
+
+def run_wrk(url: str, db: str | None, concurrency: int, duration: float, warmup: float,
+            only: list[str] | None = None, server_pids: tuple[int, ...] = ()) -> int:
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(5):  # so /v1/plans/5 exists
             client.post("/v1/plans", json={"compute_flops": 1e21}).raise_for_status()
-    targets = [("GET /healthz", "/healthz", None), ("GET /v1/plans/5", "/v1/plans/5", None),
-               ("POST /v1/plans", "/v1/plans", POST_SCRIPT), ("POST varied", "/v1/plans", VARIED_SCRIPT)]
+    targets = [TARGETS[key] for key in (only or TARGETS)]
+    if targets[0] is not TARGETS["health"]:
+        targets.insert(0, TARGETS["health"])  # the ratios are to /healthz of the same run
     for _, path, script in targets:
         wrk(url, path, "warmup", concurrency, warmup, script)
     results = []
     for name, path, script in targets:
         before = plan_count(db) if db and script else 0
-        result = wrk(url, path, name, concurrency, duration, script)
+        result = wrk(url, path, name, concurrency, duration, script, server_pids)
         if db and script:
             # every completed 201 is a stored plan: at least as many new rows as answered requests
             stored = plan_count(db) - before
@@ -203,10 +240,11 @@ def run_wrk(url: str, db: str | None, concurrency: int, duration: float, warmup:
         results.append(result)
     health = results[0].rate
     print(f"{'endpoint':<18}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
-          f"{'/healthz':>10}")
+          f"{'/healthz':>10}  CPU (cores): wrk, server processes")
     for r in results:
+        cpu = " ".join(f"{c:.2f}" for c in r.server_cpu)
         print(f"{r.name:<18}{r.requests:>10}{r.rate:>10.0f}{r.p50 * 1e3:>10.2f}{r.p99 * 1e3:>10.2f}{r.errors:>8}"
-              f"{r.rate / health if health else 0:>10.2f}")
+              f"{r.rate / health if health else 0:>10.2f}  {r.wrk_cpu:.2f}, {cpu}")
     return sum(r.errors for r in results)
 
 
@@ -219,6 +257,11 @@ def main() -> None:
     parser.add_argument("--url", help="an already running server (then --db names its database)")
     parser.add_argument("--db", help="database file (default: a fresh temporary one)")
     parser.add_argument("--httpx", action="store_true", help="drive with httpx even when wrk is installed")
+    parser.add_argument("--settle", type=float, default=10.0,
+                        help="seconds to let every worker start before measuring (with --workers above 1)")
+    parser.add_argument("--only", type=lambda text: text.split(","), default=None,
+                        help=f"endpoints to drive with wrk, comma-separated from {','.join(TARGETS)} (default all; "
+                             "health always runs first)")
     args = parser.parse_args()
     use_wrk = shutil.which("wrk") is not None and not args.httpx
     if not use_wrk and not args.httpx:
@@ -231,13 +274,18 @@ def main() -> None:
         db = args.db or os.path.join(tempfile.mkdtemp(prefix="scaleplan-load-"), "load.db")
         server = ServerProcess(db, workers=args.workers, env={"SCALEPLAN_RATE_LIMIT": "0"}).start()
         url = server.url
+        if args.workers > 1:
+            # /readyz answers once the first worker serves; connections made before the others listen all go
+            # to it, so give every worker time to start (seconds under load) before measuring
+            time.sleep(args.settle)
     load = os.getloadavg()[0]
     try:
         if use_wrk:
             print(f"server {url}, workers {args.workers if server else '?'}, wrk -t1 -c{args.concurrency} "
                   f"-d{args.duration:g}s per endpoint, {os.cpu_count()} CPUs shared by server and loader, "
                   f"load average {load:.2f} before")
-            errors = run_wrk(url, db, args.concurrency, args.duration, args.warmup)
+            pids = (server.process.pid, *server.worker_pids()) if server and server.process else ()
+            errors = run_wrk(url, db, args.concurrency, args.duration, args.warmup, args.only, pids)
             print(f"load average {os.getloadavg()[0]:.2f} after")
             sys.exit(1 if errors else 0)
         health, plans = asyncio.run(run(url, args.concurrency, args.duration, args.warmup))

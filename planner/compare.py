@@ -17,7 +17,7 @@ import msgspec
 from fits.errors import BadInput
 from fits.fit import Fit
 from planner import catalogue
-from planner.errors import PlanError
+from planner.errors import NotStored, PlanError
 from planner.plan import HardwareComparison, HardwareOption, Plan
 from planner.request import PlanRequest
 
@@ -65,7 +65,7 @@ def compare(request: PlanRequest, fit: Fit, gpus: list[str] | None = None) -> tu
         try:
             resolved.append(catalogue.lookup(name, field="gpus").name)
         except BadInput as exc:
-            raise PlanError(exc.field or "gpus", exc.message) from None
+            raise NotStored(exc.field or "gpus", exc.message) from None
     options, plans = [], {}
     for name in dict.fromkeys(resolved):
         hw = msgspec.structs.replace(request.hardware, gpu=name, peak_tflops=None, memory_gb=None)

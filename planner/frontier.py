@@ -9,7 +9,7 @@ import sqlite_utils
 
 from fits.fit import Fit
 from planner.context import fit_ref
-from planner.errors import PlanError
+from planner.errors import Contradiction, PlanError
 from planner.plan import Frontier, FrontierRow
 from planner.request import MAX_FLOPS, PlanRequest, check_number
 from planner.service import resolve_fit
@@ -25,11 +25,13 @@ def budgets(start: float, stop: float, per_decade: int = 1) -> list[float]:
     if isinstance(per_decade, bool) or not isinstance(per_decade, int) or not 1 <= per_decade <= 20:
         raise PlanError("per_decade", f"must be a whole number from 1 to 20, got {per_decade!r}")
     if stop < start:
-        raise PlanError("stop", f"{stop:g} is below start {start:g}")
+        raise Contradiction("stop", f"{stop:g} is below start {start:g}")
     count = math.floor(math.log10(stop / start) * per_decade + 1e-9) + 1
     if count > MAX_ROWS:
-        raise PlanError("stop", f"{count} budgets requested; at most {MAX_ROWS} (lower per_decade or narrow the range)")
-    return [start * 10 ** (i / per_decade) for i in range(count)]
+        raise Contradiction("stop", f"{count} budgets requested; at most {MAX_ROWS} (lower per_decade or narrow the "
+                                    "range)")
+    # the last step can round past stop (and past the largest budget): never beyond stop
+    return [min(start * 10 ** (i / per_decade), stop) for i in range(count)]
 
 
 def frontier(
@@ -45,7 +47,7 @@ def frontier(
         except PlanError as exc:
             if exc.field != "compute_flops":
                 raise
-            raise PlanError("start", f"the budget {c:.3g} FLOPs of this range: {exc.message}") from None
+            raise Contradiction("start", f"the budget {c:.3g} FLOPs of this range: {exc.message}") from None
         # A row is the plan in brief: the plan's own fields of the same names.
         rows.append(FrontierRow(**{name: getattr(plan, name) for name in FrontierRow.__struct_fields__}))
     return Frontier(fit=fit_ref(fit), rows=rows)

@@ -14,7 +14,7 @@ from fits import accounting
 from fits.errors import BadInput
 from planner import catalogue
 from planner.catalogue import Accelerator
-from planner.errors import PlanError
+from planner.errors import NotStored, PlanError
 from planner.plan import ConventionFigure
 from planner.request import DEFAULT_MFU, MAX_HOURS, Hardware, PlanRequest
 
@@ -41,7 +41,7 @@ def accelerator(hw: Hardware) -> Accelerator:
         known = catalogue.lookup(hw.gpu)
     except BadInput as exc:
         if hw.peak_tflops is None:
-            raise PlanError("hardware.gpu", exc.message) from None
+            raise NotStored("hardware.gpu", exc.message) from None
         known = None
     try:
         if known is None:

@@ -15,7 +15,7 @@ import msgspec
 
 from fits.accounting import CONVENTIONS, FlopConvention, MoeSpec
 from fits.units import PF_DAY
-from planner.errors import PlanError
+from planner.errors import Contradiction, PlanError
 
 # Sane outer bounds: far beyond any real run, tight enough to keep every derived number finite.
 MAX_FLOPS = 1e40
@@ -55,7 +55,7 @@ LawName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 class Hardware(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """The accelerators a run uses; needed for an hours budget, a deadline, and time or cost estimates."""
 
-    gpu: str
+    gpu: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
     """Catalogue name (``python -m planner gpus``, GET /v1/hardware: A100-40GB, A100 (80GB), H100 (SXM), H100-PCIe,
     H100-NVL, H200, B200, GB200, L40S, MI300X, MI325X, MI355X, TPU-v5e, TPU-v5p, TPU-v6e, Gaudi3); any name when
     peak_tflops is given (a custom accelerator); "best" to compare the catalogue and take the best."""
@@ -251,7 +251,7 @@ def validate(request: PlanRequest) -> None:
         and request.max_batch_tokens is not None
         and request.min_batch_tokens > request.max_batch_tokens
     ):
-        raise PlanError(
+        raise Contradiction(
             "min_batch_tokens",
             f"{request.min_batch_tokens:g} is above max_batch_tokens {request.max_batch_tokens:g}",
         )
@@ -282,7 +282,7 @@ def validate_moe(request: PlanRequest) -> None:
     if request.moe_top_k is not None:
         _check_int("moe_top_k", request.moe_top_k, 1, MAX_EXPERTS)
         if request.moe_top_k > experts:
-            raise PlanError("moe_top_k", f"top-k {request.moe_top_k} is more than the {experts} experts there are")
+            raise Contradiction("moe_top_k", f"top-k {request.moe_top_k} is more than the {experts} experts there are")
     if request.moe_shared_experts is not None:
         _check_int("moe_shared_experts", request.moe_shared_experts, 0, MAX_EXPERTS)
     if request.moe_granularity is not None:

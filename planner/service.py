@@ -9,7 +9,7 @@ from fits.fit import Fit
 from fits.laws.registry import law_names
 from fits.store import FitNotFound, active_fit, active_fits, get_fit
 from planner.cache import SolveCache
-from planner.errors import PlanError
+from planner.errors import NotStored, PlanError
 from planner.plan import Plan
 from planner.request import PlanRequest, validate
 from planner.solve import DEFAULT_FIT, DEFAULT_FIT_REASON, solve_validated
@@ -29,18 +29,18 @@ def resolve_fit(
         try:
             return get_fit(db, fit), False
         except FitNotFound as exc:
-            raise PlanError("fit", str(exc)) from None
+            raise NotStored("fit", str(exc)) from None
     if scope is not None:
         if law is not None:
             found = active_fit(db, law, scope)
             if found is None:
-                raise PlanError("law", f"no active {law!r} fit for scope {scope!r}")
+                raise NotStored("law", f"no active {law!r} fit for scope {scope!r}")
             return found, False
         candidates = {f.law: f for f in active_fits(db, scope)}
         for preferred in law_names():
             if preferred in candidates:
                 return candidates[preferred], False
-        raise PlanError("scope", f"no active fit for scope {scope!r}")
+        raise NotStored("scope", f"no active fit for scope {scope!r}")
     try:
         return get_fit(db, DEFAULT_FIT), True
     except FitNotFound:

@@ -24,7 +24,7 @@ from planner.compare import is_best
 from planner.constraints import Allocation, Problem, least_budget_for_loss, solve_budget
 from planner.context import PlanContext, compute_range, fit_ref, law_for, model_for
 from planner.deadline import flops_per_token, meet_deadline, time_estimate
-from planner.errors import PlanError
+from planner.errors import Contradiction, NotStored, PlanError
 from planner.layout import plan_layout
 from planner.moe import moe_assumptions, moe_dims, moe_model, moe_part, moe_shape
 from planner.notes import add_assumptions, add_warnings
@@ -81,7 +81,20 @@ def solve_plan(request: PlanRequest, fit: Fit) -> Plan:
 
 
 def solve_validated(request: PlanRequest, fit: Fit) -> Plan:
-    """``solve_plan`` for a request ``validate`` has already passed (make_plan validates once)."""
+    """``solve_plan`` for a request ``validate`` has already passed (make_plan validates once).
+
+    What the solve refuses, it refuses for a request valid field by field: the fields contradict each other
+    or the fit (its law, its range), so every refusal here is a Contradiction.
+    """
+    try:
+        return _solve_checked(request, fit)
+    except (NotStored, Contradiction):
+        raise
+    except PlanError as exc:
+        raise Contradiction(exc.field or _budget_field(request), exc.message) from None
+
+
+def _solve_checked(request: PlanRequest, fit: Fit) -> Plan:
     if is_best(request):  # every catalogue accelerator planned, the best returned with the comparison
         from planner.compare import best_plan
 

@@ -95,11 +95,12 @@ RUN = {"scope": "team-a", "n_params": 85_000_000, "batch_tokens": 1000, "seq_len
        "points": [{"step": 10, "tokens": 10_000, "val_loss": 3.6}, {"step": 20, "tokens": 20_000, "val_loss": 3.4}]}
 
 
-def test_runs_that_contradict_themselves_are_422(client):
+def test_runs_that_contradict_themselves_are_refused(client):
     assert client.post("/v1/runs", json=RUN, headers=AUTH).status_code == 201
     wrong_tokens = {**RUN, "points": [{"step": 10, "tokens": 10_000, "val_loss": 3.6},
                                       {"step": 20, "tokens": 5_000_000, "val_loss": 3.4}]}
-    assert _problem(client.post("/v1/runs", json=wrong_tokens, headers=AUTH), 422)["field"] == "points[1].tokens"
+    # each value is schema-valid, their product is not: a conflict (409), which the document declares
+    assert _problem(client.post("/v1/runs", json=wrong_tokens, headers=AUTH), 409)["field"] == "points[1].tokens"
     both = {**RUN, "shape": {"n_layer": 12, "d_model": 768}}
     assert _problem(client.post("/v1/runs", json=both, headers=AUTH), 422)["field"] == "shape"
     nul = {**RUN, "scope": "team\x00a"}
@@ -115,10 +116,10 @@ def test_openapi_states_the_bounds_the_server_enforces(client):
     assert plan["fit"]["maximum"] == 2**63 - 1 and plan["fit"]["minimum"] == 1
     assert schemas["Hardware"]["properties"]["peak_tflops"]["exclusiveMinimum"] == 0
     assert schemas["RunIngest"]["properties"]["lr"]["exclusiveMinimum"] == 0
-    for name in ("D", "B", "step"):
-        assert schemas["FitPoint"]["properties"][name]["exclusiveMinimum"] == 0
+    for name in ("N", "D", "B", "step"):
+        assert schemas["FitPoint"]["properties"][name]["minimum"] == 1
     assert schemas["FitRequest"]["properties"]["budgets"]["items"]["exclusiveMinimum"] == 0
-    assert len(schemas["PlanRequest"]["oneOf"]) == 4  # exactly one budget
+    assert len(schemas["PlanRequest"]["oneOf"]) == 5  # exactly one budget
     assert schemas["PredictRequest"]["not"]["required"] == ["tokens", "steps"]
     plan_id = doc["paths"]["/v1/plans/{plan_id}"]["get"]["parameters"][0]["schema"]
     assert plan_id["maximum"] == 2**63 - 1 and isinstance(plan_id["maximum"], int)
@@ -177,3 +178,61 @@ def test_concurrent_retries_across_two_workers_answer_one_original(tmp_path):
             assert len({r.json()["id"] for r in responses}) == 1
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM plans").fetchone() == (4,)
+
+
+def test_an_integer_sent_as_a_float_of_integral_value_is_that_integer(client):
+    # JSON Schema's "integer" is any number of integral value: 10291.0 is one, 10291.5 is not
+    response = client.post("/v1/plans", json={"compute_flops": 1e21, "vocab_size": 10291.0})
+    assert response.status_code == 201, response.text
+    assert response.json()["request"]["vocab_size"] == 10291
+    assert _problem(client.post("/v1/plans", json={"compute_flops": 1e21, "vocab_size": 10291.5}), 422)[
+        "field"] == "vocab_size"
+    nested = {"hours": 10, "hardware": {"gpu": "H100", "count": 8.0}}
+    assert client.post("/v1/plans", json=nested).status_code == 201
+
+
+def test_what_a_request_names_but_is_not_stored_is_a_404(client):
+    assert _problem(client.post("/v1/predict", json={"params": 1e9, "tokens": 2e10, "fit": 999}), 404)[
+        "field"] == "fit"
+    assert _problem(client.post("/v1/plans", json={"compute_flops": 1e21, "law": "chinchilla",
+                                                   "scope": "nowhere"}), 404)["field"] == "law"
+    assert _problem(client.get("/v1/frontier", params={"scope": "nowhere"}), 404)["field"] == "scope"
+    unknown_gpu = {"hours": 10, "hardware": {"gpu": "no-such-accelerator"}}
+    assert _problem(client.post("/v1/plans", json=unknown_gpu), 404)["field"] == "hardware.gpu"
+
+
+def test_the_document_states_the_rules_between_fields(client):
+    doc = client.get("/schema/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    budgets = [rule["required"] for rule in schemas["PlanRequest"]["oneOf"]]
+    assert ["budget_usd"] in budgets and ["hours"] in budgets  # exactly one budget, whatever else is given
+    needs_hardware = [rule["if"]["required"] for rule in schemas["PlanRequest"]["allOf"]
+                      if rule["then"] == {"required": ["hardware"], "properties": {"hardware": {"type": "object"}}}]
+    assert ["hours"] in needs_hardware and ["budget_usd"] in needs_hardware
+    # a family's points carry its columns and are at least as many as its coefficients
+    by_law = {rule["if"]["properties"]["law"]["const"]: rule["then"]["properties"]["points"]
+              for rule in schemas["FitRequest"]["allOf"]}
+    assert by_law["chinchilla"]["minItems"] == 5 and by_law["kaplan-ns"]["items"]["required"] == ["B", "step"]
+    # the frontier's fit, law and scope are one exploded object, so the rules between them can be stated
+    for path in ("/v1/frontier", "/v1/frontier.png"):
+        parameters = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+        assert not {"fit", "law", "scope"} & set(parameters)
+        selection = parameters["fit_selection"]
+        assert (selection["style"], selection["explode"]) == ("form", True)
+        assert set(selection["schema"]["properties"]) == {"fit", "law", "scope"}
+    assert _problem(client.get("/v1/frontier", params={"law": "chinchilla"}), 422)["field"] == "scope"
+    assert _problem(client.get("/v1/frontier", params={"fit": "kaplan2020", "scope": "x"}), 422)["field"] == "fit"
+    # the object admits no other keys, and the server holds to it: an unknown query parameter is refused
+    assert selection["schema"]["additionalProperties"] is False
+    assert _problem(client.get("/v1/frontier", params={"fits": "kaplan2020"}), 422)["field"] == "fits"
+    # a run's points: bounded values, and a loss on each
+    point = schemas["IngestPoint"]
+    assert point["properties"]["val_loss"]["exclusiveMaximum"] == 100 and point["additionalProperties"] is False
+
+
+def test_a_since_before_year_one_in_utc_lists_every_plan(client):
+    assert client.post("/v1/plans", json={"compute_flops": 1e21}).status_code == 201
+    early = client.get("/v1/plans", params={"since": "0001-01-01T00:00:01+02:02"})
+    assert early.status_code == 200 and len(early.json()["items"]) == 1
+    late = client.get("/v1/plans", params={"since": "9999-12-31T23:59:59-02:00"})
+    assert late.status_code == 200 and late.json()["items"] == []

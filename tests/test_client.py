@@ -290,6 +290,6 @@ def test_moe_plans_take_the_same_field_names(call):
     plan = call("plan", compute_flops=1e21, fit="krajewski2024", moe_experts=64, moe_top_k=2)
     assert plan.moe is not None and (plan.moe.experts, plan.moe.top_k, plan.moe.granularity) == (64, 2, 2.0)
     assert plan.moe.params_total > 10 * plan.moe.params_active
-    with pytest.raises(api.ValidationFailed) as exc:
+    with pytest.raises(api.Conflict) as exc:  # each value valid, together a contradiction
         call("plan", compute_flops=1e21, fit="krajewski2024", moe_experts=8, moe_top_k=9)
-    assert exc.value.status == 422 and exc.value.field == "moe_top_k"
+    assert exc.value.status == 409 and exc.value.field == "moe_top_k"

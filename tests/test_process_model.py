@@ -76,3 +76,48 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path):
     (answer,) = answers
     assert isinstance(answer, httpx.Response), answer
     assert answer.status_code == 200 and answer.content.startswith(b"\x89PNG")
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[len("socket:["):-1])
+    return out
+
+
+def _tcp(port: int, state: str) -> set[str]:
+    """Inodes of the IPv4 TCP sockets on local ``port`` in ``state`` (0A listening, 01 established)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in list(table)[1:]]
+    return {row[9] for row in rows if row[3] == state and int(row[1].split(":")[1], 16) == port}
+
+
+def test_each_worker_listens_on_its_own_socket_and_connections_reach_both(tmp_path):
+    # One shared socket let the first worker to wake accept every waiting connection: 16 keep-alive clients
+    # all landed on one worker while the other idled.
+    import socket
+
+    with ServerProcess(tmp_path / "rp.db", workers=2, env=ENV) as server:
+        assert _wait(lambda: len(server.worker_pids()) == 2, 10), server.worker_pids()
+        workers = server.worker_pids()
+        assert _wait(lambda: all(_socket_inodes(p) & _tcp(server.port, "0A") for p in workers), 30)
+        listening = {pid: _socket_inodes(pid) & _tcp(server.port, "0A") for pid in workers}
+        first, second = listening.values()
+        assert first and second and not first & second, listening  # a socket each
+        assert not _socket_inodes(server.process.pid) & _tcp(server.port, "0A")  # the supervisor only binds
+        clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(16)]
+        try:
+            def spread() -> list[int]:
+                established = _tcp(server.port, "01")
+                return [len(_socket_inodes(pid) & established) for pid in workers]
+
+            assert _wait(lambda: sum(spread()) == 16, 10), spread()
+            assert min(spread()) >= 1, spread()  # all 16 on one worker: 2 × 2^-16 by chance
+        finally:
+            for client in clients:
+                client.close()

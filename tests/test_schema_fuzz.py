@@ -25,8 +25,10 @@ from api.app import create_app
 
 KEY = "fuzz-key"
 MIN_REQUESTS = 1000
-# positive_data_acceptance is left out on purpose: the planner rejects (422) combinations the schema cannot
-# express, such as two budgets at once or a budget the fit cannot answer.
+# positive_data_acceptance is left out on purpose: the document states every rule between fields a schema can
+# (and the server answers 404 for names not stored, 409 for values contradicting each other or the fit), but
+# posted points that cannot determine a fit (all of one model size, no finite exponent) are a 422 no schema
+# can foresee.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -67,6 +67,9 @@ def _columns(request: FitRequest) -> dict[str, list[float]]:
 
     law = get_law(request.law)
     needed = law.fit_columns
+    if len(request.points) < len(law.coefficients):  # as the document states (api.openapi.fit_rules)
+        raise ApiProblem(422, f"points: {len(request.points)} points, fewer than the {len(law.coefficients)} "
+                              f"coefficients of {request.law}", field="points")
     for i, point in enumerate(request.points):
         for column in needed:
             if getattr(point, column) is None:
@@ -83,14 +86,20 @@ def _fit(request: FitRequest, columns: dict[str, list[float]]) -> FitResult:
     """The fitting call itself (seconds of CPU; runs on the fit thread, one at a time)."""
     from fits.fitting import fit
 
+    # The result names each derived value by its inputs to 4 significant digits: one value per name.
+    predict = list({f"{n:.4g} {x:.4g}": (n, x) for n, x in request.predict}.values())
+    budgets = list({f"{c:.4g}": c for c in request.budgets}.values())
     try:
         return fit(request.law, columns, warmup=request.warmup, method=request.method, bootstrap=request.bootstrap,
-                   seed=request.seed, predict=[tuple(p) for p in request.predict], budgets=list(request.budgets))
-    except ArithmeticError as exc:
-        raise ApiProblem(422, f"points: the fit failed on these values ({exc}); check units (parameters, tokens, "
-                              "nats)", field="points") from exc
+                   seed=request.seed, predict=predict, budgets=budgets)
+    except (ArithmeticError, TypeError) as exc:  # TypeError: a complex number from a degenerate solution
+        raise ApiProblem(409, f"points: the fit failed on these values ({exc}); check units (parameters, tokens, "
+                              "nats)", field="points", title="Conflict") from exc
     except ValueError as exc:  # InsufficientData and friends name the column; "data" is the points list
-        raise value_problem(exc, rename={"data": "points", **{c: f"points[].{c}" for c in columns}}) from exc
+        # Each point passed the schema: what the fit refuses is the points together (one model size, no finite
+        # fit), a conflict with the family asked for rather than a bad value.
+        problem = value_problem(exc, rename={"data": "points", **{c: f"points[].{c}" for c in columns}})
+        raise ApiProblem(409, problem.detail, field=problem.field, title="Conflict", errors=problem.errors) from exc
 
 
 def _store(db: Any, request: FitRequest, result: FitResult, columns: dict[str, list[float]]) -> Fit:

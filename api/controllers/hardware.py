@@ -67,7 +67,7 @@ class HardwareController(Controller):
         ),
         status_code=200,
         responses=answers(200, HardwareComparison, "One option per accelerator.",
-                          example("$500k on 256 GPUs", comparison_example()), 404, 422),
+                          example("$500k on 256 GPUs", comparison_example()), 404, 409, 422),
     )
     async def compare(
         self,

@@ -77,7 +77,10 @@ def _since(text: str) -> str:
     if moment is None or moment.tzinfo is None:
         raise ApiProblem(422, f"since: {text!r} is not an RFC 3339 time with a zone, e.g. 2025-01-31T12:00:00Z",
                          field="since", source="query")
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    try:
+        return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    except OverflowError:  # year 1 east of UTC, or 9999 west of it: before or after every stored plan
+        return "0001" if moment.year == 1 else "9999-12-31T23:59:59.999999+00:00"
 
 
 PlanId = Annotated[int, PathParameter(description="Plan id.", ge=1, le=MAX_ID, examples=[example("id", 42)])]
@@ -101,7 +104,7 @@ class PlansController(Controller):
         ),
         **created("plan"),
         responses=answers(201, Plan, "The stored plan.",
-                          example("a 1e21 FLOP budget", plan_example()), 400, 409, 413, 415, 422),
+                          example("a 1e21 FLOP budget", plan_example()), 400, 404, 409, 413, 415, 422),
     )
     async def create_plan(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, QueryParameter
@@ -15,7 +15,7 @@ from api.database import Database
 from api.examples import example, frontier_example, prediction_example
 from api.openapi import problem_responses
 from api.plotting import frontier_png
-from api.problems import outside_the_law
+from api.problems import ApiProblem, outside_the_law
 from api.threads import SerialThread
 from fits.fit import Fit
 from planner import Frontier, PlanRequest, Prediction, PredictRequest
@@ -71,7 +71,20 @@ FRONTIER_DESCRIPTION = (
 )
 
 
+FRONTIER_QUERY = frozenset({"start", "stop", "per_decade", "fit", "law", "scope"})
+
+
+def only_known_query(request: Request) -> None:
+    """The frontier's query is a closed set (the document's fit selection admits no other keys): a misspelt
+    parameter is a 422, not silently the default fit."""
+    unknown = sorted(set(request.query_params) - FRONTIER_QUERY)
+    if unknown:
+        raise ApiProblem(422, f"{unknown[0][:80]}: not a parameter of this endpoint (known: "
+                              f"{', '.join(sorted(FRONTIER_QUERY))})", field=unknown[0][:80], source="query")
+
+
 async def frontier_table(
+    request: Request,
     database: NamedDependency[Database],
     start: Start = 1e18,
     stop: Stop = 1e24,
@@ -81,6 +94,7 @@ async def frontier_table(
     fit_scope: Scope = None,
 ) -> Frontier:
     """The frontier both /v1/frontier and its picture show: one set of query parameters, read once."""
+    only_known_query(request)
     template = PlanRequest(compute_flops=1.0, fit=fit, law=law, scope=fit_scope)
     chosen = await database.run(fit_for, template)
     return await asyncio.to_thread(_frontier, chosen, start, stop, per_decade, template)
@@ -99,7 +113,8 @@ class PredictController(Controller):
         ),
         status_code=200,
         responses=answers(200, Prediction, "The prediction.",
-                          example("1e9 parameters on 2e10 tokens", prediction_example()), 400, 413, 415, 422),
+                          example("1e9 parameters on 2e10 tokens", prediction_example()), 400, 404, 413, 415,
+                          422),
     )
     async def predict(
         self,
@@ -118,7 +133,7 @@ class PredictController(Controller):
         summary="Compute-efficient frontier",
         description=FRONTIER_DESCRIPTION,
         responses=answers(200, Frontier, "One row per budget.",
-                          example("1e19 to 1e21 FLOPs", frontier_example()), 404, 422),
+                          example("1e19 to 1e21 FLOPs", frontier_example()), 404, 409, 422),
     )
     async def frontier(self, table: NamedDependency[Frontier]) -> Frontier:
         return table
@@ -130,7 +145,7 @@ class PredictController(Controller):
         description="The same frontier drawn as a PNG: predicted loss with its band, and N and D, against compute.",
         media_type=PNG,
         responses={200: ResponseSpec(bytes, description="A PNG image.", media_type=PNG, generate_examples=False),
-                   **problem_responses(404, 422)},
+                   **problem_responses(404, 409, 422)},
     )
     async def frontier_png(
         self, table: NamedDependency[Frontier], plotter: NamedDependency[SerialThread]

@@ -73,7 +73,8 @@ class RunsController(Controller):
         guards=[require_api_key],
         security=WRITE_SECURITY,
         **created("run"),
-        responses=answers(201, Run, "The stored run.", example("stored", STORED_EXAMPLE), 401, 403, 413, 415),
+        responses=answers(201, Run, "The stored run.", example("stored", STORED_EXAMPLE), 401, 403, 404, 409,
+                          413, 415),
     )
     async def ingest_run(
         self,
