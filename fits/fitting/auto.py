@@ -53,7 +53,7 @@ PRIORS: dict[str, Prior] = {
 CUTS = (0.5, 0.6, 0.7, 0.8)
 """Compute quantiles of the rolling origins: fit below, score above."""
 WEIGHT_FLOOR = 0.1
-"""Forms whose backtest weight (see ``form_weights``) is at least this are competitive: their spread joins the
+"""Forms whose backtest weight (see ``form_weight``) is at least this are competitive: their spread joins the
 interval."""
 BOOTSTRAP = 100
 OTHER_BOOTSTRAP = 30
@@ -190,7 +190,6 @@ class AutoFit:
     report: AutoReport
     misspecification_scale: float = 0.0
     """Extra standard deviation of ln L when misspecified: the chosen form's backtest RMS bias."""
-    max_compute: float = 0.0
     noise_quantiles: list[float] = field(default_factory=list)
     """The chosen form's |residual| quantiles at NOISE_LEVELS."""
 
@@ -319,25 +318,13 @@ def fit_auto(
 
     # 4. Identifiability, prior influence and misspecification.
     q = ((1 - interval) / 2 * 100, (1 + interval) / 2 * 100)
-    reports = []
-    for c in cands:
-        ints = {}
-        if c.draws:
-            for k in c.fit.coefficients:
-                vals = np.array([dr[k] for dr in c.draws])
-                lo, hi = np.percentile(vals, q)
-                ints[k] = [float(lo), float(hi)]
-        reports.append(CandidateReport(
-            law=c.law.name, coefficients=c.fit.coefficients, objective=c.fit.objective, backtest=c.score,
-            folds=c.folds, competitive=c.competitive, weight=c.weight, chosen=c is chosen,
-            condition=c.fit.jacobian_condition, intervals=ints))
-    chosen_report = next(r for r in reports if r.chosen)
-    for k, (lo, hi) in chosen_report.intervals.items():
+    intervals = {id(c): {k: [float(x) for x in np.percentile([dr[k] for dr in c.draws], q)]
+                         for k in c.fit.coefficients} if c.draws else {} for c in cands}
+    for k, (lo, hi) in intervals[id(chosen)].items():
         if lo > 0 and hi / lo > UNDETERMINED_SPAN:
             warnings.append(f"undetermined: {chosen.law.name} {k}'s {interval:.0%} interval {lo:.4g}–{hi:.4g} "
                             f"spans a factor {hi / lo:.0f}: the data do not pin it down")
-    c_max = float(np.max(6.0 * n * d))
-    target = 10.0 * c_max
+    target = 10.0 * float(np.max(6.0 * n * d))
     if chosen.draws:
         opts = []
         for dr in chosen.draws[:50]:
@@ -359,8 +346,10 @@ def fit_auto(
                              f"{free.coefficients[k]:.4g} without it, {chosen.fit.coefficients[k]:.4g} with it")
     calibration = calibrate(chosen, fold_var, noise_quantile(noise_q, CALIBRATION_LEVEL, noise))
     misspec, mis_scale = misspecification(chosen, cands, n, d, l, noise, fold_var, warnings)
-    for c, r in zip(cands, reports, strict=True):
-        r.weight, r.competitive = c.weight, c.competitive
+    reports = [CandidateReport(
+        law=c.law.name, coefficients=c.fit.coefficients, objective=c.fit.objective, backtest=c.score,
+        folds=c.folds, competitive=c.competitive, weight=c.weight, chosen=c is chosen,
+        condition=c.fit.jacobian_condition, intervals=intervals[id(c)]) for c in cands]
     if len(cands) > 1:
         notes.append("chose " + chosen.law.name + " by backtest (mean median error over "
                      f"{len(chosen.folds)} rolling origins): "
@@ -368,16 +357,15 @@ def fit_auto(
                                  for c in cands))
     if calibration > 1.0:
         notes.append(f"the backtest's held-out errors widen the coefficient spread {calibration:.2f}×")
-    alloc = allocation(chosen, n, d, l, noise, interval, chosen_prior, warnings)
-    if alloc is not None:
-        misspec = misspec or any(w.startswith("misspecified: the IsoFLOP") for w in warnings)
+    alloc, alloc_flag = allocation(chosen, n, d, l, noise, interval, chosen_prior, warnings)
+    misspec = misspec or alloc_flag
     report = AutoReport(
         law=chosen.law.name, coefficients=chosen.fit.coefficients, candidates=reports, excluded=excluded,
         warnings=warnings, notes=notes, n_points=int(l.size), noise=noise, misspecified=misspec,
         calibration=calibration, allocation=alloc, prior=prior, bootstrap=bootstrap, seconds=0.0,
     )
     auto = AutoFit(candidates=cands, chosen=chosen, report=report, misspecification_scale=mis_scale,
-                   max_compute=c_max, noise_quantiles=noise_q)
+                   noise_quantiles=noise_q)
     report.seconds = time.perf_counter() - t0
     return auto
 
@@ -608,16 +596,17 @@ def law_slope(law: Any, coefficients: Mapping[str, float], C: float) -> tuple[fl
 
 
 def allocation(chosen: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray, noise: float, interval: float,
-               prior: Prior | None, warnings: list[str]) -> AllocationReport | None:
+               prior: Prior | None, warnings: list[str]) -> tuple[AllocationReport | None, bool]:
     """Approach 2 against the chosen form's allocation, where the points hold at least 3 IsoFLOP profiles with
     a determined vertex: the exponent of each, the rolling-origin backtest of each on the later profiles'
     vertices, and a ``misspecified:`` warning when the chosen form's exponent lies outside Approach 2's
-    interval and Approach 2 backtests better."""
+    interval and Approach 2 backtests better. Returns (the report, whether it warned); (None, False) without
+    IsoFLOP structure."""
     from fits.fitting import isoflop
 
     a2 = isoflop.approach2(N, D, L, rel_sigma=max(noise, 1e-4))
     if a2 is None or sum(v.determined for v in a2.vertices) < 3:
-        return None
+        return None, False
     z = z_score(0.5 + interval / 2)
 
     def form_optimum(mask: np.ndarray):
@@ -647,7 +636,8 @@ def allocation(chosen: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray, n
     a_lo, a_hi = a2.a - z * a2.se, a2.a + z * a2.se
     b2, bl = scores["approach2"], scores[chosen.law.name]
     method = "approach2" if b2 is not None and (bl is None or b2 < bl) else chosen.law.name
-    if own is not None and method == "approach2" and not a_lo <= own[1] <= a_hi:
+    flagged = own is not None and method == "approach2" and not a_lo <= own[1] <= a_hi
+    if flagged:
         warnings.append(
             f"misspecified: the IsoFLOP profiles (Approach 2) give N_opt ∝ C^{a2.a:.3f} "
             f"({interval:.0%}: {a_lo:.3f}–{a_hi:.3f}) and predict their later vertices better than "
@@ -662,7 +652,7 @@ def allocation(chosen: Candidate, N: np.ndarray, D: np.ndarray, L: np.ndarray, n
     return AllocationReport(
         method=method, exponent=float(a2.a), interval=[float(a_lo), float(a_hi)],
         law_exponent=None if own is None else float(own[1]), n_opt=[float(at.n), float(lo_n), float(hi_n)],
-        law_n_opt=None if own is None else float(own[0]), vertices=vertices, backtest=scores)
+        law_n_opt=None if own is None else float(own[0]), vertices=vertices, backtest=scores), flagged
 
 
 def noise_quantiles(residuals: np.ndarray, k: int) -> list[float]:
