@@ -109,3 +109,27 @@ def test_a_profile_without_a_vertex_drops_out_of_the_design() -> None:
     two = stats.design_se(BUDGETS, [(x[:2], 0.0, 0.02, 2.0), (x, 0.0, 0.02, 2.0), (x, 0.0, 0.02, 2.0)], 0.005)
     assert full < two < math.inf
     assert stats.design_se(BUDGETS, [(x[:2], 0.0, 0.02, 2.0)] * 2 + [(x, 0.0, 0.02, 2.0)], 0.005) == math.inf
+
+
+def test_a_flagged_fits_design_power_comes_from_the_scopes_measured_profiles() -> None:
+    """A degenerate scope fit's curvature says nothing about the profiles: the power then uses the curvature the
+    scope's own IsoFLOP runs measured, so a flatter measured profile gives less power."""
+    from fits.fit import Fit, Provenance
+    from fits.result import Diagnostics
+    from verifier.check import ladder, orchestrate
+
+    fit = Fit(law="chinchilla", scope="s", provenance=Provenance(source="fitted"), diagnostics=Diagnostics(
+        degenerate=True), coefficients={"E": 1.31, "A": 1.7e5, "B": 3217.0, "alpha": 1.38, "beta": 0.64})
+    prior = isoflop.exponent([1e11, 1e12], [isoflop.Vertex(math.log(2e4), 0.05, 0.15),
+                                             isoflop.Vertex(math.log(5e4), 0.05, 0.15)])
+    lad = ladder.check_ladder(3e12, lambda c: 50.0 * math.sqrt(c / 1e6), ladder.Rules(counts="total"))
+    powers = []
+    for curvature in (0.15, 0.015):
+        centre = orchestrate.EmpiricalAllocation(prior, "test", curvature, 1.6)
+        p, se = orchestrate._design_power(fit, lad, 0.01, 0.51, 0.73, centre)
+        profiles = [(np.log([orchestrate._n(fit, s) for s in row]), math.log(n), curvature, 1.6)
+                    for row, n in zip(lad.grid, lad.planned, strict=True)]
+        expected = stats.design_se(lad.budgets, profiles, 0.01)
+        assert se == pytest.approx(expected)
+        powers.append(p)
+    assert powers[0] > powers[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import msgspec
 import pytest
@@ -41,7 +42,9 @@ def test_proxy_shape_rejects_nonsense() -> None:
 
 def test_make_spec_follows_the_rules_within_the_step_window() -> None:
     spec = ladder.make_spec("proxy", 2e4, 1e11, Rules(hyperparams="deepseek"))
-    assert ladder.MIN_STEPS <= spec.steps <= ladder.MAX_STEPS
+    assert spec.steps >= ladder.MIN_STEPS
+    rule = max(ladder.MIN_BATCH_SEQUENCES, round(spec.rule_batch_tokens / spec.seq_len))
+    assert spec.batch_size == rule or spec.steps == pytest.approx(ladder.MIN_STEPS, rel=0.02)
     assert spec.batch_size >= ladder.MIN_BATCH_SEQUENCES
     assert abs(spec.tokens / (1e11 / (6 * spec.params)) - 1) < 0.05  # D = C/(6N) up to whole steps
     assert 0 < spec.warmup_steps <= spec.steps // 10 + 1
@@ -55,7 +58,7 @@ def test_kaplan_rule_uses_the_critical_batch_and_decays_to_zero() -> None:
     rules = Rules(hyperparams="kaplan", critical_batch=lambda loss: 2e3)
     spec = ladder.make_spec("proxy", 3e4, 3e11, rules)
     assert spec.min_lr_ratio == 0.0
-    assert spec.batch_tokens == pytest.approx(2e3, rel=0.5) or spec.steps in (ladder.MIN_STEPS, ladder.MAX_STEPS)
+    assert spec.batch_tokens == pytest.approx(2e3, rel=0.05) or spec.steps == ladder.MIN_STEPS
 
 
 def test_tiny_budgets_keep_the_minimum_steps() -> None:
@@ -147,12 +150,28 @@ def test_proxy_shape_flops_count_includes_head_and_attention() -> None:
 
 def test_proxy_learning_rate_falls_as_one_over_width() -> None:
     narrow, wide = ProxyShape(2, 16, 2), ProxyShape(2, 64, 8)
-    assert ladder.proxy_lr(1e-2, narrow) == pytest.approx(2e-2)
-    assert ladder.proxy_lr(1e-2, wide) == pytest.approx(5e-3)
-    assert ladder.proxy_lr(1e-2, wide, width_scaled=False) == 1e-2
-    spec = ladder.make_spec("proxy", 1e5, 1e12, Rules())
-    unscaled = ladder.make_spec("proxy", 1e5, 1e12, Rules(width_scaled=False))
-    assert spec.lr == pytest.approx(unscaled.lr * ladder.LR_REFERENCE_WIDTH / spec.d_model)
+    assert ladder.proxy_lr(1e-2, narrow, 32) == pytest.approx(2e-2)
+    assert ladder.proxy_lr(1e-2, wide, 32) == pytest.approx(5e-3)
+    assert ladder.proxy_lr(1e-2, wide, 32, width_scaled=False) == 1e-2
+    assert ladder.proxy_lr(1e-2, wide) == 1e-2  # no width given: the rule's own rate
+
+
+def test_the_planned_size_takes_the_rules_rate_and_its_profile_carries_it_by_width() -> None:
+    rules = Rules(hyperparams="deepseek")
+    planned = ladder.make_spec("proxy", 1e5, 1e12, rules, planned=1e5)
+    alone = ladder.make_spec("proxy", 1e5, 1e12, rules)
+    assert planned.lr == alone.lr == pytest.approx(planned.rule_lr)  # the rule, unchanged
+    wide = ladder.make_spec("isoflop", 4e5, 1e12, rules, planned=1e5)
+    assert wide.d_model > planned.d_model
+    assert wide.lr == pytest.approx(planned.rule_lr * planned.d_model / wide.d_model)
+    unscaled = ladder.make_spec("isoflop", 4e5, 1e12, replace(rules, width_scaled=False), planned=1e5)
+    assert unscaled.lr == pytest.approx(unscaled.rule_lr)
+    lad = ladder.check_ladder(3e12, reference_n_opt, rules)
+    for row in lad.grid:
+        centre = next(s for s in row if s.role == "proxy")
+        assert centre.lr == pytest.approx(centre.rule_lr)
+        for s in row:
+            assert s.lr * s.d_model == pytest.approx(centre.lr * centre.d_model)
 
 
 def test_a_proxy_spec_is_a_run_config_and_stores_as_one() -> None:

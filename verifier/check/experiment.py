@@ -350,9 +350,10 @@ def early_stop_item(run: Run, points: Sequence[RunPoint], bound: float | None, f
 
 
 def sweep_item(kind: str, what: str, rule_run: Run, others: Sequence[tuple[float, Run]],
-               rel_noise: float) -> CheckItem:
+               rel_noise: float, rule_note: str = "") -> CheckItem:
     """The rule's value against a sweep around it at one budget: fail when a swept value beats the rule's by more
-    than the noise of a difference (1.96·√2·σ); the note says where the sweep's best lies."""
+    than the noise of a difference (1.96·√2·σ); the note says where the sweep's best lies (and ``rule_note``
+    what the rule gave)."""
     done = [(f, r) for f, r in [(1.0, rule_run), *others] if r.status == "complete" and r.final_val_loss]
     budget = (rule_run.prediction.budget_flops if rule_run.prediction else None) or 0.0
     swept = ", ×".join(f"{f:.3g}" for f, _ in others)
@@ -373,4 +374,5 @@ def sweep_item(kind: str, what: str, rule_run: Run, others: Sequence[tuple[float
         if c2 > 0:
             where += f"; parabola vertex at ×{math.exp(-c1 / (2 * c2)):.2g}"
     return CheckItem(**base, predicted=rule_run.final_val_loss, observed=best.final_val_loss, error=z, z=z, sigma=sd,
-                     verdict="fail" if z > stats.Z95 else "pass", note=f"observed optimum {where} ({losses})")
+                     verdict="fail" if z > stats.Z95 else "pass",
+                     note="; ".join(x for x in (f"observed optimum {where} ({losses})", rule_note) if x))

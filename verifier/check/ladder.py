@@ -9,14 +9,14 @@ rate and schedule rules, at budgets a CPU or one GPU finishes in minutes. This m
 * ``ProxySpec`` is one run to train: its shape, tokens, batch, learning rate, warm-up and schedule, and the
   ``RunConfig`` the training library takes; ``Throughput.run_seconds`` predicts its wall time.
 * ``calibration_ladder`` is an IsoFLOP grid (several sizes at each of a few budgets) for a scope that has
-  no fit yet; ``check_ladder`` plans one proxy per budget with the scope's fit plus an IsoFLOP triple
-  (the planned N, half of it, twice it) at the middle budget; ``size_ladder`` is a fixed-hyperparameter
+  no fit yet; ``check_ladder`` is a check's experiment (IsoFLOP profiles around the planned N at each budget,
+  seed repeats, a held-out run, a rule sweep: ``CheckLadder``); ``size_ladder`` is a fixed-hyperparameter
   ladder of sizes (what the scaling test trains).
 * ``fit_to_time`` scales a ladder's budgets until its predicted makespan on the workers fills the time.
 
 How proxies differ from the plan's own runs is listed in ``ASSUMPTIONS`` (stored with every check): one
-context length and the corpus's bytes for every run of a scope, a step window, a width-scaled learning rate,
-and a fixed shape family.
+context length and the corpus's bytes for every run of a scope, a step window, the rule's learning rate carried
+across a profile's widths as 1/width, and a fixed shape family.
 """
 
 from __future__ import annotations
@@ -37,20 +37,20 @@ from verifier.runs import RunConfig
 
 PROXY_SEQ_LEN = 64
 """Context length of every proxy run (tokens)."""
+MIN_STEPS = 300
+"""Fewest optimizer steps a proxy takes. Shorter runs of tiny models are limited by optimisation steps rather
+than by N or D (their losses sit far above any L(N, D) fitted to longer runs); where the rule's batch would give
+fewer, the batch is lowered to give this many."""
 ASSUMPTIONS = (
     f"proxies are GPTs with {PROXY_SEQ_LEN}-token contexts on the corpus's bytes; a scope's fit holds for that "
     "context and tokenization only",
-    "proxies take the plan's batch rule, moved only as far as needed to give each run 300-1,200 steps, and the "
-    "rule's learning rate scaled by 32/width (the rules give one rate per budget; at widths of 16-100 Adam's "
-    "best rate falls about as 1/width)",
+    f"proxies take the plan's batch rule, lowered only where a run would get fewer than {MIN_STEPS:,} steps, and "
+    "the rule's learning rate: unchanged at the planned size of each budget, carried to the other sizes of its IsoFLOP "
+    "profile as 1/width (Adam's best rate falls about as 1/width at these widths; the rules were fitted on "
+    "compute-optimal models only)",
     "proxy shapes: 2 layers below 3e5 parameters (4 below 3e6, then 8), width in steps of 8, 8-wide heads",
 )
 VOCAB_BYTES = 256
-MIN_STEPS = 300
-"""Fewest optimizer steps a proxy takes. Shorter runs of tiny models are limited by optimisation steps rather
-than by N or D (their losses sit far above any L(N, D) fitted to longer runs)."""
-MAX_STEPS = 1200
-"""Most steps a proxy takes: small models step in near-constant time, so step counts set the wall time."""
 SHORT_MIN_STEPS = 100
 """Fewest steps when the time budget cannot hold a ladder at MIN_STEPS (predictions get worse)."""
 MIN_BATCH_SEQUENCES = 4
@@ -159,6 +159,10 @@ class ProxySpec(RunConfig, kw_only=True, frozen=True):
     eval_sequences: int = EVAL_SEQUENCES
     counts: str = "non-embedding"
     """Which parameters ``budget_flops`` = 6·N·D counts (the Conventions.params of the law that sized it)."""
+    rule_lr: float | None = None
+    """The plan's rule's own peak learning rate for this run's N and D (``lr`` differs off the planned size)."""
+    rule_batch_tokens: float | None = None
+    """The rule's own batch in tokens (``batch_tokens`` differs where the step window moved it)."""
 
     @property
     def shape(self) -> ProxyShape:
@@ -194,9 +198,8 @@ class Rules:
     corpus: str | None = None
     scope: str | None = None
     min_steps: int = MIN_STEPS
-    max_steps: int = MAX_STEPS
     width_scaled: bool = True
-    """Scale the rule's learning rate by LR_REFERENCE_WIDTH / d_model (see ``make_spec``)."""
+    """Carry the rule's learning rate from the width it is given for to each proxy's width (``proxy_lr``)."""
     counts: str = "non-embedding"
     """Which parameters the N given to ``make_spec`` counts: the Conventions.params of the law that sizes
     the ladder."""
@@ -206,44 +209,57 @@ class Rules:
 
     def short(self) -> Rules:
         """The same rules with a third of the steps: for budgets too short for a ladder at full length."""
-        return replace(self, min_steps=SHORT_MIN_STEPS, max_steps=SHORT_MIN_STEPS * 4)
+        return replace(self, min_steps=SHORT_MIN_STEPS)
 
 
 LR_REFERENCE_WIDTH = 32
-"""Width at which a proxy takes the rule's learning rate unchanged."""
+"""Width at which ``width_scaled_lr`` (the fixed-hyperparameter scaling ladder's rate) takes its base rate."""
 
 
-def proxy_lr(rule_lr: float, shape: ProxyShape, width_scaled: bool = True) -> float:
-    """The rule's peak learning rate, times LR_REFERENCE_WIDTH / d_model.
+def proxy_lr(rule_lr: float, shape: ProxyShape, rule_width: int | None = None, width_scaled: bool = True) -> float:
+    """The rule's peak learning rate given for a model ``rule_width`` wide, carried to ``shape``'s width as
+    rule_width / d_model (unchanged when ``rule_width`` is None or is the shape's own width).
 
-    The batch / learning-rate rules were fitted on models thousands wide and give one rate for a budget
-    whatever the width. Across the widths of a proxy ladder (16 to a few hundred) that is not so: Adam's best
-    rate falls about as 1/width (µP), and one rate that suits width 16 leaves widths from about 56 training
-    markedly worse, which an L(N, D) fit then reads as larger models not helping.
+    The batch / learning-rate rules were fitted on compute-optimal models and give the rate for the planned size
+    at a budget. The other sizes of an IsoFLOP profile (up to 4× narrower or wider) are not what a rule
+    describes: there Adam's best rate falls about as 1/width (µP), and one rate for the whole profile leaves its
+    wide end training markedly worse, which an L(N, D) fit then reads as larger models not helping.
     """
-    return rule_lr * LR_REFERENCE_WIDTH / shape.d_model if width_scaled else rule_lr
+    if rule_width is None or not width_scaled:
+        return rule_lr
+    return rule_lr * rule_width / shape.d_model
 
 
 def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float | None = None,
               expected_loss: float = 2.0, label: str = "", corpus: str | None = None,
-              scope: str | None = None) -> ProxySpec:
+              scope: str | None = None, planned: float | None = None) -> ProxySpec:
     """A proxy of about N parameters (counted as ``rules.counts`` says) on ``tokens`` (default budget/(6N),
-    N in that count) with the plan's rules."""
+    N in that count) with the plan's rules.
+
+    ``planned``: the planned size at this budget when N is another size of its IsoFLOP profile; the learning
+    rate is then the rule's rate for the planned size, carried to this width (``proxy_lr``)."""
     shape = proxy_shape(max(N, min_params(rules.counts)), rules.counts)
     n = shape.params
     d = tokens if tokens is not None else budget / (6.0 * shape.count(rules.counts, rules.seq_len))
     b_crit = rules.critical_batch(expected_loss) if rules.critical_batch is not None else 0.0
     hyper = training.rule_values(rules.hyperparams, n, d, shape.as_planner_shape(n), rules.seq_len, b_crit)
-    # The rule's batch, moved only as far as needed to keep the step count in [MIN_STEPS, MAX_STEPS]: tiny
-    # models need enough steps to reach their L(N, D), and more steps than that only cost time. Proxy batches
-    # stay far below any plausible critical batch, where the batch barely changes the loss per token.
+    # The rule's batch, lowered only where a run would get fewer than ``min_steps`` steps: tiny models need
+    # enough steps to reach their L(N, D). Above that the rule's batch stands, however many steps it gives.
     max_seqs = max(MIN_BATCH_SEQUENCES, math.floor(d / (rules.min_steps * rules.seq_len)))
-    min_seqs = max(MIN_BATCH_SEQUENCES, math.ceil(d / (rules.max_steps * rules.seq_len)))
-    seqs = min(max(min_seqs, round(hyper.batch_tokens / rules.seq_len)), max_seqs)
+    seqs = min(max(MIN_BATCH_SEQUENCES, round(hyper.batch_tokens / rules.seq_len)), max_seqs)
     steps = max(rules.min_steps, round(d / (seqs * rules.seq_len)))
+    rule_batch = float(hyper.batch_tokens)
+    lr = float(hyper.learning_rate)
+    if planned is not None and rules.width_scaled:
+        centre = proxy_shape(max(planned, min_params(rules.counts)), rules.counts)
+        if centre != shape:
+            d_centre = tokens if tokens is not None else budget / (6.0 * centre.count(rules.counts, rules.seq_len))
+            at_centre = training.rule_values(rules.hyperparams, centre.params, d_centre,
+                                             centre.as_planner_shape(centre.params), rules.seq_len, b_crit)
+            lr = proxy_lr(float(at_centre.learning_rate), shape, centre.d_model)
     return ProxySpec(
         role=role, budget_flops=budget, n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head,
-        steps=steps, batch_size=seqs, lr=proxy_lr(float(hyper.learning_rate), shape, rules.width_scaled),
+        steps=steps, batch_size=seqs, lr=lr, rule_lr=float(hyper.learning_rate), rule_batch_tokens=rule_batch,
         warmup_steps=max(1, training.warmup_steps(rules.hyperparams, steps)),
         min_lr_ratio=training.FINAL_LR_FRACTION[rules.hyperparams], seq_len=rules.seq_len,
         eval_every=max(1, steps // EVALS_PER_RUN), seed=rules.seed, precision=rules.precision,
@@ -317,6 +333,7 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
 
     from verifier import device as device_mod
     from verifier.model import GPT, GPTConfig
+    from verifier.training.build import make_optimizer
 
     dev = device_mod.resolve_device(device)
     previous = torch.get_num_threads()
@@ -329,11 +346,13 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
     try:
         torch.manual_seed(0)
         models = {}
-        for shape, batch in ((small, 8), (small, 64), (large, 16)):
+        for shape, batch in ((small, 16), (small, 128), (large, 64)):
             if shape not in models:
                 model = GPT(GPTConfig(n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head,
                                       seq_len=seq_len)).to(dev)
-                models[shape] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True))
+                config = RunConfig(n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head, steps=1,
+                                   lr=1e-3, warmup_steps=1, seq_len=seq_len, precision=precision)
+                models[shape] = (model, make_optimizer(model, config))  # the optimizer the runs step
             model, opt = models[shape]
             rng = np.random.default_rng(1)
 
@@ -349,7 +368,7 @@ def measure_throughput(device: str = "cpu", *, threads: int = 1, seconds: float 
                 opt.zero_grad(set_to_none=True)
                 loss.item()
 
-            for _ in range(2):
+            for _ in range(3):
                 step()
             device_mod.synchronize(dev)
             count, t0 = 0, time.perf_counter()
@@ -451,7 +470,7 @@ def calibration_ladder(top_budget: float, n_opt: Callable[[float], float], rules
         c = top_budget / ratio ** (budgets - 1 - k)
         center = n_opt(c)
         for f in factors:
-            spec = make_spec("calibration", center * f, c, rules, label=f"C={c:.3g} N={f:.2g}·N_opt")
+            spec = make_spec("calibration", center * f, c, rules, label=f"C={c:.3g} N={f:.2g}·N_opt", planned=center)
             key = (spec.n_layer, spec.d_model, round(math.log(c), 6))
             if key not in seen:
                 seen.add(key)
@@ -531,7 +550,7 @@ def check_ladder(top_budget: float, plan_n: Callable[[float], float], rules: Rul
         row: list[ProxySpec] = []
         for f in factors:
             role = "proxy" if f == 1.0 else "isoflop"
-            spec = make_spec(role, n * f, c, rules, label=f"C={c:.3g} {f:g}·N")
+            spec = make_spec(role, n * f, c, rules, label=f"C={c:.3g} {f:g}·N", planned=n)
             if all(spec.shape != other.shape for other in row):
                 row.append(spec)
             elif role == "proxy":  # the planned size wins the shape it shares
@@ -569,7 +588,7 @@ def ladder_valid(lad: CheckLadder, *, sizes: int = 5, size_span: float = 16.0 * 
 
 def width_scaled_lr(shape: ProxyShape, base: float = 1e-2) -> float:
     """``base`` at width LR_REFERENCE_WIDTH, inversely proportional to the width elsewhere (see proxy_lr)."""
-    return proxy_lr(base, shape)
+    return proxy_lr(base, shape, LR_REFERENCE_WIDTH)
 
 
 def size_ladder(sizes: Sequence[float], steps: Sequence[int], *, batch_size: int = 16,

@@ -219,7 +219,7 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
         if mean is not None and spec.role in REGISTERED_ROLES:
             predictive[i] = experiment.final_predictive(mean, spread.final_sigma.get(i), noise)
     preds = [_with_interval(base_preds[i], predictive.get(i)) for i in range(len(specs))]
-    power, power_se = _design_power(scope_fit, lad, noise, plan_a, alternative)
+    power, power_se = _design_power(scope_fit, lad, noise, plan_a, alternative, session.centre)
     compute = [s.compute for s in specs if s.role != "early_stop"]
     span = max(compute) / min(compute)
     session.say(f"registered {len(predictive)} predictive intervals (80%, 95%); allocation-exponent test: se "
@@ -340,13 +340,25 @@ def _compare(session: Session, lad: CheckLadder, specs: Sequence[ProxySpec], tra
         items.append(experiment.early_stop_item(run, points[run.id], pred.s_stop_steps, ns_fit,
                                                 unique_tokens=float(pred.unique_tokens or 0), final_fit=scope_fit))
     if lad.sweep:
-        middle = run_of[id(lad.proxies[len(lad.proxies) // 2])]
-        lr = [(s.lr / lad.proxies[len(lad.proxies) // 2].lr, run_of[id(s)]) for s in lad.sweep if s.role == "lr_sweep"]
-        bs = [(s.batch_size / lad.proxies[len(lad.proxies) // 2].batch_size, run_of[id(s)])
-              for s in lad.sweep if s.role == "batch_sweep"]
-        items.append(experiment.sweep_item("lr_rule", "learning-rate", middle, lr, noise))
-        items.append(experiment.sweep_item("batch_rule", "batch", middle, bs, noise))
+        mid = lad.proxies[len(lad.proxies) // 2]
+        middle = run_of[id(mid)]
+        lr = [(s.lr / mid.lr, run_of[id(s)]) for s in lad.sweep if s.role == "lr_sweep"]
+        bs = [(s.batch_size / mid.batch_size, run_of[id(s)]) for s in lad.sweep if s.role == "batch_sweep"]
+        items.append(experiment.sweep_item("lr_rule", "learning-rate", middle, lr, noise,
+                                           f"the rule's rate for this run: {mid.rule_lr:.3g}" if mid.rule_lr else ""))
+        items.append(experiment.sweep_item("batch_rule", "batch", middle, bs, noise, _rule_batch_note(mid)))
     return items, alloc
+
+
+def _rule_batch_note(spec: ProxySpec) -> str:
+    """What the rule's batch was for the sweep's centre, and whether the step window moved it."""
+    if not spec.rule_batch_tokens:
+        return ""
+    note = f"the rule's batch for this run: {spec.rule_batch_tokens:,.0f} tokens"
+    if abs(math.log(spec.batch_tokens / spec.rule_batch_tokens)) > math.log(1.25):
+        note += (f", lowered to {spec.batch_tokens:,} to give {ladder_mod.MIN_STEPS} steps (the sweep is around the "
+                 "lowered value)")
+    return note
 
 
 def _scores(items: Sequence[CheckItem], alloc: experiment.Allocation, plan_a: float | None) -> dict:
@@ -384,8 +396,9 @@ def _limits(summary: CheckSummary, span: float, power: float | None, plan_fit: F
     out.append(f"the plan's fit counts {tok} tokens and the proxies train on bytes: absolute losses and tokens per "
                "parameter do not transfer; the check tests the shape of the law (exponents, the plan's N relative "
                "to the optimum, curves, the held-out extrapolation) on this corpus's own fit")
-    out.append("proxies keep the plan's batch and learning-rate rules only within a 300-1,200 step window and a "
-               "32/width learning-rate scaling; the sweep reports where the observed optimum lies around them")
+    out.append(f"proxies take the plan's batch rule (lowered only to give a run {ladder_mod.MIN_STEPS:,} steps) "
+               "and its learning rate at the planned size of each budget (the other sizes of a profile carry "
+               "it as 1/width); the sweep reports where the observed optimum lies around the rule's values")
     return out
 
 
@@ -505,10 +518,12 @@ def _design(session: Session, scope_fit: Fit, ns_fit: Fit | None, seconds: float
 
 class EmpiricalAllocation:
     """N_opt(C) = exp(b)·C^a from the vertices of a scope's earlier IsoFLOP runs, with the standard error of
-    ln N_opt at each budget (the regression's prediction error)."""
+    ln N_opt at each budget (the regression's prediction error), and the profiles' median curvature and loss
+    level (what a design's power is computed with when the scope's fit cannot say)."""
 
-    def __init__(self, exponent: isoflop.Exponent, note: str) -> None:
+    def __init__(self, exponent: isoflop.Exponent, note: str, curvature: float, level: float) -> None:
         self.exponent, self.note = exponent, note
+        self.curvature, self.level = curvature, level
 
     def n_opt(self, c: float) -> float:
         return self.exponent.n_opt(c).n
@@ -524,7 +539,7 @@ def _empirical_allocation(session: Session, law: str) -> EmpiricalAllocation | N
     groups: dict[float, list[Run]] = {}
     for r in runs:
         groups.setdefault(float(f"{r.prediction.budget_flops:.4g}"), []).append(r)
-    budgets, vertices = [], []
+    budgets, vertices, levels = [], [], []
     for c, group in sorted(groups.items()):
         sizes = [compare.run_params(law, r) for r in group]
         if len(set(sizes)) < 3:
@@ -533,12 +548,13 @@ def _empirical_allocation(session: Session, law: str) -> EmpiricalAllocation | N
         if v.determined:
             budgets.append(c)
             vertices.append(v)
+            levels.append(min(r.final_val_loss for r in group))
     e = isoflop.exponent(budgets, vertices)
     if e.a is None or not (0.1 < e.a < 1.5):
         return None
     note = (f"{len(budgets)} budgets {min(budgets):.3g}-{max(budgets):.3g}, a = {e.a:.3f} ± {e.se:.3f}, noise "
             f"{DEFAULT_NOISE:.0%} assumed")
-    return EmpiricalAllocation(e, note)
+    return EmpiricalAllocation(e, note, float(np.median([v.curvature for v in vertices])), float(np.median(levels)))
 
 
 def _regroup(specs: list[ProxySpec]) -> CheckLadder:
@@ -591,16 +607,22 @@ def _plan_exponent(db: sqlite_utils.Database, plan_fit: Fit, plan) -> tuple[floa
 
 
 def _design_power(scope_fit: Fit, lad: CheckLadder, noise: float, plan_a: float | None,
-                  alternative: float | None) -> tuple[float | None, float | None]:
-    """Power of the exponent test for this design: the profiles' curvature from the scope fit's L(N, C/6N),
-    the measured noise, the delta method (verifier.check.stats.exponent_se)."""
+                  alternative: float | None, centre: EmpiricalAllocation | None = None
+                  ) -> tuple[float | None, float | None]:
+    """Power of the exponent test for this design: the profiles' curvature from the scope fit's L(N, C/6N) (from
+    the scope's measured IsoFLOP profiles, ``centre``, when the fit is flagged), the measured noise, the delta
+    method (verifier.check.stats.exponent_se)."""
     if plan_a is None or alternative is None:
         return None, None
+    measured = centre is not None and bool(experiment.flagged(scope_fit))
     profiles = []
     for row, c, n_opt in zip(lad.grid, lad.budgets, lad.planned, strict=True):
         sizes = [_n(scope_fit, s) for s in row]
         if len(set(sizes)) < 3:  # no vertex from this profile (stats.design_se leaves it out)
             profiles.append((np.log(sizes), math.log(n_opt), 1.0, 1.0))
+            continue
+        if measured:
+            profiles.append((np.log(sizes), math.log(n_opt), centre.curvature, centre.level))
             continue
         # curvature of the scope fit's L(N, C/6N) over the profile's span
         wide = np.geomspace(min(sizes), max(sizes), 9)
