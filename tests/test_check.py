@@ -371,3 +371,39 @@ def test_unknown_control_is_bad_input(db, plan_id) -> None:
         run_check(db, plan_id, budget_minutes=1, control="nope")
     assert info.value.field == "control"
     assert list_checks(db, plan_id) == []  # refused before anything was stored
+
+
+@pytest.mark.slow
+def test_a_check_stopped_by_sigterm_is_stored_failed_and_leaves_no_run_complete_unfinished(db, db_file,
+                                                                                          tmp_path) -> None:
+    """SIGTERM while the first runs train: the command exits non-zero, the check is stored "failed" with the
+    signal named, no run stays pending or running, and every run marked complete has its final loss and curve."""
+    import signal
+    import time
+
+    plan = make_plan(db)
+    proc = subprocess.Popen([sys.executable, "-m", "verifier", "check", "--plan", str(plan), "--budget-minutes", "2",
+                             "--quiet"], cwd=tmp_path, env=_check_env(db_file, tmp_path / "artifacts"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, 2), err[-2000:]
+    (check,) = list_checks(db, plan)
+    assert check.status == "failed" and "signal" in (check.summary.error or "")
+    statuses = db.execute("SELECT status, final_val_loss, id FROM runs").fetchall()
+    assert statuses and not [s for s in statuses if s[0] in ("pending", "running")]
+    for status, final, run_id in statuses:
+        if status == "complete":
+            assert final is not None
+            assert db.execute("SELECT COUNT(*) FROM run_points WHERE run_id = ?", [run_id]).fetchone()[0] >= 2

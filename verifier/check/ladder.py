@@ -15,7 +15,7 @@ rate and schedule rules, at budgets a CPU or one GPU finishes in minutes. This m
 * ``fit_to_time`` scales a ladder's budgets until its predicted makespan on the workers fills the time.
 
 How proxies differ from the plan's own runs is listed in ``ASSUMPTIONS`` (stored with every check): one
-context length and the corpus's bytes for every run of a scope, a step window, the rule's learning rate carried
+context length and the corpus's bytes for every run of a scope, a floor on steps, the rule's learning rate carried
 across a profile's widths as 1/width, and a fixed shape family.
 """
 
@@ -162,7 +162,7 @@ class ProxySpec(RunConfig, kw_only=True, frozen=True):
     rule_lr: float | None = None
     """The plan's rule's own peak learning rate for this run's N and D (``lr`` differs off the planned size)."""
     rule_batch_tokens: float | None = None
-    """The rule's own batch in tokens (``batch_tokens`` differs where the step window moved it)."""
+    """The rule's own batch in tokens (``batch_tokens`` is lower where the rule's would give under MIN_STEPS)."""
 
     @property
     def shape(self) -> ProxyShape:

@@ -351,7 +351,7 @@ def _compare(session: Session, lad: CheckLadder, specs: Sequence[ProxySpec], tra
 
 
 def _rule_batch_note(spec: ProxySpec) -> str:
-    """What the rule's batch was for the sweep's centre, and whether the step window moved it."""
+    """What the rule's batch was for the sweep's centre, and whether it was lowered to give MIN_STEPS steps."""
     if not spec.rule_batch_tokens:
         return ""
     note = f"the rule's batch for this run: {spec.rule_batch_tokens:,.0f} tokens"
