@@ -74,17 +74,47 @@ def test_check_round_trips_through_the_store(db) -> None:
         get_check(db, 99999)
 
 
-def test_overall_verdict() -> None:
-    def item(v: str) -> CheckItem:
-        return CheckItem(kind="curve", name="x", predicted=1.0, observed=1.0, error=0.0, metric="m", tolerance=0.05,
-                         rule="r", verdict=v)
+def _item(verdict: str, p: float | None = None, kind: str = "final_loss") -> CheckItem:
+    return CheckItem(kind=kind, name="x", predicted=1.0, observed=1.0, error=0.0, metric="m", tolerance=1.96, rule="r",
+                     verdict=verdict, p_value=p)
 
-    assert overall_verdict([item("pass"), item("skip")]) == "pass"
-    assert overall_verdict([item("pass"), item("fail")]) == "fail"
-    assert overall_verdict([item("skip")]) == "inconclusive"
-    assert overall_verdict([item("pass"), item("inconclusive")]) == "inconclusive"
-    assert overall_verdict([item("fail"), item("inconclusive")]) == "fail"
+
+def test_overall_verdict() -> None:
+    assert overall_verdict([_item("pass", 0.5), _item("skip")]) == "pass"
+    assert overall_verdict([_item("pass", 0.5), _item("fail", 0.01)]) == "fail"  # 0.01 <= 0.05 / 2 after Holm
+    assert overall_verdict([_item("pass", 0.5), _item("fail")]) == "fail"  # a failed rule without a p-value
+    assert overall_verdict([_item("skip")]) == "inconclusive"
+    assert overall_verdict([_item("pass", 0.5), _item("inconclusive")]) == "inconclusive"
+    assert overall_verdict([_item("fail", 1e-4), _item("inconclusive")]) == "fail"
     assert overall_verdict([]) == "inconclusive"
+    # the plan's claims decide between pass and inconclusive once the check has them
+    core = [_item("pass", 0.4, "allocation"), _item("pass", 0.3, "allocation_exponent")]
+    assert overall_verdict([*core, _item("inconclusive")]) == "pass"
+    assert overall_verdict([core[0], _item("inconclusive", kind="allocation_exponent")]) == "inconclusive"
+    # intervals that cover significantly less than they claim fail the check
+    assert overall_verdict(core, coverage_low_p=0.01) == "fail"
+    assert overall_verdict(core, coverage_low_p=0.2) == "pass"
+
+
+def test_holm_keeps_a_check_of_many_items_from_failing_by_chance() -> None:
+    """25 items whose predictions are right: one or two land outside their 95% intervals in most checks, and
+    the family-wise test fails about 5% of such checks; a single real miss (z = 5) still fails."""
+    from verifier.check import stats
+    from verifier.check.records import family_test
+
+    rng = np.random.default_rng(3)
+    any_outside = family_fails = 0
+    repeats = 2000
+    for _ in range(repeats):
+        z = rng.standard_normal(25)
+        items = [_item("fail" if abs(x) > 1.96 else "pass", stats.p_two_sided(float(x))) for x in z]
+        any_outside += any(i.verdict == "fail" for i in items)
+        family_fails += bool(family_test(items).significant)
+    assert any_outside / repeats == pytest.approx(1 - 0.95**25, abs=0.04)
+    assert family_fails / repeats <= 0.065
+    miss = [_item("pass", 0.5)] * 24 + [_item("fail", stats.p_two_sided(5.0))]
+    assert overall_verdict(miss) == "fail"
+    assert [i.p_value for i in family_test(miss).significant] == [stats.p_two_sided(5.0)]
 
 
 # ---------------------------------------------------------------------------------------------- comparisons

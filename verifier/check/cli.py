@@ -23,7 +23,7 @@ import msgspec
 
 from fits import cliutil
 from fits.cliutil import EXIT_FAILED, EXIT_OK
-from verifier.check.records import Check, CheckError, Exponents
+from verifier.check.records import FAMILY_ALPHA, Check, CheckError, Exponents, family_test
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -217,6 +217,14 @@ def format_check(check: Check) -> str:
         k, n, p = s.coverage95
         if n:
             lines.append(f"coverage of the 95% intervals: {int(k)}/{int(n)} ({k / n:.0%}); binomial p = {p:.3g}")
+    family = family_test(check.items)
+    if family.tested:
+        lines.append(f"family-wise test: {family.outside} of {family.tested} items outside their 95% intervals, "
+                     f"{len(family.significant)} significant after Holm's correction at {FAMILY_ALPHA:.0%} family-wise"
+                     + (f" ({', '.join(i.kind for i in family.significant)})" if family.significant else ""))
+    if s.coverage80_low_p is not None:
+        lines.append("one-sided binomial test that the 80% intervals cover less than 80%: "
+                     f"p = {s.coverage80_low_p:.3g}")
     if s.log_score is not None:
         lines.append(f"log score: {s.log_score:.2f} nats per registered run (mean log predictive density)")
     if s.seed_sigma is not None:

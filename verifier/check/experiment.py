@@ -148,7 +148,8 @@ def final_item(run: Run, pred: stats.Predictive | None, fit: Fit | None, *, regi
     z = pred.z(observed)
     reason = flagged(fit)
     note = "" if registered else "seed-noise pair: interval set after it trained, left out of the coverage"
-    return CheckItem(**base, predicted=pred.mean, observed=observed, error=z, z=z, verdict=_judge(z, reason),
+    return CheckItem(**base, predicted=pred.mean, observed=observed, error=z, z=z, p_value=stats.p_two_sided(z),
+                     verdict=_judge(z, reason),
                      note="; ".join(x for x in (reason, note) if x), **_intervals(pred))
 
 
@@ -170,6 +171,7 @@ def curve_item(run: Run, points: Sequence[RunPoint], ns_fit: Fit, rel_sigma: flo
     worst, at = float(z[np.argmax(np.abs(z))]), int(steps[int(np.argmax(np.abs(z)))])
     reason = flagged(ns_fit)
     return CheckItem(**base, predicted=float(predicted[-1]), observed=float(observed[-1]), error=rms, z=float(z[-1]),
+                     p_value=stats.p_rms(rms, len(measured)),
                      sigma=float(rel_sigma * predicted[-1]),
                      verdict="inconclusive" if reason else ("pass" if rms <= 2.0 else "fail"),
                      note="; ".join(x for x in (reason, f"{len(measured)} points; worst z {worst:+.1f} at step {at}")
@@ -214,7 +216,8 @@ def allocation_items(profiles: Sequence[Sequence[Run]], budgets: Sequence[float]
         z = (v.ln_n - math.log(n_plan)) / sd
         why = v.reason or reason_fit
         wide = "interval wider than a factor 2" if stats.Z95 * sd > ALLOCATION_EFFECT else ""
-        items.append(CheckItem(**base, predicted=n_plan, observed=v.n, error=z, z=z, sigma=sd,
+        items.append(CheckItem(**base, predicted=n_plan, observed=v.n, error=z, z=z, p_value=stats.p_two_sided(z),
+                               sigma=sd,
                                interval80=[n_plan * math.exp(-stats.Z80 * sd), n_plan * math.exp(stats.Z80 * sd)],
                                interval95=[n_plan * math.exp(-stats.Z95 * sd), n_plan * math.exp(stats.Z95 * sd)],
                                observed_interval=list(v.interval()), verdict=_judge(z, why, wide),
@@ -238,7 +241,7 @@ def allocation_items(profiles: Sequence[Sequence[Run]], budgets: Sequence[float]
         wide = "interval wider than a factor 2" if stats.Z95 * sd > ALLOCATION_EFFECT else ""
         verdict = _judge(z, why, wide)
         why = why or (wide if verdict == "inconclusive" else "")
-        items.append(CheckItem(**base, predicted=0.0, observed=d, error=z, z=z, sigma=sd,
+        items.append(CheckItem(**base, predicted=0.0, observed=d, error=z, z=z, p_value=stats.p_two_sided(z), sigma=sd,
                                interval80=[-stats.Z80 * sd, stats.Z80 * sd],
                                interval95=[-stats.Z95 * sd, stats.Z95 * sd],
                                observed_interval=[d - stats.Z95 * sd, d + stats.Z95 * sd], verdict=verdict,
@@ -263,7 +266,8 @@ def allocation_items(profiles: Sequence[Sequence[Run]], budgets: Sequence[float]
         else:
             verdict, why = "pass", ""
         lo, hi = e.interval()
-        items.append(CheckItem(**base, predicted=plan_a, observed=e.a, error=z, z=z, sigma=e.se,
+        items.append(CheckItem(**base, predicted=plan_a, observed=e.a, error=z, z=z, p_value=stats.p_two_sided(z),
+                               sigma=e.se,
                                observed_interval=[lo, hi], verdict=verdict, registered=True,
                                note="; ".join(x for x in (why, power_note) if x)))
     # tokens per parameter: a level, and BPE tokens are not bytes
@@ -306,6 +310,7 @@ def extrapolation_item(law: str, fit_runs: Sequence[Run], heldout: Run, rel_nois
     z = pred.z(heldout.final_val_loss)
     why = "; ".join(w for w in item.note.split("; ") if "bound" in w or "degenerate" in w)
     return CheckItem(**base, predicted=pred.mean, observed=heldout.final_val_loss, error=z, z=z,
+                     p_value=stats.p_two_sided(z),
                      verdict=_judge(z, why), note=item.note, **_intervals(pred))
 
 
@@ -374,5 +379,6 @@ def sweep_item(kind: str, what: str, rule_run: Run, others: Sequence[tuple[float
         if c2 > 0:
             where += f"; parabola vertex at ×{math.exp(-c1 / (2 * c2)):.2g}"
     return CheckItem(**base, predicted=rule_run.final_val_loss, observed=best.final_val_loss, error=z, z=z, sigma=sd,
+                     p_value=stats.p_one_sided(z),
                      verdict="fail" if z > stats.Z95 else "pass",
                      note="; ".join(x for x in (f"observed optimum {where} ({losses})", rule_note) if x))

@@ -373,7 +373,7 @@ def _scores(items: Sequence[CheckItem], alloc: experiment.Allocation, plan_a: fl
         c80 = stats.coverage(inside80, 0.8, dens)
         c95 = stats.coverage(inside95, 0.95)
         out.update(coverage80=[c80.inside, c80.total, c80.p_value], coverage95=[c95.inside, c95.total, c95.p_value],
-                   log_score=c80.log_score)
+                   coverage80_low_p=stats.coverage_low_p(c80.inside, c80.total, 0.8), log_score=c80.log_score)
     e = alloc.exponent
     if e.a is not None:
         lo, hi = e.interval()
@@ -407,7 +407,7 @@ def _store(session: Session, check: Check, plan, plan_fit: Fit, scope_fit: Fit, 
            plot_path: Path | None) -> Check:
     """Store the completed check with its verdict and summary, and say so."""
     db = session.db
-    verdict = overall_verdict(items)
+    verdict = overall_verdict(items, coverage_low_p=check.summary.coverage80_low_p)
     counts = {v: sum(1 for i in items if i.verdict == v) for v in ("pass", "fail", "skip", "inconclusive")}
     warnings = [*session.warnings, *warnings]
     if session.remaining() < -0.2 * (session.deadline - session.started):

@@ -9,6 +9,8 @@ records (it imports no training code), so the HTTP service can serve them cheapl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -71,6 +73,9 @@ class CheckItem(msgspec.Struct, kw_only=True, omit_defaults=True):
     """(observed - predicted) / sigma (in the item's own scale, e.g. ln N for sizes)."""
     registered: bool = False
     """Whether the interval was stored before the run(s) trained."""
+    p_value: float | None = None
+    """How surprising the observation is under the item's prediction (two-sided for a z; one-sided for a rule
+    sweep; chi-square for a curve's RMS z): what the check's family-wise test (``family_test``) corrects."""
 
 
 class Exponents(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -138,6 +143,8 @@ class CheckSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Relative run-to-run noise of one run's final loss, from the seed repeats."""
     coverage80: list[float] | None = None
     """[inside, total, binomial p-value] of the pre-registered 80% intervals."""
+    coverage80_low_p: float | None = None
+    """One-sided exact binomial p that the 80% intervals cover less than 80% (below FAMILY_ALPHA the check fails)."""
     coverage95: list[float] | None = None
     log_score: float | None = None
     """Mean log predictive density of the pre-registered final losses (nats per run)."""
@@ -169,15 +176,52 @@ class Check(msgspec.Struct, kw_only=True):
     refit_fit_ids: list[int] = []
 
 
-def overall_verdict(items: list[CheckItem]) -> CheckVerdict:
-    """"fail" when any item failed; else "inconclusive" when any item was inconclusive or none was judged;
-    else "pass"."""
+FAMILY_ALPHA = 0.05
+"""Family-wise error rate of a check's verdict: the chance that a check of a law that holds fails anyway."""
+CORE_KINDS = ("allocation", "allocation_exponent")
+"""The plan's own claims: a check passes only when these were judged and passed."""
+
+
+@dataclass(frozen=True)
+class FamilyTest:
+    """Holm's step-down test over the items that carry a p-value: an item is significant when its p stays below
+    FAMILY_ALPHA / (m - rank) for it and every smaller p. Each item's own verdict is at its 95% interval, so a
+    check of 25 items has about a 72% chance of at least one "fail" when every prediction is right; the check's
+    verdict fails only on what stays significant."""
+
+    tested: int
+    outside: int
+    """Items whose own verdict is "fail"."""
+    significant: list[CheckItem]
+
+
+def family_test(items: Sequence[CheckItem], alpha: float = FAMILY_ALPHA) -> FamilyTest:
+    tested = sorted((i for i in items if i.verdict in ("pass", "fail") and i.p_value is not None),
+                    key=lambda i: i.p_value)
+    significant: list[CheckItem] = []
+    m = len(tested)
+    for rank, item in enumerate(tested):
+        if item.p_value > alpha / (m - rank):
+            break
+        significant.append(item)
+    return FamilyTest(tested=m, outside=sum(1 for i in tested if i.verdict == "fail"), significant=significant)
+
+
+def overall_verdict(items: list[CheckItem], *, coverage_low_p: float | None = None,
+                    alpha: float = FAMILY_ALPHA) -> CheckVerdict:
+    """"fail" when an item stays significant in the family-wise test (``family_test``), an item without a p-value
+    (a rule such as the early stop's range) failed, or the 80% intervals cover significantly less than 80%;
+    else "inconclusive" when none was judged or a claim of the plan (CORE_KINDS, when the check has them; any
+    item otherwise) was not judged a pass; else "pass"."""
     judged = [i for i in items if i.verdict != "skip"]
     if not judged:
         return "inconclusive"
-    if any(i.verdict == "fail" for i in judged):
+    if family_test(judged, alpha).significant or any(i.verdict == "fail" and i.p_value is None for i in judged):
         return "fail"
-    return "inconclusive" if any(i.verdict == "inconclusive" for i in judged) else "pass"
+    if coverage_low_p is not None and coverage_low_p < alpha:
+        return "fail"
+    core = [i for i in items if i.kind in CORE_KINDS]
+    return "inconclusive" if any(i.verdict != "pass" for i in (core or judged)) else "pass"
 
 
 # ---------------------------------------------------------------------------------------------- storage
@@ -234,14 +278,17 @@ def list_checks(db: sqlite_utils.Database, plan_id: int) -> list[Check]:
 
 
 __all__ = [
+    "FAMILY_ALPHA",
     "Check",
     "CheckError",
     "CheckItem",
     "CheckNotFound",
     "CheckSummary",
     "Exponents",
+    "FamilyTest",
     "Refit",
     "create_check",
+    "family_test",
     "get_check",
     "list_checks",
     "overall_verdict",

@@ -81,6 +81,28 @@ def coverage(inside: Sequence[bool], level: float, log_densities: Sequence[float
     return Coverage(inside=k, total=n, level=level, p_value=p, log_score=score)
 
 
+def p_two_sided(z: float) -> float:
+    """P(|Z| >= |z|) for a standard normal Z: how surprising an observation z sigmas off its prediction is."""
+    return float(2.0 * sps.norm.sf(abs(z))) if math.isfinite(z) else 0.0
+
+
+def p_one_sided(z: float) -> float:
+    """P(Z >= z): for items that fail in one direction only (a swept value beating the rule's)."""
+    return float(sps.norm.sf(z)) if math.isfinite(z) else (0.0 if z > 0 else 1.0)
+
+
+def p_rms(rms: float, points: int) -> float:
+    """P(RMS of ``points`` independent standard normals >= rms) (chi-square with ``points`` degrees of freedom).
+    Points along one curve are correlated, so this overstates the evidence of a long curve's misfit; the curve
+    items are judged by their own rms <= 2 rule, and enter the family-wise test with this p."""
+    return float(sps.chi2.sf(points * rms * rms, points)) if points > 0 and math.isfinite(rms) else 1.0
+
+
+def coverage_low_p(inside: int, total: int, level: float) -> float | None:
+    """One-sided exact binomial p that intervals of nominal ``level`` cover less often than that."""
+    return float(sps.binomtest(inside, total, level, alternative="less").pvalue) if total else None
+
+
 # ---------------------------------------------------------------------------------------------- IsoFLOP
 
 
