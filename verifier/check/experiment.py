@@ -9,7 +9,7 @@ verdict a statement about where the observation fell in it.
   against them (``allocation``), the fitted exponent against the plan's with the design's power
   (``allocation_exponent``), and the plan's tokens per parameter (a level, not testable across tokenizers).
 * ``extrapolation_item``: the scope's family fitted on the IsoFLOP runs only predicts the held-out run
-  (≥ 10× their compute) with a bootstrap interval plus seed noise.
+  (≥ 10× their compute) with the fitter's calibrated interval plus seed noise.
 * ``early_stop_item``: eq. 5.7 as a lower bound, and a predicted range above it that stopping far later fails.
 * ``sweep_items``: the rule's learning rate and batch against ×1/3, ×3 and ×1/2, ×2 at one budget.
 """
@@ -37,6 +37,8 @@ STOP_RANGE = 4.0
 """The predicted best-validation step lies within [S_stop, STOP_RANGE·S_stop]: eq. 5.7 is a lower bound that
 Kaplan et al. find roughly attained; a best step far above it means the data overfit much later than the law
 says."""
+EXTRAPOLATION_BOOTSTRAP = 100
+"""Bootstrap refits behind the extrapolation item's interval (the fitter's own default)."""
 ALLOCATION_EFFECT = math.log(2.0)
 """The smallest allocation error worth detecting (N 2× off costs about as much loss as the residual scatter of
 a good fit); an allocation interval wider than this either side cannot tell."""
@@ -289,40 +291,44 @@ def allocation_items(profiles: Sequence[Sequence[Run]], budgets: Sequence[float]
 
 
 def extrapolation_item(law: str, fit_runs: Sequence[Run], heldout: Run, rel_noise: float, *, seed: int,
-                       starts: int, initial: Mapping[str, float] | None) -> CheckItem:
-    """The scope's family fitted on ``fit_runs`` (at ≤ 1/10 of the held-out compute) predicts ``heldout``, with
-    the bootstrap spread of that fit and one run's noise."""
-    from fits.fitting import InsufficientData
+                       bootstrap: int = EXTRAPOLATION_BOOTSTRAP) -> CheckItem:
+    """The scope's family fitted on ``fit_runs`` (at ≤ 1/10 of the held-out compute) predicts ``heldout``.
+
+    The fit and its interval are the fitter's own (fits.fitting.auto with this family alone): a bootstrap over
+    runs widened by the calibration factor its rolling-origin backtest measured, and the misspecification term,
+    as the interval of the expected loss; one run's seed noise is added. A fit the fitter calls undetermined or
+    misspecified makes the item inconclusive, with its reason."""
+    from fits.errors import BadInput
+    from fits.fitting.auto import fit_auto, predict_interval
 
     fit_law = get_law(law).final_law
-    item, coefs = compare.extrapolation_item(law, [*fit_runs, heldout], seed=seed, starts=starts, initial=initial)
-    top = max(6.0 * compare.run_params(fit_law, r) * r.tokens for r in fit_runs) if fit_runs else 0.0
-    span = 6.0 * compare.run_params(fit_law, heldout) * heldout.tokens / top if top else float("nan")
+    done = [r for r in fit_runs if r.status == "complete" and r.final_val_loss is not None]
+    top = max((6.0 * compare.run_params(fit_law, r) * r.tokens for r in done), default=0.0)
+    n_held = compare.run_params(fit_law, heldout)
+    span = 6.0 * n_held * heldout.tokens / top if top else float("nan")
     base = {"kind": "extrapolation", "name": f"{compare._label(heldout)}: {span:.1f}× the compute of the "
-            f"{len(fit_runs)} runs fitted", "metric": "z = (observed - predicted) / sigma", "tolerance": stats.Z95,
+            f"{len(done)} runs fitted", "metric": "z = (observed - predicted) / sigma", "tolerance": stats.Z95,
             "rule": "|z| <= 1.96", "unit": LOSS_UNIT, "run_ids": [heldout.id]}
-    if coefs is None or item.predicted is None or heldout.final_val_loss is None:
-        return CheckItem(**base, predicted=item.predicted, observed=heldout.final_val_loss, error=None,
-                         verdict="skip" if heldout.final_val_loss is None else "inconclusive", note=item.note)
-    fake = Fit(law=fit_law, scope="", coefficients=dict(coefs), provenance=_provenance())
+    observed = heldout.final_val_loss
     try:
-        spread = fit_spread(fake, fit_runs, {0: (compare.run_params(fit_law, heldout), float(heldout.tokens),
-                                                 heldout.steps, float(heldout.batch_tokens))}, [], seed=seed)
-        fit_sd = spread.final_sigma.get(0)
-    except InsufficientData:
-        fit_sd = None
-    pred = final_predictive(float(item.predicted), fit_sd, rel_noise)
-    z = pred.z(heldout.final_val_loss)
-    why = "; ".join(w for w in item.note.split("; ") if "bound" in w or "degenerate" in w)
-    return CheckItem(**base, predicted=pred.mean, observed=heldout.final_val_loss, error=z, z=z,
-                     p_value=stats.p_two_sided(z),
-                     verdict=_judge(z, why), note=item.note, **_intervals(pred))
-
-
-def _provenance():
-    from fits.fit import Provenance
-
-    return Provenance(source="fitted", note="extrapolation fit of a check")
+        auto = fit_auto([compare.run_params(fit_law, r) for r in done], [r.tokens for r in done],
+                        [r.final_val_loss for r in done], laws=[fit_law], bootstrap=bootstrap, seed=seed)
+        (mean,) = predict_interval(auto, n_held, float(heldout.tokens), interval=0.8, of="mean")
+    except (BadInput, ValueError, FloatingPointError) as exc:
+        return CheckItem(**base, predicted=None, observed=observed, error=None, verdict="skip",
+                         note=f"no fit: {exc}"[:300])
+    rel_fit = math.log(mean.high / mean.low) / (2.0 * stats.Z80) if mean.low > 0 else 0.0
+    pred = stats.Predictive(mean=mean.mean, sigma=mean.mean * math.hypot(rel_fit, rel_noise))
+    coefs = ", ".join(f"{k}={v:.4g}" for k, v in auto.report.coefficients.items())
+    flags = [w for w in auto.report.warnings if w.startswith(("undetermined", "misspecified"))]
+    why = "; ".join(flags)[:300]
+    note = "; ".join(x for x in (why, coefs, f"calibration ×{auto.report.calibration:.2f}") if x)
+    if observed is None:
+        return CheckItem(**base, predicted=pred.mean, observed=None, error=None, verdict="skip",
+                         note="the held-out run did not finish", **_intervals(pred))
+    z = pred.z(observed)
+    return CheckItem(**base, predicted=pred.mean, observed=observed, error=z, z=z, p_value=stats.p_two_sided(z),
+                     verdict=_judge(z, why), note=note, **_intervals(pred))
 
 
 def early_stop_item(run: Run, points: Sequence[RunPoint], bound: float | None, fit: Fit | None, *,

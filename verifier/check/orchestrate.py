@@ -81,11 +81,6 @@ REFERENCE_LN_SIGMA = math.log(3.0) / 1.96
 DEFAULT_NOISE = 0.01
 NOISE_FLOOR = 0.001
 """Least run-to-run noise assumed: two seed pairs can agree by chance."""
-EXTRAPOLATION_STARTS = 300
-"""Starts for the extrapolation item's fit (a spread subset of the full grid): it only needs the basin
-the full refit already found, and it runs inside the check's time budget."""
-
-
 
 
 class CheckFailed(Failed):
@@ -328,12 +323,9 @@ def _compare(session: Session, lad: CheckLadder, specs: Sequence[ProxySpec], tra
     # extrapolation: the family fitted on the IsoFLOP profiles and seed repeats only
     fit_runs = [r for row in profiles for r in row if r.status == "complete"]
     fit_runs += [run_of[id(s)] for s in lad.repeats if run_of[id(s)].status == "complete"]
-    same = get_law(scope_fit.law) is get_law(get_law(family).final_law)
     for spec in lad.heldout:
         held = run_of[id(spec)]
-        items.append(experiment.extrapolation_item(family, fit_runs, held, noise, seed=session.seed,
-                                                   starts=EXTRAPOLATION_STARTS,
-                                                   initial=scope_fit.coefficients if same else None))
+        items.append(experiment.extrapolation_item(family, fit_runs, held, noise, seed=session.seed))
     for spec in lad.extra:
         run = run_of[id(spec)]
         pred = run.prediction or Prediction()
