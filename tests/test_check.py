@@ -439,3 +439,24 @@ def test_a_check_stopped_by_sigterm_is_stored_failed_and_leaves_no_run_complete_
         if status == "complete":
             assert final is not None
             assert db.execute("SELECT COUNT(*) FROM run_points WHERE run_id = ?", [run_id]).fetchone()[0] >= 2
+
+
+def test_a_scope_fit_is_bootstrapped_on_the_runs_it_was_made_from(db) -> None:
+    """Runs that complete after a fit was stored are not its data: its spread must not shrink with them."""
+    import time
+
+    from fits.store import save_fit
+    from verifier import runs as runs_mod
+    from verifier.check.orchestrate import fitted_runs
+
+    def run(loss: float) -> int:
+        return runs_mod.create_ingested_run(db, [RunPoint(step=10, tokens=10240, val_loss=loss)], scope="s",
+                                            config={}, n_params=1000, batch_tokens=1024, seq_len=64).id
+
+    before = [run(2.0), run(1.9)]
+    time.sleep(0.01)
+    fit = save_fit(db, chinchilla_fit())
+    time.sleep(0.01)
+    after = run(1.8)
+    assert [r.id for r in fitted_runs(db, fit)] == before
+    assert after in [r.id for r in runs_mod.list_runs(db, scope="s", status="complete")]

@@ -191,8 +191,7 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     first = [s for pair in pairs for s in pair]
     rest = [s for s in specs if all(s is not f for f in first)]
     queries = {i: (_n(scope_fit, s), float(s.tokens), s.steps, float(s.batch_tokens)) for i, s in enumerate(specs)}
-    scope_runs = runs_mod.list_runs(db, scope=scope, status="complete")
-    spread = experiment.fit_spread(scope_fit, scope_runs, queries, lad.budgets, seed=session.seed)
+    spread = experiment.fit_spread(scope_fit, fitted_runs(db, scope_fit), queries, lad.budgets, seed=session.seed)
     session.say(f"fit spread: {spread.note}")
     base_preds = [_predict(session, spec, scope_fit, ns_fit, plan_fit, slice_tokens) for spec in specs]
     index = {id(s): i for i, s in enumerate(specs)}
@@ -268,6 +267,16 @@ def scope_fit_of(db: sqlite_utils.Database, law: str, scope: str) -> Fit | None:
         versions = list_fits(db, law=law, scope=scope)
         found = versions[-1] if versions else None
     return found
+
+
+def fitted_runs(db: sqlite_utils.Database, fit: Fit) -> list[Run]:
+    """The runs a scope fit was made from: its scope's runs that were complete when it was stored (a refit fits
+    every complete run of the scope). Its bootstrap spread resamples these: a fit made from 11 runs is as
+    uncertain as 11 runs make it, however many runs the scope has gathered since."""
+    runs = runs_mod.list_runs(db, scope=fit.scope, status="complete")
+    if fit.created is None:
+        return runs
+    return [r for r in runs if r.updated is not None and r.updated <= fit.created]
 
 
 def _calibrate_if_needed(session: Session, family: str) -> tuple[bool, float]:
