@@ -460,3 +460,29 @@ def test_a_scope_fit_is_bootstrapped_on_the_runs_it_was_made_from(db) -> None:
     after = run(1.8)
     assert [r.id for r in fitted_runs(db, fit)] == before
     assert after in [r.id for r in runs_mod.list_runs(db, scope="s", status="complete")]
+
+
+def test_the_run_to_run_noise_pools_the_scopes_earlier_seed_pairs(db) -> None:
+    """A repeat run and the proxy it repeats (same config but the seed) in an earlier check are a pair; runs of
+    another precision, of the check itself, or differing in more than the seed are not."""
+    from verifier import runs as runs_mod
+    from verifier.check.orchestrate import earlier_seed_pairs
+    from verifier.runs import RunConfig
+
+    plan = make_plan(db)
+    earlier = create_check(db, plan, "s", CheckSummary())
+    current = create_check(db, plan, "s", CheckSummary())
+    base = RunConfig(n_layer=2, d_model=16, n_head=2, steps=300, lr=1e-2, warmup_steps=10, seq_len=64,
+                     precision="bf16")
+
+    def run(config: RunConfig, role: str, check: int, loss: float) -> None:
+        r = runs_mod.create_run(db, config, scope="s", role=role, check_id=check)
+        runs_mod.update_run(db, r.id, status="complete", final_val_loss=loss)
+
+    run(base, "proxy", earlier.id, 2.00)
+    run(msgspec.structs.replace(base, seed=1), "repeat", earlier.id, 2.02)
+    run(msgspec.structs.replace(base, seed=1, lr=2e-2), "repeat", earlier.id, 2.50)  # not a twin: lr differs
+    run(base, "proxy", current.id, 1.90)
+    run(msgspec.structs.replace(base, seed=1), "repeat", current.id, 1.95)  # this check's own pair
+    assert earlier_seed_pairs(db, "s", current.id, "bf16") == [pytest.approx((2.00, 2.02))]
+    assert earlier_seed_pairs(db, "s", current.id, "fp32") == []

@@ -198,13 +198,16 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     trained_first = session.train(first, [base_preds[index[id(s)]] for s in first])
     by_spec = {id(s): r for s, r in zip(first, trained_first, strict=True)}
     finals = [(by_spec[id(a)].final_val_loss, by_spec[id(b)].final_val_loss) for a, b in pairs]
-    noise = stats.seed_sigma([(a, b) for a, b in finals if a and b])
+    finals = [(a, b) for a, b in finals if a and b]
+    earlier = earlier_seed_pairs(db, scope, check.id, session.precision)
+    noise = stats.seed_sigma([*finals, *earlier])
     if noise is None:
         noise = DEFAULT_NOISE
         session.warn(f"no seed pair completed: run-to-run noise taken as {DEFAULT_NOISE:.1%}")
     noise = max(noise, NOISE_FLOOR)
-    session.say(f"run-to-run noise from {len(pairs)} seed pairs: {noise:.3%} of the loss "
-                f"({', '.join(f'{a:.4f}/{b:.4f}' for a, b in finals if a and b)})")
+    session.noise_pairs = len(finals) + len(earlier)
+    session.say(f"run-to-run noise from {len(finals)} seed pairs ({', '.join(f'{a:.4f}/{b:.4f}' for a, b in finals)})"
+                f" and {len(earlier)} earlier ones of this scope: {noise:.3%} of the loss")
 
     # Registration: every interval and the design's power, stored before the rest trains.
     predictive = {}
@@ -249,7 +252,7 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     check = get_check(db, check.id)
     check = msgspec.structs.replace(check, summary=msgspec.structs.replace(
         check.summary, **summary_extra, limits=_limits(check.summary, span, power, plan_fit, plan_a, alternative,
-                                                       noise, lad)))
+                                                       noise, lad, session.noise_pairs)))
     plot_path = _picture(session, check, plan, plan_fit, scope_fit, trained, items, lad, planned, alloc, plan_a,
                          artifacts)
     return _store(session, check, plan, plan_fit, scope_fit, items, exponents, new_fits, calibrated, warnings,
@@ -267,6 +270,26 @@ def scope_fit_of(db: sqlite_utils.Database, law: str, scope: str) -> Fit | None:
         versions = list_fits(db, law=law, scope=scope)
         found = versions[-1] if versions else None
     return found
+
+
+def earlier_seed_pairs(db: sqlite_utils.Database, scope: str, check_id: int | None,
+                       precision: str) -> list[tuple[float, float]]:
+    """Final losses of the seed pairs earlier checks of this scope trained in ``precision`` (a "repeat" run and the
+    run it repeats: the same config but the seed). Two pairs estimate a noise with two degrees of freedom, which
+    can come out several times too small by chance; the scope's earlier pairs make it a pooled estimate."""
+    runs = [r for r in runs_mod.list_runs(db, scope=scope, status="complete")
+            if r.check_id is not None and r.check_id != check_id and r.final_val_loss]
+    by_check: dict[int, list[Run]] = {}
+    for r in runs:
+        by_check.setdefault(r.check_id, []).append(r)
+    pairs = []
+    for group in by_check.values():
+        for rep in (r for r in group if r.role == "repeat" and r.run_config.precision == precision):
+            twin = next((o for o in group if o.role == "proxy" and o.seed != rep.seed
+                         and msgspec.structs.replace(o.run_config, seed=rep.seed) == rep.run_config), None)
+            if twin is not None:
+                pairs.append((twin.final_val_loss, rep.final_val_loss))
+    return pairs
 
 
 def fitted_runs(db: sqlite_utils.Database, fit: Fit) -> list[Run]:
@@ -383,12 +406,13 @@ def _scores(items: Sequence[CheckItem], alloc: experiment.Allocation, plan_a: fl
 
 
 def _limits(summary: CheckSummary, span: float, power: float | None, plan_fit: Fit, plan_a: float | None,
-            alternative: float | None, noise: float, lad: CheckLadder) -> list[str]:
+            alternative: float | None, noise: float, lad: CheckLadder, pairs: int) -> list[str]:
     """What this check can and cannot say, in sentences."""
     lo, hi = min(lad.budgets), max(s.budget_flops for s in lad.heldout) if lad.heldout else max(lad.budgets)
     out = [f"compute covered: {lo:.3g} to {hi:.3g} FLOPs ({span:.0f}× from the smallest run to the largest); "
            f"the plan is at {summary.plan_budget_flops:.3g}, {summary.plan_budget_flops / hi:.2g}× beyond",
-           f"run-to-run noise {noise:.2%} of the loss (from {len(lad.repeats)} seed pairs); every interval includes it"]
+           f"run-to-run noise {noise:.2%} of the loss (from {pairs} seed pairs, this check's and the scope's earlier "
+           "ones); every interval includes it"]
     if power is not None and plan_a is not None and alternative is not None:
         out.append(f"the allocation-exponent test has power {power:.2f} to tell a={plan_a:.3f} (the plan's law) from "
                    f"a={alternative:.3f}" + ("" if power >= stats.POWER_REQUIRED else
