@@ -248,7 +248,6 @@ def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float
     max_seqs = max(MIN_BATCH_SEQUENCES, math.floor(d / (rules.min_steps * rules.seq_len)))
     seqs = min(max(MIN_BATCH_SEQUENCES, round(hyper.batch_tokens / rules.seq_len)), max_seqs)
     steps = max(rules.min_steps, round(d / (seqs * rules.seq_len)))
-    rule_batch = float(hyper.batch_tokens)
     lr = float(hyper.learning_rate)
     if planned is not None and rules.width_scaled:
         centre = proxy_shape(max(planned, min_params(rules.counts)), rules.counts)
@@ -259,7 +258,8 @@ def make_spec(role: str, N: float, budget: float, rules: Rules, *, tokens: float
             lr = proxy_lr(float(at_centre.learning_rate), shape, centre.d_model)
     return ProxySpec(
         role=role, budget_flops=budget, n_layer=shape.n_layer, d_model=shape.d_model, n_head=shape.n_head,
-        steps=steps, batch_size=seqs, lr=lr, rule_lr=float(hyper.learning_rate), rule_batch_tokens=rule_batch,
+        steps=steps, batch_size=seqs, lr=lr, rule_lr=float(hyper.learning_rate),
+        rule_batch_tokens=float(hyper.batch_tokens),
         warmup_steps=max(1, training.warmup_steps(rules.hyperparams, steps)),
         min_lr_ratio=training.FINAL_LR_FRACTION[rules.hyperparams], seq_len=rules.seq_len,
         eval_every=max(1, steps // EVALS_PER_RUN), seed=rules.seed, precision=rules.precision,

@@ -205,7 +205,7 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
         noise = DEFAULT_NOISE
         session.warn(f"no seed pair completed: run-to-run noise taken as {DEFAULT_NOISE:.1%}")
     noise = max(noise, NOISE_FLOOR)
-    session.noise_pairs = len(finals) + len(earlier)
+    noise_pairs = len(finals) + len(earlier)
     session.say(f"run-to-run noise from {len(finals)} seed pairs ({', '.join(f'{a:.4f}/{b:.4f}' for a, b in finals)})"
                 f" and {len(earlier)} earlier ones of this scope: {noise:.3%} of the loss")
 
@@ -252,7 +252,7 @@ def _check(session: Session, check: Check, plan, plan_fit: Fit, family: str,
     check = get_check(db, check.id)
     check = msgspec.structs.replace(check, summary=msgspec.structs.replace(
         check.summary, **summary_extra, limits=_limits(check.summary, span, power, plan_fit, plan_a, alternative,
-                                                       noise, lad, session.noise_pairs)))
+                                                       noise, lad, noise_pairs)))
     plot_path = _picture(session, check, plan, plan_fit, scope_fit, trained, items, lad, planned, alloc, plan_a,
                          artifacts)
     return _store(session, check, plan, plan_fit, scope_fit, items, exponents, new_fits, calibrated, warnings,

@@ -80,8 +80,6 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     outcomes: list[RunOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    noise_pairs: int = 0
-    """Seed pairs behind the check's run-to-run noise (its own and the scope's earlier ones)."""
     centre: Any = None
     """Where a check centred its IsoFLOP profiles when the scope fit could not say (orchestrate's
     EmpiricalAllocation), or None."""
